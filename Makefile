@@ -1,0 +1,41 @@
+# Orthanc Gate: `make run` and `make test` install whatever is missing first (Debian 12, as root).
+SHELL := /bin/bash
+VENV := .venv
+SYSTEM_PYTHON := /usr/bin/python3
+ORTHANC := /usr/sbin/Orthanc
+CONFIG := orthanc.json
+
+.PHONY: run test unit lint bench install system clean
+
+install: system $(VENV)/.installed
+
+system:
+	@./scripts/install-system.sh
+
+# The plugin runs on the Python that Orthanc embeds (Debian's), so the venv is made from it.
+$(VENV)/.installed: pyproject.toml
+	@test -x $(VENV)/bin/python || $(SYSTEM_PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install -q --upgrade pip
+	$(VENV)/bin/pip install -q -e '.[dev]'
+	@touch $@
+
+run: install
+	@$(VENV)/bin/gatectl db-upgrade --config $(CONFIG)
+	@$(VENV)/bin/gatectl ensure-admin --config $(CONFIG)
+	@echo "Orthanc Gate: open http://localhost:8042/ and sign in (DICOM C-STORE on port 4242). Ctrl-C stops."
+	GATE_HOME=$(CURDIR) TCP_NODELAY=1 $(ORTHANC) $(CONFIG)
+
+test: install lint
+	$(VENV)/bin/pytest
+
+unit: install
+	$(VENV)/bin/pytest tests/unit
+
+lint: install
+	$(VENV)/bin/ruff check plugin tests bench schema
+
+bench: install
+	$(VENV)/bin/python bench/gate_throughput.py
+
+clean:
+	rm -rf $(VENV) var .pytest_cache

@@ -1,0 +1,294 @@
+"""The audit log writer: group commit, coalescing of repeated reads, disk spool, checkpoints.
+
+Callers hand in records from many HTTP threads; one writer thread appends whatever is queued in a
+single transaction (group commit), so a durable row per request costs little. A caller that needs
+its row durable before it answers (every allowed read of patient data) waits for that commit.
+
+Repeated identical events (same actor, resource, action, outcome) inside the coalescing window
+share the first event's row: the first is durable before its response, the repeats only bump a
+counter, and a summary row with the count is appended when the window closes. Denials, logins and
+admin changes are never coalesced.
+
+If the store cannot be written, records nobody waits for (denials, summaries) are appended to a
+spool file (fsync'd) and replayed into the chain when the store is back; a caller waiting for an
+allowed read gets False, and the gate refuses the request.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import threading
+import time
+from collections.abc import Callable, Hashable
+from pathlib import Path
+
+from plugin.audit.chain import checkpoint_mac, row_hash
+from plugin.audit.record import AuditRecord, iso_utc
+from plugin.errors import StoreUnavailable
+from plugin.store import audit as audit_rows
+from plugin.store.db import Store
+
+MAX_BATCH = 500
+PROBE_EVERY_SECONDS = 2.0
+
+
+class _Pending:
+    __slots__ = ("record", "durable", "done", "ok", "audit_id")
+
+    def __init__(self, record: AuditRecord, durable: bool = False) -> None:
+        self.record = record
+        self.durable = durable  # a caller waits for it and refuses its request if it fails
+        self.done = threading.Event()
+        self.ok = False
+        self.audit_id = 0
+
+
+class _Window:
+    __slots__ = ("pending", "opened", "last", "repeats")
+
+    def __init__(self, pending: _Pending, opened: float) -> None:
+        self.pending = pending
+        self.opened = opened
+        self.last = opened
+        self.repeats = 0
+
+
+class AuditLog:
+    def __init__(self, store: Store, checkpoint_key: bytes, spool_file: Path, checkpoint_file: Path,
+                 coalesce_seconds: float = 60.0, checkpoint_seconds: float = 300.0,
+                 wait_seconds: float = 12.0, clock: Callable[[], float] = time.time,
+                 warn: Callable[[str], None] = lambda message: None) -> None:
+        self._store = store
+        self._key = checkpoint_key
+        self._spool_file = spool_file
+        self._checkpoint_file = checkpoint_file
+        self._coalesce = coalesce_seconds
+        self._checkpoint_every = checkpoint_seconds
+        self._wait = wait_seconds
+        self._clock = clock
+        self._warn = warn
+        self._cond = threading.Condition()
+        self._queue: list[_Pending] = []
+        self._windows: dict[Hashable, _Window] = {}
+        self._running = False
+        self._thread: threading.Thread | None = None
+        self._last_checkpoint = clock()
+        self._last_probe = clock()
+        self._unsigned_rows = False
+
+    # -- callers ---------------------------------------------------------------------------
+
+    def record(self, record: AuditRecord, durable: bool = False) -> bool:
+        """Queue a record. With durable=True, wait until it is committed; False if it was not."""
+        pending = _Pending(record, durable)
+        with self._cond:
+            self._queue.append(pending)
+            self._cond.notify()
+        return self._await(pending) if durable else True
+
+    def record_read(self, key: Hashable, make_record: Callable[[], AuditRecord]) -> bool:
+        """Audit an allowed read; True once it is covered by a durable row (its own or its window's).
+
+        `make_record` is only called when a new row is needed, so repeats cost a dict lookup.
+        """
+        now = self._clock()
+        created = False
+        with self._cond:
+            window = self._windows.get(key)
+            failed = window is not None and window.pending.done.is_set() and not window.pending.ok
+            if window is not None and not failed and now - window.opened < self._coalesce:
+                if window.pending.done.is_set():
+                    window.repeats += 1
+                    window.last = now
+                    return True
+                pending = window.pending
+            else:
+                if window is not None:
+                    self._close_window(window)
+                pending = _Pending(make_record(), durable=True)
+                self._windows[key] = _Window(pending, now)
+                self._queue.append(pending)
+                self._cond.notify()
+                created = True
+        if not self._await(pending):
+            return False
+        if not created:
+            with self._cond:
+                window = self._windows.get(key)
+                # If the window closed meanwhile, the first row still covers this request.
+                if window is not None and window.pending is pending:
+                    window.repeats += 1
+                    window.last = now
+        return True
+
+    def _await(self, pending: _Pending) -> bool:
+        if not self._store.health.ok and not pending.done.is_set():
+            # Fail fast while the store is known to be down; the writer keeps probing it.
+            pending.done.wait(0.05)
+        else:
+            pending.done.wait(self._wait)
+        return pending.done.is_set() and pending.ok
+
+    # -- writer ----------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._running = True
+        self._thread = threading.Thread(target=self._run, name="gate-audit-writer", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Write what is queued, the counts of open windows and a final checkpoint."""
+        with self._cond:
+            self._running = False
+            for window in list(self._windows.values()):
+                self._close_window(window)
+            self._windows.clear()
+            self._cond.notify()
+        if self._thread is not None:
+            self._thread.join(timeout=self._wait)
+        self._checkpoint(force=True)
+
+    def flush(self) -> None:
+        """Close every coalescing window and write everything now (tests and shutdown)."""
+        with self._cond:
+            for window in list(self._windows.values()):
+                self._close_window(window)
+            self._windows.clear()
+        self._write_batch()
+
+    def _close_window(self, window: _Window) -> None:
+        """Queue the summary of a window's repeats (the caller holds the lock)."""
+        if window.repeats and window.pending.ok:
+            first = window.pending.record
+            summary = dataclasses.replace(
+                first, ts=iso_utc(window.last), count=window.repeats,
+                reason=f"{window.repeats} more of the same since {first.ts}",
+                detail=json.dumps({"coalesced_into": window.pending.audit_id, "first_ts": first.ts}))
+            self._queue.append(_Pending(summary))
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                if self._running and not self._queue:
+                    self._cond.wait(timeout=0.5)
+                running = self._running
+                self._expire_windows()
+            wrote = self._write_batch()
+            if not running:
+                return
+            if not self._store.health.ok:
+                self._recover()
+            elif not wrote and self._clock() - self._last_probe >= PROBE_EVERY_SECONDS:
+                # Find out that the store went away even when nothing is being written, so that
+                # /gate/health tells the truth and reads are refused before they are attempted.
+                self._last_probe = self._clock()
+                try:
+                    self._store.probe()
+                except StoreUnavailable:
+                    pass
+            self._checkpoint()
+
+    def _expire_windows(self) -> None:
+        now = self._clock()
+        for key, window in list(self._windows.items()):
+            if now - window.opened >= self._coalesce:
+                del self._windows[key]
+                self._close_window(window)
+
+    def _write_batch(self) -> bool:
+        """Append what is queued in one transaction. True when something was written."""
+        with self._cond:
+            batch, self._queue = self._queue[:MAX_BATCH], self._queue[MAX_BATCH:]
+        if not batch:
+            return False
+        rows = [dataclasses.asdict(p.record) for p in batch]
+        try:
+            self._replay_spool()
+            with self._store.transaction() as session:
+                ids = audit_rows.append_events(session, rows, row_hash)
+        except StoreUnavailable as exc:
+            self._store.health.mark_failed(exc.__cause__ or exc)
+            self._warn(f"audit: {exc.message}; spooling to {self._spool_file}")
+            # A durable record's caller refuses its request when the write fails, so only the
+            # others (denials, counts of coalesced reads) are kept for later.
+            self._spool([p.record for p in batch if not p.durable])
+            for pending in batch:
+                pending.done.set()
+            return False
+        self._store.health.mark_ok()
+        self._unsigned_rows = True
+        self._last_probe = self._clock()
+        for pending, audit_id in zip(batch, ids, strict=True):
+            pending.audit_id = audit_id
+            pending.ok = True
+            pending.done.set()
+        return True
+
+    # -- spool, recovery and checkpoints -----------------------------------------------------
+
+    def _spool(self, records: list[AuditRecord]) -> None:
+        if not records:
+            return
+        self._spool_file.parent.mkdir(parents=True, exist_ok=True)
+        with open(self._spool_file, "a", encoding="utf-8") as spool:
+            for record in records:
+                spool.write(json.dumps(dataclasses.asdict(record)) + "\n")
+            spool.flush()
+            os.fsync(spool.fileno())
+
+    def _replay_spool(self) -> None:
+        """Chain what was spooled while the store was down, then remove the spool."""
+        if not self._spool_file.exists():
+            return
+        lines = self._spool_file.read_text(encoding="utf-8").splitlines()
+        rows = [json.loads(line) for line in lines if line.strip()]
+        if rows:
+            with self._store.transaction() as session:
+                audit_rows.append_events(session, rows, row_hash)
+        self._spool_file.unlink()
+
+    def _recover(self) -> None:
+        try:
+            self._replay_spool()
+            self._store.probe()
+        except StoreUnavailable:
+            time.sleep(0.5)
+
+    def _checkpoint(self, force: bool = False) -> None:
+        now = self._clock()
+        if not force and (not self._unsigned_rows or now - self._last_checkpoint < self._checkpoint_every):
+            return
+        try:
+            with self._store.transaction() as session:
+                signed = audit_rows.append_checkpoint(
+                    session, lambda audit_id, digest: checkpoint_mac(self._key, audit_id, digest), iso_utc(now))
+        except StoreUnavailable:
+            return
+        self._last_checkpoint = now
+        self._unsigned_rows = False
+        if signed is not None:
+            write_checkpoint_file(self._checkpoint_file, signed)
+
+
+def write_checkpoint_file(path: Path, checkpoint: dict) -> None:
+    """Keep each checkpoint outside the database too, so deleting them there is detected."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a", encoding="utf-8") as handle:
+        handle.write(json.dumps(checkpoint, sort_keys=True) + "\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def read_checkpoint_file(path: Path) -> list[dict]:
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def append_now(store: Store, record: AuditRecord) -> bool:
+    """Append one record synchronously (gatectl, which has no writer thread). Raises if it cannot."""
+    with store.transaction() as session:
+        audit_rows.append_events(session, [dataclasses.asdict(record)], row_hash)
+    return True

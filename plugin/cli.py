@@ -1,0 +1,122 @@
+"""`gatectl`: admin commands that work on the store directly, with Orthanc running or not."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+from plugin.audit.log import append_now
+from plugin.audit.verify import verify_store
+from plugin.config import GateConfig, config_base, load_gate_config, read_orthanc_config
+from plugin.errors import GateError
+from plugin.services import accounts
+from plugin.services.runtime import checkpoint_file, ensure_secrets, open_store
+from plugin.store.db import Store
+
+
+def _config(path: str) -> GateConfig:
+    return load_gate_config(read_orthanc_config(path), config_base(path))
+
+
+def _store(config: GateConfig) -> Store:
+    ensure_secrets(config, lambda message: print(message, file=sys.stderr))
+    return open_store(config)
+
+
+def _audit(store: Store):  # noqa: ANN202 - an AuditSink
+    return lambda record: append_now(store, record)
+
+
+def cmd_db_upgrade(args: argparse.Namespace) -> int:
+    _store(_config(args.config))
+    print("store is up to date")
+    return 0
+
+
+def cmd_create_user(args: argparse.Namespace) -> int:
+    store = _store(_config(args.config))
+    password = sys.stdin.readline().rstrip("\n") if args.password_stdin else None
+    accounts.create_user(store, _audit(store), "gatectl", time.time(), args.name, args.role, password)
+    print(f"created user {args.name}" + ("" if password else " (no password: set one, or use an API key)"))
+    return 0
+
+
+def cmd_create_api_key(args: argparse.Namespace) -> int:
+    store = _store(_config(args.config))
+    token = accounts.create_api_key(store, _audit(store), "gatectl", time.time(), args.name, args.user)
+    print(f"API key {args.name!r} for {args.user} (shown once, stored hashed):")
+    print(token)
+    return 0
+
+
+def cmd_disable_user(args: argparse.Namespace) -> int:
+    store = _store(_config(args.config))
+    accounts.disable_user(store, _audit(store), "gatectl", time.time(), args.name)
+    print(f"disabled {args.name}; their sessions are ended")
+    return 0
+
+
+def cmd_ensure_admin(args: argparse.Namespace) -> int:
+    store = _store(_config(args.config))
+    created = accounts.ensure_first_admin(store, _audit(store), time.time())
+    if created is None:
+        print("An admin account exists already; sign in with it.")
+    else:
+        username, password = created
+        print(f"Created the first admin.\n  username: {username}\n  one-time password: {password}\n"
+              "You will choose your own password at the first sign-in.")
+    return 0
+
+
+def cmd_audit_verify(args: argparse.Namespace) -> int:
+    config = _config(args.config)
+    store = Store(config.database_url, config.database_timeout_seconds)
+    key = config.audit_checkpoint_key_file.read_bytes().strip()
+    report = verify_store(store, key, checkpoint_file(config))
+    if report.ok:
+        print(f"audit chain OK: {report.rows} rows, {report.checkpoints} checkpoints verified")
+        return 0
+    print(f"audit chain BROKEN at row {report.bad_row}: {report.problem}", file=sys.stderr)
+    return 1
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="gatectl", description=__doc__)
+    sub = top.add_subparsers(dest="command", required=True)
+
+    def command(name: str, func, help_text: str) -> argparse.ArgumentParser:  # noqa: ANN001
+        p = sub.add_parser(name, help=help_text)
+        p.add_argument("--config", required=True, help="Orthanc configuration file (or folder)")
+        p.set_defaults(func=func)
+        return p
+
+    p = command("create-user", cmd_create_user, "create a local user")
+    p.add_argument("name")
+    p.add_argument("--role", action="append", required=True)
+    p.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
+    p = command("create-api-key", cmd_create_api_key, "create an API key; prints it once, on the last line")
+    p.add_argument("name")
+    p.add_argument("--user", required=True)
+    p = command("disable-user", cmd_disable_user, "disable a user and end their sessions")
+    p.add_argument("name")
+    command("audit-verify", cmd_audit_verify, "prove the audit chain; non-zero and the bad row if broken")
+    command("db-upgrade", cmd_db_upgrade, "apply store migrations")
+    command("ensure-admin", cmd_ensure_admin, "create the first admin with a one-time password if none exists")
+    return top
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except GateError as exc:
+        print(f"gatectl: {exc.message}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"gatectl: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,224 @@
+"""The "Gate" section of Orthanc's configuration, read once into a typed, validated object."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from plugin.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class _Key:
+    name: str
+    kind: type
+    default: Any
+    minimum: float | None = None
+
+
+# Every key the Gate section accepts, with its safe default. Anything else is a start-up error.
+_KEYS: tuple[_Key, ...] = (
+    _Key("DatabaseUrl", str, None),
+    _Key("DatabaseTimeoutSeconds", float, 5.0, 0.1),
+    _Key("StateDirectory", str, None),
+    _Key("SessionIdleMinutes", float, 30.0, 1),
+    _Key("SessionMaxHours", float, 12.0, 0.1),
+    _Key("SecureCookies", bool, None),
+    _Key("IdentityCacheSeconds", float, 2.0, 0),
+    _Key("BasicCredentialCacheSeconds", float, 60.0, 0),
+    _Key("DecisionCacheSeconds", float, 1.0, 0),
+    _Key("AuditCoalesceSeconds", float, 60.0, 0),
+    _Key("AuditCheckpointSeconds", float, 300.0, 1),
+    _Key("AuditCheckpointKeyFile", str, None),
+    _Key("ContactKeyFile", str, None),
+    _Key("HomePage", str, "/app/explorer.html"),
+)
+_BY_NAME = {k.name: k for k in _KEYS}
+
+
+@dataclass(frozen=True)
+class GateConfig:
+    database_url: str
+    database_timeout_seconds: float
+    state_directory: Path
+    session_idle_minutes: float
+    session_max_hours: float
+    secure_cookies: bool
+    identity_cache_seconds: float
+    basic_credential_cache_seconds: float
+    decision_cache_seconds: float
+    audit_coalesce_seconds: float
+    audit_checkpoint_seconds: float
+    audit_checkpoint_key_file: Path
+    audit_checkpoint_key_generated: bool
+    contact_key_file: Path
+    contact_key_generated: bool
+    home_page: str
+
+    @property
+    def audit_spool_file(self) -> Path:
+        return self.state_directory / "gate-audit.spool"
+
+
+def strip_json_comments(text: str) -> str:
+    """Remove // and /* */ comments (Orthanc's configuration files allow them) outside strings."""
+    out: list[str] = []
+    i, n = 0, len(text)
+    in_string = False
+    while i < n:
+        c = text[i]
+        if in_string:
+            out.append(c)
+            if c == "\\" and i + 1 < n:
+                out.append(text[i + 1])
+                i += 1
+            elif c == '"':
+                in_string = False
+        elif c == '"':
+            in_string = True
+            out.append(c)
+        elif text.startswith("//", i):
+            while i < n and text[i] != "\n":
+                i += 1
+            continue
+        elif text.startswith("/*", i):
+            end = text.find("*/", i + 2)
+            if end < 0:
+                raise ConfigError("configuration: unterminated /* comment")
+            i = end + 2
+            continue
+        else:
+            out.append(c)
+        i += 1
+    return "".join(out)
+
+
+_VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+def substitute_variables(text: str) -> str:
+    """Replace ${VAR} and ${VAR:-default} the way Orthanc does before parsing its configuration."""
+    def value(match: re.Match) -> str:
+        default = (match.group(2) or "").strip()
+        if len(default) >= 2 and default[0] == default[-1] and default[0] in "'\"":
+            default = default[1:-1]
+        return os.environ.get(match.group(1)) or default
+
+    return _VARIABLE.sub(value, text)
+
+
+def read_orthanc_config(path: str | Path) -> dict[str, Any]:
+    """Read an Orthanc configuration file, or a folder of them (merged, as Orthanc does)."""
+    path = Path(path)
+    files = sorted(path.glob("*.json")) if path.is_dir() else [path]
+    if not files:
+        raise ConfigError(f"configuration {path}: no .json file there")
+    merged: dict[str, Any] = {}
+    for file in files:
+        try:
+            text = substitute_variables(file.read_text(encoding="utf-8"))
+            merged.update(json.loads(strip_json_comments(text)))
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"configuration {file}: {exc}") from exc
+    return merged
+
+
+def _checked(key: _Key, value: Any) -> Any:
+    label = f"Gate.{key.name}"
+    if key.kind is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{label} must be true or false")
+        return value
+    if key.kind is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{label} must be a number")
+        if key.minimum is not None and value < key.minimum:
+            raise ConfigError(f"{label} must be at least {key.minimum}")
+        return float(value)
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigError(f"{label} must be a non-empty string")
+    return value
+
+
+def load_gate_config(orthanc: dict[str, Any], base_dir: str | Path) -> GateConfig:
+    """Validate the Gate section of an Orthanc configuration.
+
+    `base_dir` is the folder relative paths are resolved against (Orthanc resolves its own
+    `StorageDirectory` against the working directory it was started from).
+    """
+    section = orthanc.get("Gate", {})
+    if not isinstance(section, dict):
+        raise ConfigError("Gate must be a JSON object")
+    unknown = sorted(set(section) - set(_BY_NAME))
+    if unknown:
+        raise ConfigError(f"unknown key in the Gate section: Gate.{unknown[0]} "
+                          f"(known keys: {', '.join(sorted(_BY_NAME))})")
+    values = {k.name: _checked(k, section[k.name]) if k.name in section else k.default for k in _KEYS}
+
+    base = Path(base_dir)
+    storage = base / str(orthanc.get("StorageDirectory", "OrthancStorage"))
+    state_dir = base / values["StateDirectory"] if values["StateDirectory"] else storage
+    database_url = values["DatabaseUrl"] or f"sqlite:///{(state_dir / 'gate.sqlite').resolve()}"
+    if not database_url.split(":", 1)[0]:
+        raise ConfigError("Gate.DatabaseUrl must be an SQLAlchemy URL")
+    if not values["HomePage"].startswith("/"):
+        raise ConfigError("Gate.HomePage must be a path starting with /")
+
+    checkpoint_key, checkpoint_generated = _key_file(values, "AuditCheckpointKeyFile", base,
+                                                     state_dir / "gate-audit-checkpoint.key")
+    contact_key, contact_generated = _key_file(values, "ContactKeyFile", base, state_dir / "gate-contact.key")
+    secure = values["SecureCookies"]
+    if secure is None:
+        secure = bool(orthanc.get("SslEnabled", False))
+    return GateConfig(
+        database_url=database_url,
+        database_timeout_seconds=values["DatabaseTimeoutSeconds"],
+        state_directory=state_dir.resolve(),
+        session_idle_minutes=values["SessionIdleMinutes"],
+        session_max_hours=values["SessionMaxHours"],
+        secure_cookies=secure,
+        identity_cache_seconds=values["IdentityCacheSeconds"],
+        basic_credential_cache_seconds=values["BasicCredentialCacheSeconds"],
+        decision_cache_seconds=values["DecisionCacheSeconds"],
+        audit_coalesce_seconds=values["AuditCoalesceSeconds"],
+        audit_checkpoint_seconds=values["AuditCheckpointSeconds"],
+        audit_checkpoint_key_file=checkpoint_key,
+        audit_checkpoint_key_generated=checkpoint_generated,
+        contact_key_file=contact_key,
+        contact_key_generated=contact_generated,
+        home_page=values["HomePage"],
+    )
+
+
+def _key_file(values: dict[str, Any], name: str, base: Path, default: Path) -> tuple[Path, bool]:
+    """A named key file must exist; an unnamed one is generated beside the store on first start."""
+    if values[name]:
+        path = (base / values[name]).resolve()
+        if not path.is_file():
+            raise ConfigError(f"Gate.{name}: key file not found: {path}")
+        return path, False
+    return default.resolve(), True
+
+
+def config_base(path: str | Path) -> Path:
+    """The folder Orthanc resolves relative paths of this configuration against."""
+    path = Path(path).resolve()
+    return path if path.is_dir() else path.parent
+
+
+def ensure_secret_file(path: Path, make_secret: Callable[[], bytes]) -> bool:
+    """Create a root-only secret file if it does not exist yet. True when it was created now."""
+    if path.exists():
+        return False
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(make_secret())
+        handle.flush()
+        os.fsync(handle.fileno())
+    return True

@@ -1,0 +1,129 @@
+"""Orthanc loads this file (PythonScript): it wires the Gate into Orthanc's callbacks.
+
+If the configuration is wrong this module raises, and Orthanc refuses to start. If the store
+cannot be reached or migrated, Orthanc starts but every request is refused except /gate/health,
+which answers 503 and says why.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+from pathlib import Path
+
+_ROOT = Path(__file__).resolve().parents[1]
+
+
+def _use_repository_venv() -> None:
+    """Put the repository's .venv and the repository itself on sys.path (API.md: nothing to set)."""
+    for site in sorted((_ROOT / ".venv" / "lib").glob("python3*/site-packages")):
+        if str(site) not in sys.path:
+            sys.path.insert(0, str(site))
+    if str(_ROOT) not in sys.path:
+        sys.path.insert(0, str(_ROOT))
+
+
+_use_repository_venv()
+
+from plugin import orthanc_api  # noqa: E402
+from plugin.config import load_gate_config  # noqa: E402
+from plugin.errors import ConfigError, GateError, StoreUnavailable  # noqa: E402
+from plugin.handlers import api, pages  # noqa: E402
+from plugin.handlers.http import Request, Response, error_response  # noqa: E402
+from plugin.services.runtime import Runtime, build_runtime  # noqa: E402
+
+# Orthanc runs the filter and then the REST callback of one request on the same thread; the
+# filter is the only one told the client's address, so it leaves it here for the handlers.
+_request_local = threading.local()
+_runtime: Runtime | None = None
+_startup_error = ""
+
+# (regex, {method: handler}); the catch-all for /gate/ must stay last.
+ROUTES = (
+    ("/", {"GET": pages.root}),
+    ("/gate/health", {"GET": None}),  # served by _health, which also works when start-up failed
+    ("/gate/login", {"GET": pages.login_page, "POST": pages.login}),
+    ("/gate/logout", {"POST": pages.logout}),
+    ("/gate/password", {"GET": pages.password_page, "POST": pages.change_password}),
+    ("/gate/static/([^/]+)", {"GET": pages.static}),
+    ("/gate/api/me", {"GET": api.me}),
+    ("/gate/(.*)", {"GET": api.not_found, "POST": api.not_found, "PUT": api.not_found,
+                    "DELETE": api.not_found}),
+)
+
+
+def _filter(uri: str, **request: object) -> bool:
+    ip = str(request.get("ip", ""))
+    _request_local.ip = ip
+    method = orthanc_api.method_name(request.get("method"))
+    try:
+        if _runtime is None:
+            return uri == "/gate/health"
+        return _runtime.gate.check(method, uri, ip, request.get("headers") or {}, request.get("get") or {})
+    except Exception as exc:  # noqa: BLE001 - an error in the gate must deny, never allow
+        orthanc_api.log_error(f"Gate: request refused after an internal error ({type(exc).__name__})")
+        try:
+            _runtime.gate.deny_internal_error(method, uri, ip)
+        except Exception as audit_exc:  # noqa: BLE001
+            orthanc_api.log_error(f"Gate: could not audit that refusal ({type(audit_exc).__name__})")
+        return False
+
+
+def _route(handlers: dict):  # noqa: ANN202 - returns Orthanc's callback
+    def callback(output, uri, **request) -> None:  # noqa: ANN001
+        req = Request(method=str(request.get("method", "GET")).upper(), path=uri,
+                      headers=request.get("headers") or {}, query=request.get("get") or {},
+                      body=request.get("body") or b"", ip=getattr(_request_local, "ip", ""))
+        handler = handlers.get(req.method)
+        if handler is None:
+            response = Response(405, headers={"Allow": ",".join(sorted(handlers))})
+        elif _runtime is None:
+            response = Response.json({"error": "unavailable", "message": _startup_error}, 503)
+        else:
+            response = _answer(handler, req, request.get("groups") or ())
+        orthanc_api.send(output, response)
+
+    return callback
+
+
+def _answer(handler, req: Request, groups: tuple) -> Response:  # noqa: ANN001
+    try:
+        return handler(_runtime, req, *groups)
+    except GateError as exc:
+        return error_response(exc)
+    except Exception as exc:  # noqa: BLE001 - never a stack trace in an answer
+        orthanc_api.log_error(f"Gate: error in {req.method} {req.path.split('/')[1:3]}: {type(exc).__name__}")
+        return Response.json({"error": "internal_error", "message": "internal error; see the server log"}, 500)
+
+
+def _health(output, uri, **request) -> None:  # noqa: ANN001
+    orthanc_api.send(output, api.health(_runtime, Request("GET", uri), _startup_error))
+
+
+def _on_stop() -> None:
+    if _runtime is not None:
+        _runtime.stop()
+
+
+def initialise() -> None:
+    global _runtime, _startup_error
+    try:
+        config = load_gate_config(orthanc_api.configuration(), orthanc_api.configuration_base())
+    except ConfigError as exc:
+        orthanc_api.log_error(f"Gate: bad configuration: {exc.message}")
+        raise RuntimeError(f"Gate: bad configuration: {exc.message}") from None
+    try:
+        _runtime = build_runtime(config, orthanc_api.log_warning)
+    except (StoreUnavailable, OSError) as exc:
+        _startup_error = f"store unavailable at start-up: {getattr(exc, 'message', None) or exc}"
+        orthanc_api.log_error(f"Gate: {_startup_error}; refusing every request but /gate/health")
+    orthanc_api.register_filter(_filter)
+    for regex, handlers in ROUTES:
+        orthanc_api.register_route(regex, _health if regex == "/gate/health" else _route(handlers))
+    orthanc_api.register_on_stop(_on_stop)
+    if _runtime is not None:
+        orthanc_api.log_warning(f"Gate: started; store {config.database_url.split('://')[0]}, "
+                                f"state in {config.state_directory}")
+
+
+initialise()

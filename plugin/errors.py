@@ -1,0 +1,48 @@
+"""Typed errors users see: each carries an HTTP status, a stable code and a human message."""
+
+from __future__ import annotations
+
+
+class GateError(Exception):
+    status = 500
+    code = "internal_error"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class ConfigError(GateError):
+    """The configuration is unusable; the plugin must not start."""
+
+    code = "bad_configuration"
+
+
+class BadRequest(GateError):
+    status = 400
+    code = "bad_request"
+
+
+class Unauthenticated(GateError):
+    status = 401
+    code = "unauthenticated"
+
+
+class Forbidden(GateError):
+    status = 403
+    code = "forbidden"
+
+
+class NotFound(GateError):
+    status = 404
+    code = "not_found"
+
+
+class Conflict(GateError):
+    status = 409
+    code = "conflict"
+
+
+class StoreUnavailable(GateError):
+    status = 503
+    code = "store_unavailable"

@@ -1,0 +1,34 @@
+"""JSON API under /gate/api/ and /gate/health."""
+
+from __future__ import annotations
+
+from plugin.errors import NotFound, Unauthenticated
+from plugin.handlers.http import Request, Response
+from plugin.policies.types import Principal
+from plugin.services.health import health_report
+from plugin.services.runtime import Runtime
+
+
+def caller(runtime: Runtime, request: Request) -> Principal:
+    """The signed-in caller, or a 401 with a challenge."""
+    principal = runtime.authenticator.identify(request.headers).principal
+    if principal.is_anonymous:
+        raise Unauthenticated("sign in or send credentials")
+    return principal
+
+
+def me(runtime: Runtime, request: Request) -> Response:
+    principal = caller(runtime, request)
+    return Response.json({"username": principal.username, "roles": sorted(principal.roles), "via": principal.via,
+                          "must_change_password": principal.must_change_password})
+
+
+def not_found(runtime: Runtime, request: Request, *_path: str) -> Response:
+    """Any other /gate/ path: who are you first (401), then 404."""
+    caller(runtime, request)
+    raise NotFound("no such route")
+
+
+def health(runtime: Runtime | None, request: Request, startup_error: str = "") -> Response:
+    report = health_report(runtime.store if runtime else None, startup_error)
+    return Response.json(report, 200 if report["status"] == "ok" else 503)

@@ -1,0 +1,86 @@
+"""Plain HTTP request/response values for handlers, and the one place errors become HTTP."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qs
+
+from plugin.errors import GateError
+
+SECURITY_HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+    "X-Content-Type-Options": "nosniff",
+    "Cache-Control": "no-store",
+}
+
+
+@dataclass(frozen=True)
+class Request:
+    method: str
+    path: str
+    headers: dict[str, str] = field(default_factory=dict)  # lower-case names
+    query: dict[str, str] = field(default_factory=dict)
+    body: bytes = b""
+    ip: str = ""
+
+    def form(self) -> dict[str, str]:
+        """The body as a form (urlencoded) or a JSON object, whichever the client sent."""
+        content_type = self.headers.get("content-type", "").split(";")[0].strip().lower()
+        try:
+            text = self.body.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise BadBody("the request body is not UTF-8") from exc
+        if content_type == "application/json":
+            try:
+                data = json.loads(text or "{}")
+            except ValueError as exc:
+                raise BadBody("the request body is not valid JSON") from exc
+            if not isinstance(data, dict):
+                raise BadBody("the request body must be a JSON object")
+            return {k: v if isinstance(v, str) else json.dumps(v) for k, v in data.items()}
+        return {k: v[0] for k, v in parse_qs(text, keep_blank_values=True).items()}
+
+    @property
+    def wants_json(self) -> bool:
+        return "application/json" in self.headers.get("content-type", "") or \
+            "application/json" in self.headers.get("accept", "")
+
+
+class BadBody(GateError):
+    status = 400
+    code = "bad_request"
+
+
+@dataclass(frozen=True)
+class Response:
+    status: int = 200
+    body: bytes = b""
+    content_type: str = "text/plain; charset=utf-8"
+    headers: dict[str, str] = field(default_factory=dict)
+    challenge: str | None = None  # realm of a 401 Basic challenge
+
+    @staticmethod
+    def json(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+        return Response(status, json.dumps(data).encode(), "application/json", dict(headers or {}))
+
+    @staticmethod
+    def html(text: str, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+        return Response(status, text.encode("utf-8"), "text/html; charset=utf-8",
+                        {**SECURITY_HEADERS, **(headers or {})})
+
+    @staticmethod
+    def redirect(location: str, headers: dict[str, str] | None = None) -> Response:
+        # 303 (not Orthanc's Redirect(), which sends a cacheable 301 and drops our headers).
+        return Response(303, b"", "text/plain", {"Location": location, "Cache-Control": "no-store",
+                                                  **(headers or {})})
+
+
+def error_response(error: GateError) -> Response:
+    """The single mapping of typed errors to HTTP answers."""
+    if error.status == 401:
+        return Response(401, challenge="Orthanc Gate")
+    return Response.json({"error": error.code, "message": error.message}, error.status)

@@ -1,0 +1,135 @@
+"""Browser pages: `/` (where to go), sign-in, sign-out, password change, static assets."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+
+from plugin.errors import BadRequest, GateError, Unauthenticated
+from plugin.handlers.http import Request, Response
+from plugin.identity.authenticate import SESSION_COOKIE
+from plugin.policies.csrf import csrf_ok, same_origin
+from plugin.services import accounts
+from plugin.services.runtime import Runtime
+
+PLUGIN_DIR = Path(__file__).resolve().parents[1]
+STATIC_DIR = PLUGIN_DIR / "static"
+STATIC_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]*\.(css|js|png|svg|ico)$")
+STATIC_TYPES = {"css": "text/css", "js": "text/javascript", "png": "image/png", "svg": "image/svg+xml",
+                "ico": "image/x-icon"}
+
+_templates = Environment(loader=FileSystemLoader(PLUGIN_DIR / "templates"),
+                         autoescape=select_autoescape(["html"]), auto_reload=False)
+
+
+def render(name: str, status: int = 200, **context: object) -> Response:
+    return Response.html(_templates.get_template(name).render(**context), status)
+
+
+def local_path(target: str | None, default: str) -> str:
+    """Only same-server paths may be redirect targets (no open redirect)."""
+    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
+        return target
+    return default
+
+
+def _cookie(runtime: Runtime, value: str, max_age: int) -> str:
+    secure = "; Secure" if runtime.config.secure_cookies else ""
+    return f"{SESSION_COOKIE}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age}{secure}"
+
+
+def root(runtime: Runtime, request: Request) -> Response:
+    home = runtime.config.home_page
+    identification = runtime.authenticator.identify(request.headers)
+    if identification.principal.is_anonymous:
+        return Response.redirect(f"/gate/login?next={home}")
+    if identification.principal.must_change_password:
+        return Response.redirect("/gate/password")
+    return Response.redirect(home)
+
+
+def login_page(runtime: Runtime, request: Request) -> Response:
+    target = local_path(request.query.get("next"), runtime.config.home_page)
+    principal = runtime.authenticator.identify(request.headers).principal
+    if principal.via == "session":
+        return Response.redirect("/gate/password" if principal.must_change_password else target)
+    return render("login.html", next=target, error="", username="")
+
+
+def login(runtime: Runtime, request: Request) -> Response:
+    if request.headers.get("origin") and not same_origin(request.headers):
+        raise BadRequest("sign-in from another site is refused")
+    form = request.form()
+    username, password = form.get("username", ""), form.get("password", "")
+    target = local_path(form.get("next"), runtime.config.home_page)
+    config = runtime.config
+    try:
+        signed = accounts.sign_in(runtime.store, runtime.audit_now, runtime.clock(), username, password,
+                                  request.ip, config.session_idle_minutes * 60, config.session_max_hours * 3600)
+    except Unauthenticated as exc:
+        if request.wants_json:
+            raise
+        return render("login.html", next=target, error=exc.message, username=username)
+    cookie = {"Set-Cookie": _cookie(runtime, signed.token, int(config.session_max_hours * 3600))}
+    if request.wants_json:
+        principal = signed.principal
+        return Response.json({"username": principal.username, "roles": sorted(principal.roles),
+                              "must_change_password": principal.must_change_password,
+                              "csrf_token": signed.csrf_token}, headers=cookie)
+    return Response.redirect("/gate/password" if signed.principal.must_change_password else target, cookie)
+
+
+def logout(runtime: Runtime, request: Request) -> Response:
+    identification = runtime.authenticator.identify(request.headers)
+    principal = identification.principal
+    if principal.via == "session":
+        form = request.form()
+        if not csrf_ok("POST", "session", request.headers, identification.csrf_token, form.get("csrf_token")):
+            raise BadRequest("the sign-out form is stale or came from another site; reload the page")
+        accounts.sign_out(runtime.store, runtime.audit_now, runtime.clock(), principal, request.ip)
+        runtime.authenticator.invalidate(("session", principal.session_id))
+    expired = {"Set-Cookie": _cookie(runtime, "", 0)}
+    if request.wants_json:
+        return Response.json({"signed_out": True}, headers=expired)
+    return Response.redirect("/gate/login", expired)
+
+
+def password_page(runtime: Runtime, request: Request) -> Response:
+    identification = runtime.authenticator.identify(request.headers)
+    if identification.principal.via != "session":
+        return Response.redirect("/gate/login?next=/gate/password")
+    return render("password.html", csrf_token=identification.csrf_token,
+                  forced=identification.principal.must_change_password, error="",
+                  min_length=accounts.MIN_PASSWORD_LENGTH)
+
+
+def change_password(runtime: Runtime, request: Request) -> Response:
+    identification = runtime.authenticator.identify(request.headers)
+    principal = identification.principal
+    if principal.via != "session":
+        raise Unauthenticated("sign in first")
+    form = request.form()
+    if not csrf_ok("POST", "session", request.headers, identification.csrf_token, form.get("csrf_token")):
+        raise BadRequest("the form is stale or came from another site; reload the page")
+    try:
+        accounts.change_password(runtime.store, runtime.audit_now, runtime.clock(), principal.username or "",
+                                 form.get("current", ""), form.get("new", ""), request.ip)
+    except GateError as exc:
+        if request.wants_json:
+            raise
+        return render("password.html", csrf_token=identification.csrf_token,
+                      forced=principal.must_change_password, error=exc.message,
+                      min_length=accounts.MIN_PASSWORD_LENGTH)
+    runtime.authenticator.invalidate(("session", principal.session_id))
+    if request.wants_json:
+        return Response.json({"changed": True})
+    return Response.redirect(runtime.config.home_page)
+
+
+def static(runtime: Runtime, request: Request, name: str) -> Response:
+    if not STATIC_NAME.match(name) or not (STATIC_DIR / name).is_file():
+        return Response.json({"error": "not_found", "message": "no such file"}, 404)
+    body = (STATIC_DIR / name).read_bytes()
+    return Response(200, body, STATIC_TYPES[name.rsplit(".", 1)[1]], {"Cache-Control": "max-age=3600"})

@@ -1,0 +1,203 @@
+"""Who is calling: session cookie, HTTP Basic or API key -> Principal. Knows nothing of routes.
+
+Every successful identification is cached in memory for a short time (IdentityCacheSeconds) so
+a viewer's hundreds of requests cost a dict lookup; verified Basic passwords are remembered under a
+keyed hash (never the password) for BasicCredentialCacheSeconds so argon2 runs once, not per
+frame. Logouts and revocations on this node drop the entries at once; other nodes sharing the
+store see them when their entries expire (IdentityCacheSeconds).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import secrets
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from plugin.identity.secrets import token_hash, verify_password
+from plugin.policies.types import ANONYMOUS, Principal
+from plugin.store import accounts
+from plugin.store.db import Store
+
+SESSION_COOKIE = "gate_session"
+TOUCH_EVERY_SECONDS = 60.0
+
+
+@dataclass(frozen=True)
+class Identification:
+    principal: Principal
+    failure: str = ""  # why presented credentials were not accepted ("" when none were presented)
+    csrf_token: str | None = None
+    valid_until: float = 0.0  # until when this answer may be reused without asking the store
+
+
+class TtlCache:
+    """A small thread-safe map whose entries expire; bounded by dropping everything when full."""
+
+    def __init__(self, max_entries: int = 10000) -> None:
+        self._entries: dict[Any, tuple[float, Any]] = {}
+        self._lock = threading.Lock()
+        self._max = max_entries
+
+    def get(self, key: Any, now: float) -> Any:
+        entry = self._entries.get(key)
+        if entry is None or entry[0] <= now:
+            return None
+        return entry[1]
+
+    def put(self, key: Any, value: Any, until: float) -> None:
+        with self._lock:
+            if len(self._entries) >= self._max:
+                self._entries.clear()
+            self._entries[key] = (until, value)
+
+    def pop(self, key: Any) -> None:
+        with self._lock:
+            self._entries.pop(key, None)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+
+def parse_cookie(header: str, name: str) -> str | None:
+    for part in header.split(";"):
+        key, _, value = part.strip().partition("=")
+        if key == name and value:
+            return value
+    return None
+
+
+def parse_basic(value: str) -> tuple[str, str] | None:
+    """Decode a Basic credential; None when it is not well-formed base64 of UTF-8 `user:password`."""
+    try:
+        decoded = base64.b64decode(value.strip(), validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        return None
+    username, sep, password = decoded.partition(":")
+    if not sep or not username:
+        return None
+    return username, password
+
+
+class Authenticator:
+    def __init__(self, store: Store, identity_cache_seconds: float, basic_cache_seconds: float,
+                 session_idle_seconds: float, clock: Callable[[], float] = time.time) -> None:
+        self._store = store
+        self._ttl = identity_cache_seconds
+        self._basic_ttl = basic_cache_seconds
+        self._idle = session_idle_seconds
+        self._clock = clock
+        self._cache = TtlCache()
+        self._verified_basic = TtlCache()
+        self._basic_key = secrets.token_bytes(32)  # per process: cache keys are useless elsewhere
+        self.generation = 0  # bumped on every invalidation, so decision caches can drop entries
+
+    def identify(self, headers: dict[str, str]) -> Identification:
+        """Identify the caller from the request headers. Raises StoreUnavailable if it must ask the store."""
+        authorization = headers.get("authorization", "")
+        if authorization:
+            scheme, _, value = authorization.partition(" ")
+            scheme = scheme.lower()
+            if scheme == "basic":
+                return self._basic(value)
+            if scheme == "bearer":
+                return self._api_key(value.strip())
+            return Identification(ANONYMOUS, "unsupported authorization scheme")
+        cookie = parse_cookie(headers.get("cookie", ""), SESSION_COOKIE)
+        if cookie:
+            return self.session(cookie)
+        return Identification(ANONYMOUS)
+
+    def invalidate(self, cache_key: Any = None) -> None:
+        """Forget a cached identity (or all of them) at once, e.g. after a logout or a revocation."""
+        if cache_key is None:
+            self._cache.clear()
+            self._verified_basic.clear()
+        else:
+            self._cache.pop(cache_key)
+        self.generation += 1
+
+    # -- the three ways in -------------------------------------------------------------------
+
+    def session(self, token: str) -> Identification:
+        now = self._clock()
+        session_id = token_hash(token)
+        cached = self._cache.get(("session", session_id), now)
+        if cached is not None:
+            return cached
+        with self._store.read() as db:
+            found = accounts.session_with_user(db, session_id)
+        if found is None:
+            return Identification(ANONYMOUS, "unknown session")
+        session, user = found
+        if session.revoked_at is not None:
+            return Identification(ANONYMOUS, "session ended")
+        if now >= session.expires_at or now - session.last_seen_at >= self._idle:
+            return Identification(ANONYMOUS, "session expired")
+        if user.disabled:
+            return Identification(ANONYMOUS, "account disabled")
+        if now - session.last_seen_at >= TOUCH_EVERY_SECONDS:
+            # Idle time is kept to the minute, so a busy viewer costs one write a minute.
+            with self._store.transaction() as db:
+                accounts.touch_session(db, session_id, now)
+            session.last_seen_at = now
+        principal = Principal(user.username, user.role_set, "session", user.must_change_password,
+                              session_id=session_id)
+        until = min(now + self._ttl, session.expires_at, session.last_seen_at + self._idle)
+        result = Identification(principal, csrf_token=session.csrf_token, valid_until=until)
+        self._cache.put(("session", session_id), result, until)
+        return result
+
+    def _api_key(self, token: str) -> Identification:
+        now = self._clock()
+        key_hash = token_hash(token)
+        cached = self._cache.get(("api_key", key_hash), now)
+        if cached is not None:
+            return cached
+        with self._store.read() as db:
+            found = accounts.api_key_owner(db, key_hash)
+        if found is None:
+            return Identification(ANONYMOUS, "unknown API key")
+        key, user = found
+        if key.revoked_at is not None:
+            return Identification(ANONYMOUS, "API key revoked")
+        if user.disabled:
+            return Identification(ANONYMOUS, "account disabled")
+        principal = Principal(user.username, user.role_set, "api_key", user.must_change_password)
+        result = Identification(principal, valid_until=now + self._ttl)
+        self._cache.put(("api_key", key_hash), result, now + self._ttl)
+        return result
+
+    def _basic(self, value: str) -> Identification:
+        credentials = parse_basic(value)
+        if credentials is None:
+            return Identification(ANONYMOUS, "malformed Basic credentials")
+        username, password = credentials
+        now = self._clock()
+        proof = hmac.new(self._basic_key, f"{username}\0{password}".encode(), hashlib.sha256).digest()
+        user_key = ("basic", username)
+        cached = self._cache.get(user_key, now)
+        verified = self._verified_basic.get(proof, now)
+        if cached is not None and verified is not None:
+            return cached
+        with self._store.read() as db:
+            user = accounts.user_by_name(db, username)
+        password_hash = user.password_hash if user is not None else None
+        if verified is None and not verify_password(password_hash, password):
+            return Identification(ANONYMOUS, "wrong username or password")
+        if user is None:
+            return Identification(ANONYMOUS, "wrong username or password")
+        if user.disabled:
+            return Identification(ANONYMOUS, "account disabled")
+        principal = Principal(user.username, user.role_set, "basic", user.must_change_password)
+        self._verified_basic.put(proof, True, now + self._basic_ttl)
+        result = Identification(principal, valid_until=now + self._ttl)
+        self._cache.put(user_key, result, now + self._ttl)
+        return result

@@ -1,0 +1,107 @@
+"""The thin, version-aware layer over the `orthanc` module (Python plugin 4.x and 5.x+).
+
+Everything that differs between Orthanc 1.10.1 / Python plugin 4.0 (Debian 12) and
+Orthanc 1.12 / Python plugin 5.x+ (the orthancteam image) is settled here.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import orthanc
+
+from plugin.handlers.http import Response
+
+# The incoming-request filter receives the method as a plain int (orthanc.HttpMethod values).
+METHOD_NAMES = {int(orthanc.HttpMethod.GET): "GET", int(orthanc.HttpMethod.POST): "POST",
+                int(orthanc.HttpMethod.PUT): "PUT", int(orthanc.HttpMethod.DELETE): "DELETE"}
+
+
+def method_name(method: Any) -> str:
+    if isinstance(method, str):
+        return method.upper()
+    return METHOD_NAMES.get(int(method), "UNKNOWN")
+
+
+def configuration() -> dict[str, Any]:
+    """Orthanc's configuration file keys (GetConfiguration returns a JSON string)."""
+    return json.loads(orthanc.GetConfiguration())
+
+
+def configuration_base() -> Path:
+    """The folder Orthanc resolves relative paths in its configuration against.
+
+    Orthanc resolves a relative StorageDirectory against the configuration file's folder (or the
+    folder given as configuration). The SDK does not tell the path, so read Orthanc's own command
+    line: its one argument that is not an option is the configuration path.
+    """
+    try:
+        argv = Path("/proc/self/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return Path.cwd()
+    for raw in argv[1:]:
+        arg = os.fsdecode(raw)
+        if arg and not arg.startswith("-"):
+            path = Path(arg)
+            return path if path.is_dir() else path.parent.resolve()
+    return Path.cwd()
+
+
+def log_info(message: str) -> None:
+    orthanc.LogInfo(message)
+
+
+def log_warning(message: str) -> None:
+    orthanc.LogWarning(message)
+
+
+def log_error(message: str) -> None:
+    orthanc.LogError(message)
+
+
+def register_filter(callback: Any) -> None:
+    orthanc.RegisterIncomingHttpRequestFilter(callback)
+
+
+def register_route(regex: str, callback: Any) -> None:
+    orthanc.RegisterRestCallback(regex, callback)
+
+
+def register_on_stop(callback: Any) -> None:
+    def on_change(change_type: int, _resource_type: int, _resource_id: str) -> None:
+        if change_type == orthanc.ChangeType.ORTHANC_STOPPED:
+            callback()
+
+    orthanc.RegisterOnChangeCallback(on_change)
+
+
+def send(output: Any, response: Response) -> None:
+    """Write a handler's Response with the output calls each status needs."""
+    if response.status == 401:
+        output.SendUnauthorized(response.challenge or "Orthanc Gate")
+        return
+    if response.status == 405:
+        output.SendMethodNotAllowed(response.headers.get("Allow", "GET"))
+        return
+    for name, value in response.headers.items():
+        output.SetHttpHeader(name, value)
+    if response.status == 200:
+        output.AnswerBuffer(response.body, response.content_type)
+    elif 300 <= response.status < 400:
+        # Not output.Redirect(): it forces a cacheable 301 and drops the headers set above.
+        output.SendHttpStatusCode(response.status)
+    else:
+        output.SetHttpHeader("Content-Type", response.content_type)
+        _send_status(output, response.status, response.body)
+
+
+def _send_status(output: Any, status: int, body: bytes) -> None:
+    # Python plugin 4.2 changed SendHttpStatus(status, body: str, size) to (status, body: bytes).
+    try:
+        output.SendHttpStatus(status, body)
+    except TypeError:
+        text = body.decode("utf-8")
+        output.SendHttpStatus(status, text, len(text.encode("utf-8")))

@@ -1,0 +1,199 @@
+"""Route classification: what will Orthanc execute for this request, and on which resource.
+
+The gate classifies what Orthanc *executes*, not what the request looks like: duplicate and
+trailing slashes are folded, method overrides (`?_method=`, `X-HTTP-Method-Override`) are applied,
+family names are matched without regard to case, and anything ambiguous (dot segments, control
+characters, unknown or conflicting override methods) is marked malformed so the policy denies it.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import unquote_to_bytes
+
+from plugin.policies.types import Action, RouteInfo
+
+KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PROPFIND",
+                           "PROPPATCH", "MKCOL", "COPY", "MOVE", "LOCK", "UNLOCK"})
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PROPFIND"})
+
+LEVELS = {"patients": "patient", "studies": "study", "series": "series", "instances": "instance"}
+
+# Sub-routes of /{level}/{id}/... that hand out original DICOM or whole-study bundles.
+DOWNLOAD_SUBROUTES = frozenset({"file", "archive", "media", "attachments"})
+# Sub-routes that change or create data whatever the method says.
+MODIFY_SUBROUTES = frozenset({"anonymize", "modify", "merge", "split", "reconstruct", "export"})
+
+TOOLS_FAMILIES = {
+    "find": ("tools_find", Action.LIST),
+    "count-resources": ("tools_find", Action.LIST),
+    "lookup": ("tools_lookup", Action.LIST),
+    "create-archive": ("tools_archive", Action.DOWNLOAD),
+    "create-media": ("tools_archive", Action.DOWNLOAD),
+    "create-media-extended": ("tools_archive", Action.DOWNLOAD),
+    "bulk-content": ("tools_bulk", Action.VIEW),
+    "bulk-modify": ("tools_bulk", Action.MODIFY),
+    "bulk-anonymize": ("tools_bulk", Action.MODIFY),
+    "bulk-delete": ("tools_bulk", Action.DELETE),
+}
+
+# Top-level Orthanc REST families that are administrative (jobs, network, server control).
+ADMIN_FAMILIES = frozenset({"changes", "exports", "jobs", "modalities", "peers", "queries",
+                            "plugins", "system", "statistics", "storage-commitment"})
+
+PUBLIC_GATE_PATHS = frozenset({"/gate/health", "/gate/login"})
+
+
+class MalformedRequest(ValueError):
+    """The request cannot be understood unambiguously; the gate denies it."""
+
+
+def effective_method(method: str, query: dict[str, str], headers: dict[str, str]) -> str:
+    """The HTTP method Orthanc will run, after `?_method=` and `X-HTTP-Method-Override`.
+
+    Orthanc honours either override; we apply whichever is present and refuse a request whose two
+    overrides disagree or name a method we do not know, so no override can slip past the policy.
+    """
+    method = method.upper()
+    overrides = {v.strip().upper() for v in (query.get("_method"), headers.get("x-http-method-override")) if v}
+    if len(overrides) > 1:
+        raise MalformedRequest("conflicting method overrides")
+    if overrides:
+        method = overrides.pop()
+    if method not in KNOWN_METHODS:
+        raise MalformedRequest("unknown method")
+    return method
+
+
+def normalise_path(uri: str) -> str:
+    """Fold a request path the way Orthanc's router sees it; refuse ambiguous ones.
+
+    Orthanc's web server hands the filter a path that is already percent-decoded with dot
+    segments removed, so it is not decoded again here (a literal "%2e" stays a literal, as it
+    does for Orthanc's router). Dot segments and control characters that still arrive are refused.
+    """
+    path = uri.split("?", 1)[0]
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in path):
+        raise MalformedRequest("control character in path")
+    segments = [s for s in path.replace("\\", "/").split("/") if s]
+    if any(s in (".", "..") for s in segments):
+        raise MalformedRequest("dot segment in path")
+    return "/" + "/".join(segments)
+
+
+def classify(method: str, uri: str, query: dict[str, str], headers: dict[str, str]) -> RouteInfo:
+    """Classify one request. Never raises: a request it cannot classify comes back malformed."""
+    try:
+        executed = effective_method(method, query, headers)
+        path = normalise_path(uri)
+    except MalformedRequest as exc:
+        return RouteInfo(family="malformed", action=Action.ADMIN, method=method.upper(), path=uri[:200],
+                         malformed=str(exc))
+    return _classify_path(executed, path, query)
+
+
+def _action_for_method(method: str, read: Action) -> Action:
+    if method in SAFE_METHODS:
+        return read
+    if method == "DELETE":
+        return Action.DELETE
+    return Action.MODIFY
+
+
+def _classify_path(method: str, path: str, query: dict[str, str]) -> RouteInfo:
+    segments = path.split("/")[1:] if path != "/" else []
+    if not segments:
+        return RouteInfo("root", Action.PUBLIC, method, path, carries_phi=False, own_route=True)
+    head = segments[0]
+    if head == "gate":
+        return _classify_gate(method, path)
+    if head == "share":
+        # Share pages authorise themselves by token; they audit every access.
+        return RouteInfo("share", Action.VIEW, method, path, carries_phi=False, own_route=True)
+    lower = head.lower()
+    if lower in LEVELS:
+        return _classify_resource(method, path, segments)
+    if lower == "tools":
+        sub = segments[1].lower() if len(segments) > 1 else ""
+        family, action = TOOLS_FAMILIES.get(sub, ("tools_other", Action.ADMIN))
+        return RouteInfo(family, action, method, path)
+    if lower == "jobs" and len(segments) >= 3 and segments[2].lower() == "archive":
+        return RouteInfo("jobs", Action.DOWNLOAD, method, path)
+    if lower in ADMIN_FAMILIES:
+        return RouteInfo(lower.replace("-", "_"), Action.ADMIN, method, path)
+    if lower == "wado" and len(segments) == 1:
+        return _classify_wado(method, path, query)
+    if lower == "dicom-web":
+        return _classify_dicomweb(method, path, segments)
+    if lower == "webdav":
+        action = _action_for_method(method, Action.DOWNLOAD)
+        return RouteInfo("webdav", action, method, path)
+    if lower == "app" or lower == "favicon.ico" or (lower == "ui" and len(segments) > 1
+                                                     and segments[1].lower() == "app"):
+        # Orthanc Explorer's (and Explorer 2's) static files: no patient data, but not for anonymous.
+        return RouteInfo("ui_asset", _action_for_method(method, Action.VIEW), method, path,
+                         carries_phi=method not in SAFE_METHODS)
+    return RouteInfo("unknown", Action.ADMIN, method, path)
+
+
+def _classify_gate(method: str, path: str) -> RouteInfo:
+    if path in PUBLIC_GATE_PATHS or path.startswith("/gate/static/"):
+        return RouteInfo("gate_public", Action.PUBLIC, method, path, carries_phi=False, own_route=True)
+    # Our own API and pages authenticate, authorise and audit in their handlers.
+    return RouteInfo("gate", Action.ADMIN, method, path, carries_phi=False, own_route=True)
+
+
+def _classify_resource(method: str, path: str, segments: list[str]) -> RouteInfo:
+    level = LEVELS[segments[0].lower()]
+    if len(segments) == 1:
+        return RouteInfo("resource_list", _action_for_method(method, Action.LIST), method, path,
+                         level=level)
+    resource_id = segments[1]
+    sub = segments[2].lower() if len(segments) > 2 else ""
+    if sub in ("archive", "media") or (sub in DOWNLOAD_SUBROUTES and method in SAFE_METHODS):
+        action = Action.DOWNLOAD
+    elif sub in MODIFY_SUBROUTES:
+        action = Action.MODIFY
+    else:
+        action = _action_for_method(method, Action.VIEW)
+    return RouteInfo(segments[0].lower(), action, method, path, level=level, resource_id=resource_id)
+
+
+def _classify_wado(method: str, path: str, query: dict[str, str]) -> RouteInfo:
+    content_type = _decoded(query.get("contentType", "")).lower()
+    action = Action.VIEW if content_type.startswith("image/") else Action.DOWNLOAD
+    return RouteInfo("wado", action if method in SAFE_METHODS else Action.MODIFY, method, path,
+                     level="instance", resource_id=_decoded(query.get("objectUID", "")) or None,
+                     study_uid=_decoded(query.get("studyUID", "")) or None)
+
+
+def _classify_dicomweb(method: str, path: str, segments: list[str]) -> RouteInfo:
+    rest = [s.lower() for s in segments[1:]]
+    if not rest or rest[0] != "studies":
+        # /dicom-web/servers/... pushes and pulls through remote servers; /series, /instances are
+        # QIDO searches over everything.
+        if rest and rest[0] in ("series", "instances") and len(rest) == 1:
+            return RouteInfo("dicomweb", _action_for_method(method, Action.LIST), method, path)
+        return RouteInfo("dicomweb_admin", Action.ADMIN, method, path)
+    study_uid = segments[2] if len(segments) > 2 else None
+    if method not in SAFE_METHODS:
+        return RouteInfo("dicomweb", _action_for_method(method, Action.VIEW), method, path,
+                         level="study", study_uid=study_uid)
+    last = rest[-1]
+    if study_uid is None or last in ("series", "instances"):
+        action = Action.LIST
+    elif last in ("metadata", "rendered", "thumbnail") or "frames" in rest or "bulk" in rest:
+        action = Action.VIEW
+    else:
+        action = Action.DOWNLOAD  # WADO-RS retrieve of whole DICOM objects
+    return RouteInfo("dicomweb", action, method, path, level="study", resource_id=study_uid,
+                     study_uid=study_uid)
+
+
+def _decoded(value: str) -> str:
+    # The filter receives GET arguments as sent, not percent-decoded.
+    if "%" not in value and "+" not in value:
+        return value
+    try:
+        return unquote_to_bytes(value.replace("+", " ")).decode("utf-8", errors="replace")
+    except ValueError:
+        return value

@@ -1,0 +1,155 @@
+"""Account use cases: users, API keys, sign-in and sign-out, password changes. All audited."""
+
+from __future__ import annotations
+
+import re
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from plugin.audit.record import AuditRecord, iso_utc
+from plugin.errors import BadRequest, Conflict, NotFound, Unauthenticated
+from plugin.identity.secrets import hash_password, new_token, one_time_password, token_hash, verify_password
+from plugin.policies.types import ROLE_NAMES, Principal
+from plugin.store import accounts
+from plugin.store.db import Store
+from plugin.store.models import ApiKey, Session, User
+
+AuditSink = Callable[[AuditRecord], bool]
+USERNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,127}$")
+MIN_PASSWORD_LENGTH = 12
+FIRST_ADMIN = "admin"
+
+
+@dataclass(frozen=True)
+class SignIn:
+    token: str  # the cookie value, shown to the browser once
+    csrf_token: str
+    principal: Principal
+
+
+def _event(now: float, actor: str, action: str, outcome: str, reason: str, ip: str = "", roles: str = "",
+           detail: str = "") -> AuditRecord:
+    return AuditRecord(ts=iso_utc(now), actor=actor, action=action, outcome=outcome, reason=reason,
+                       source_ip=ip, roles=roles, route_class="account", detail=detail)
+
+
+def check_username(username: str) -> str:
+    if not USERNAME.match(username or ""):
+        raise BadRequest("usernames are 1-128 characters: letters, digits and . _ @ - "
+                         "(starting with a letter or digit)")
+    return username
+
+
+def check_roles(roles: list[str]) -> list[str]:
+    unknown = sorted(set(roles) - ROLE_NAMES)
+    if unknown:
+        raise BadRequest(f"unknown role {unknown[0]!r}; roles are {', '.join(sorted(ROLE_NAMES))}")
+    if not roles:
+        raise BadRequest("give at least one role")
+    return sorted(set(roles))
+
+
+def check_password(password: str) -> str:
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise BadRequest(f"passwords need at least {MIN_PASSWORD_LENGTH} characters")
+    return password
+
+
+def create_user(store: Store, audit: AuditSink, actor: str, now: float, username: str, roles: list[str],
+                password: str | None, must_change_password: bool = False) -> User:
+    check_username(username)
+    roles = check_roles(roles)
+    if password is not None:
+        check_password(password)
+    with store.transaction() as db:
+        if accounts.user_by_name(db, username) is not None:
+            raise Conflict(f"user {username!r} exists already")
+        user = accounts.add_user(db, User(
+            username=username, roles=",".join(roles), password_hash=hash_password(password) if password else None,
+            source="local", disabled=False, must_change_password=must_change_password, display_name="", email="",
+            created_at=now, updated_at=now))
+    audit(_event(now, actor, "user.create", "success", f"created user {username} with roles {','.join(roles)}"))
+    return user
+
+
+def ensure_first_admin(store: Store, audit: AuditSink, now: float) -> tuple[str, str] | None:
+    """Create the first admin with a one-time password if no enabled admin exists."""
+    with store.read() as db:
+        if accounts.any_admin(db):
+            return None
+        taken = accounts.user_by_name(db, FIRST_ADMIN) is not None
+    username = FIRST_ADMIN if not taken else f"{FIRST_ADMIN}-{secrets.token_hex(3)}"
+    password = one_time_password()
+    create_user(store, audit, "gatectl", now, username, ["admin"], password, must_change_password=True)
+    return username, password
+
+
+def create_api_key(store: Store, audit: AuditSink, actor: str, now: float, name: str, username: str) -> str:
+    if not name or len(name) > 128:
+        raise BadRequest("an API key needs a name of 1-128 characters")
+    token = new_token()
+    with store.transaction() as db:
+        user = accounts.user_by_name(db, username)
+        if user is None:
+            raise NotFound(f"no user {username!r}")
+        if user.disabled:
+            raise Conflict(f"user {username!r} is disabled")
+        accounts.add_api_key(db, ApiKey(user_id=user.id, name=name, key_hash=token_hash(token), created_at=now))
+    audit(_event(now, actor, "api_key.create", "success", f"API key {name!r} for {username}"))
+    return token
+
+
+def disable_user(store: Store, audit: AuditSink, actor: str, now: float, username: str) -> None:
+    with store.transaction() as db:
+        user = accounts.user_by_name(db, username)
+        if user is None:
+            raise NotFound(f"no user {username!r}")
+        user.disabled = True
+        user.updated_at = now
+        accounts.revoke_user_sessions(db, user.id, now)
+    audit(_event(now, actor, "user.disable", "success", f"disabled {username} and ended their sessions"))
+
+
+def sign_in(store: Store, audit: AuditSink, now: float, username: str, password: str, ip: str,
+            idle_seconds: float, max_seconds: float) -> SignIn:
+    """Check a password and open a new session (a new id every time: no fixation)."""
+    with store.read() as db:
+        user = accounts.user_by_name(db, username) if username else None
+    if not verify_password(user.password_hash if user else None, password) or user is None:
+        audit(_event(now, username[:128] or "anonymous", "login", "failure", "wrong username or password", ip))
+        raise Unauthenticated("wrong username or password")
+    if user.disabled:
+        audit(_event(now, username, "login", "failure", "account disabled", ip))
+        raise Unauthenticated("this account is disabled")
+    token, csrf = new_token(), secrets.token_urlsafe(24)
+    with store.transaction() as db:
+        accounts.add_session(db, Session(id=token_hash(token), user_id=user.id, csrf_token=csrf, source_ip=ip,
+                                         created_at=now, last_seen_at=now, expires_at=now + max_seconds))
+    principal = Principal(user.username, user.role_set, "session", user.must_change_password,
+                          session_id=token_hash(token))
+    audit(_event(now, username, "login", "success", "signed in with password", ip, ",".join(sorted(user.role_set))))
+    return SignIn(token, csrf, principal)
+
+
+def sign_out(store: Store, audit: AuditSink, now: float, principal: Principal, ip: str) -> None:
+    if principal.session_id is None:
+        return
+    with store.transaction() as db:
+        accounts.revoke_session(db, principal.session_id, now)
+    audit(_event(now, principal.username or "anonymous", "logout", "success", "signed out", ip))
+
+
+def change_password(store: Store, audit: AuditSink, now: float, username: str, current: str, new: str,
+                    ip: str) -> None:
+    check_password(new)
+    if new == current:
+        raise BadRequest("choose a password different from the current one")
+    with store.transaction() as db:
+        user = accounts.user_by_name(db, username)
+        if user is None or not verify_password(user.password_hash, current):
+            raise Unauthenticated("the current password is wrong")
+        user.password_hash = hash_password(new)
+        user.must_change_password = False
+        user.updated_at = now
+    audit(_event(now, username, "password.change", "success", "password changed", ip))

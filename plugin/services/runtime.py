@@ -1,0 +1,71 @@
+"""Builds the running Gate from its configuration: store, secrets, audit writer, authenticator, gate."""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography.fernet import Fernet
+
+from plugin.audit.log import AuditLog
+from plugin.audit.record import AuditRecord
+from plugin.config import GateConfig, ensure_secret_file
+from plugin.identity.authenticate import Authenticator
+from plugin.services.gate import GateService
+from plugin.store.db import Store
+
+
+@dataclass
+class Runtime:
+    config: GateConfig
+    store: Store
+    audit: AuditLog
+    authenticator: Authenticator
+    gate: GateService
+    clock: Callable[[], float]
+
+    def audit_now(self, record: AuditRecord) -> bool:
+        """Write a record that must be durable before the caller answers (logins, admin changes)."""
+        return self.audit.record(record, durable=True)
+
+    def stop(self) -> None:
+        self.audit.stop()
+        self.store.dispose()
+
+
+def ensure_secrets(config: GateConfig, log: Callable[[str], None]) -> None:
+    """Generate the secrets nobody configured, root-only, beside the store; say where."""
+    if config.audit_checkpoint_key_generated and ensure_secret_file(
+            config.audit_checkpoint_key_file, lambda: secrets.token_hex(32).encode()):
+        log(f"Gate: generated the audit checkpoint key at {config.audit_checkpoint_key_file}")
+    if config.contact_key_generated and ensure_secret_file(config.contact_key_file, Fernet.generate_key):
+        log(f"Gate: generated the contact-details encryption key at {config.contact_key_file}")
+
+
+def checkpoint_file(config: GateConfig) -> Path:
+    """Checkpoints are also appended here, outside the database, beside their key."""
+    return config.audit_checkpoint_key_file.with_suffix(".log")
+
+
+def open_store(config: GateConfig) -> Store:
+    """Open the store and bring its schema up to date (raises StoreUnavailable)."""
+    store = Store(config.database_url, config.database_timeout_seconds)
+    store.upgrade()
+    return store
+
+
+def build_runtime(config: GateConfig, log: Callable[[str], None], clock: Callable[[], float] = time.time) -> Runtime:
+    ensure_secrets(config, log)
+    store = open_store(config)
+    audit = AuditLog(store, config.audit_checkpoint_key_file.read_bytes().strip(), config.audit_spool_file,
+                     checkpoint_file(config), coalesce_seconds=config.audit_coalesce_seconds,
+                     checkpoint_seconds=config.audit_checkpoint_seconds,
+                     wait_seconds=config.database_timeout_seconds * 2 + 1, clock=clock, warn=log)
+    authenticator = Authenticator(store, config.identity_cache_seconds, config.basic_credential_cache_seconds,
+                                  config.session_idle_minutes * 60, clock)
+    gate = GateService(store, authenticator, audit, config.decision_cache_seconds, clock)
+    audit.start()
+    return Runtime(config, store, audit, authenticator, gate, clock)

@@ -1,0 +1,76 @@
+"""Persistence of the audit chain: append batches under the head lock, checkpoints, reads."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from plugin.store.models import AuditCheckpoint, AuditEvent, AuditHead
+
+
+def append_events(session: Session, records: Sequence[Mapping[str, Any]],
+                  row_hash: Callable[[Mapping[str, Any]], str]) -> list[int]:
+    """Append records to the chain in one transaction; returns their ids in order.
+
+    The head row is locked first (SELECT ... FOR UPDATE on PostgreSQL; SQLite's BEGIN IMMEDIATE
+    has already taken the write lock), so appenders in several processes never fork the chain.
+    `row_hash` is the chain's hash function (audit/chain.py), given the row with id and prev_hash.
+    """
+    head = session.execute(select(AuditHead).where(AuditHead.id == 1).with_for_update()).scalar_one()
+    ids = []
+    last_id, last_hash = head.last_id, head.last_hash
+    for record in records:
+        row = dict(record)
+        row["id"] = last_id + 1
+        row["prev_hash"] = last_hash
+        row["row_hash"] = row_hash(row)
+        session.add(AuditEvent(**row))
+        last_id, last_hash = row["id"], row["row_hash"]
+        ids.append(last_id)
+    head.last_id, head.last_hash = last_id, last_hash
+    return ids
+
+
+def append_checkpoint(session: Session, sign: Callable[[int, str], str],
+                      created_at: str) -> dict[str, Any] | None:
+    """Sign the current head; None when the chain is empty or the head is already signed."""
+    head = session.execute(select(AuditHead).where(AuditHead.id == 1).with_for_update()).scalar_one()
+    if head.last_id == 0:
+        return None
+    latest = session.execute(select(AuditCheckpoint.audit_id).order_by(AuditCheckpoint.id.desc())
+                             .limit(1)).scalar_one_or_none()
+    if latest == head.last_id:
+        return None
+    checkpoint = AuditCheckpoint(audit_id=head.last_id, row_hash=head.last_hash, created_at=created_at,
+                                 mac=sign(head.last_id, head.last_hash))
+    session.add(checkpoint)
+    return {"audit_id": checkpoint.audit_id, "row_hash": checkpoint.row_hash,
+            "created_at": created_at, "mac": checkpoint.mac}
+
+
+def iter_events(session: Session, batch: int = 5000) -> Iterator[dict[str, Any]]:
+    """Every audit row in id order, as plain dicts, read in batches."""
+    last = 0
+    columns = AuditEvent.__table__.columns
+    while True:
+        rows = session.execute(select(AuditEvent).where(AuditEvent.id > last)
+                               .order_by(AuditEvent.id).limit(batch)).scalars().all()
+        if not rows:
+            return
+        for row in rows:
+            yield {c.name: getattr(row, c.name) for c in columns}
+        last = rows[-1].id
+
+
+def checkpoints(session: Session) -> list[dict[str, Any]]:
+    rows = session.execute(select(AuditCheckpoint).order_by(AuditCheckpoint.id)).scalars().all()
+    return [{"audit_id": r.audit_id, "row_hash": r.row_hash, "created_at": r.created_at, "mac": r.mac}
+            for r in rows]
+
+
+def head(session: Session) -> dict[str, Any]:
+    row = session.execute(select(AuditHead).where(AuditHead.id == 1)).scalar_one()
+    return {"last_id": row.last_id, "last_hash": row.last_hash}

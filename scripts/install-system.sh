@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Installs the Debian packages Orthanc Gate needs, if any is missing. Idempotent; needs root.
+set -euo pipefail
+packages=(orthanc orthanc-python orthanc-dicomweb dcmtk wrk python3-venv python3-dev build-essential curl)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "Installing Debian packages: ${missing[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
+fi
+# Debian's orthanc package runs its own service on 8042/4242 without our plugin; `make run`
+# needs those ports, so stop and disable that service where systemd manages it.
+if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet orthanc 2>/dev/null; then
+  echo "Stopping and disabling Debian's own orthanc service (it would hold ports 8042/4242)."
+  systemctl disable --now orthanc
+fi
