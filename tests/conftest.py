@@ -1,0 +1,89 @@
+"""Shared fixtures: one real Orthanc with the Gate for the integration tests, with users and data."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pydicom
+import pytest
+import requests
+
+from tests.harness import OrthancProcess, storescu
+
+SAMPLES = Path(__file__).resolve().parent / "dicom-samples"
+DICOMDIR_SET = Path(pydicom.__file__).resolve().parent / "data" / "test_files" / "dicomdirtests"
+
+ADMIN, ADMIN_PASSWORD = "root1", "admin password 123"
+DOCTOR, DOCTOR_PASSWORD = "drnkosi", "doctor password 123"
+
+# Settings that make failures show quickly in tests; everything else is the shipped default.
+TEST_GATE_CONFIG = {"DatabaseTimeoutSeconds": 1}
+
+
+def dicomdir_files() -> list[Path]:
+    """pydicom's DICOMDIR test set: 3 patients, 7 studies (the DICOMDIR files themselves excluded)."""
+    return sorted(p for p in DICOMDIR_SET.rglob("*")
+                  if p.is_file() and not p.name.startswith("DICOMDIR") and _is_dicom_file(p))
+
+
+def _is_dicom_file(path: Path) -> bool:
+    with open(path, "rb") as handle:
+        return handle.read(132)[128:] == b"DICM"
+
+
+@dataclass
+class Server:
+    proc: OrthancProcess
+    admin_key: str
+    doctor_key: str
+
+    def url(self, path: str) -> str:
+        return self.proc.url(path)
+
+    def admin(self, method: str, path: str, **kwargs) -> requests.Response:
+        headers = {"Authorization": f"Bearer {self.admin_key}", **kwargs.pop("headers", {})}
+        return requests.request(method, self.url(path), headers=headers, timeout=30, **kwargs)
+
+    def doctor(self, method: str, path: str, **kwargs) -> requests.Response:
+        return requests.request(method, self.url(path), auth=(DOCTOR, DOCTOR_PASSWORD), timeout=30, **kwargs)
+
+    def anonymous(self, method: str, path: str, **kwargs) -> requests.Response:
+        return requests.request(method, self.url(path), timeout=30, allow_redirects=False, **kwargs)
+
+
+def start_gate(workdir: Path, gate: dict | None = None, extra: dict | None = None) -> Server:
+    proc = OrthancProcess(workdir, gate={**TEST_GATE_CONFIG, **(gate or {})}, extra=extra)
+    proc.create_user(ADMIN, ["admin"], ADMIN_PASSWORD)
+    proc.create_user(DOCTOR, ["referring_doctor"], DOCTOR_PASSWORD)
+    admin_key = proc.create_api_key("tests", ADMIN)
+    doctor_key = proc.create_api_key("tests", DOCTOR)
+    proc.start()
+    return Server(proc, admin_key, doctor_key)
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory: pytest.TempPathFactory):
+    """A running Orthanc with the Gate, WebDAV on (to prove it is gated), and sample data loaded:
+    the generated samples pushed over DICOM (storescu), pydicom's DICOMDIR set over REST."""
+    srv = start_gate(tmp_path_factory.mktemp("gate"), extra={"WebDavEnabled": True})
+    try:
+        pushed = storescu(srv.proc.dicom_port, sorted(SAMPLES.glob("*.dcm")))
+        assert pushed.returncode == 0, pushed.stderr
+        for path in dicomdir_files():
+            answer = srv.admin("POST", "/instances", data=path.read_bytes())
+            assert answer.status_code == 200, (path, answer.status_code)
+        yield srv
+    finally:
+        srv.proc.stop()
+
+
+@pytest.fixture(scope="session")
+def sample(server: Server) -> dict[str, str]:
+    """Orthanc ids and DICOM UIDs of one instance of the generated samples."""
+    instance_id = server.admin("POST", "/tools/lookup", data="1.2.826.0.1.3680043.10.1192.1.1.1").json()[0]["ID"]
+    tags = server.admin("GET", f"/instances/{instance_id}/simplified-tags").json()
+    parents = server.admin("GET", f"/instances/{instance_id}/study").json()
+    return {"instance": instance_id, "study": parents["ID"], "patient": parents["ParentPatient"],
+            "study_uid": tags["StudyInstanceUID"], "series_uid": tags["SeriesInstanceUID"],
+            "sop_uid": tags["SOPInstanceUID"]}

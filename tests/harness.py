@@ -1,0 +1,161 @@
+"""Real processes for tests and benches: Orthanc (with or without the Gate) and gatectl.
+
+Each Orthanc runs on free ports in its own temporary folder and is stopped by the PID recorded
+when it was started, never by name.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import requests
+
+REPO = Path(__file__).resolve().parents[1]
+ORTHANC = "/usr/sbin/Orthanc"
+PLUGINS = "/usr/share/orthanc/plugins"
+GATECTL = str(REPO / ".venv" / "bin" / "gatectl")
+ENTRY = str(REPO / "plugin" / "entry.py")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class OrthancProcess:
+    """One Orthanc server. `script` is the PythonScript (the Gate's entry.py by default; None for
+    plain Orthanc without the Python plugin)."""
+
+    def __init__(self, workdir: Path, gate: dict[str, Any] | None = None, script: str | None = ENTRY,
+                 extra: dict[str, Any] | None = None) -> None:
+        self.workdir = Path(workdir)
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.http_port = free_port()
+        self.dicom_port = free_port()
+        self.script = script
+        self.config_path = self.workdir / "orthanc.json"
+        self.log_path = self.workdir / "orthanc.log"
+        self.pid: int | None = None
+        self._proc: subprocess.Popen | None = None
+        config: dict[str, Any] = {
+            "Name": "gate-test",
+            "StorageDirectory": str(self.workdir / "storage"),
+            "IndexDirectory": str(self.workdir / "storage"),
+            "HttpPort": self.http_port,
+            "DicomPort": self.dicom_port,
+            "DicomAet": "ORTHANC",
+            "RemoteAccessAllowed": True,
+            "AuthenticationEnabled": False,
+            "HttpDescribeErrors": False,
+            "WebDavEnabled": False,
+            "DicomAlwaysAllowStore": True,
+            "DicomAlwaysAllowFind": False,
+            "DicomAlwaysAllowGet": False,
+            "DicomAlwaysAllowMove": False,
+            "Plugins": [f"{PLUGINS}/libOrthancDicomWeb.so"],
+        }
+        if script is not None:
+            config["Plugins"].insert(0, f"{PLUGINS}/libOrthancPython.so")
+            config["PythonScript"] = script
+            if script == ENTRY:
+                config["Gate"] = dict(gate or {})
+        config.update(extra or {})
+        self.config = config
+        self.write_config()
+
+    def write_config(self) -> None:
+        self.config_path.write_text(json.dumps(self.config, indent=2))
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.http_port}"
+
+    def url(self, path: str) -> str:
+        return self.base + path
+
+    def start(self, wait: bool = True, timeout: float = 30.0) -> OrthancProcess:
+        log = open(self.log_path, "ab")  # noqa: SIM115 - kept open for the child's lifetime
+        env = dict(os.environ, TCP_NODELAY="1")
+        self._proc = subprocess.Popen([ORTHANC, str(self.config_path)], cwd=self.workdir, stdout=log,
+                                      stderr=subprocess.STDOUT, env=env)
+        self.pid = self._proc.pid
+        if wait:
+            self.wait_ready(timeout)
+        return self
+
+    def wait_ready(self, timeout: float = 30.0) -> None:
+        probe = "/gate/health" if self.script == ENTRY else "/system"
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if self._proc is not None and self._proc.poll() is not None:
+                raise RuntimeError(f"Orthanc exited with {self._proc.returncode}:\n{self.log_tail()}")
+            try:
+                if requests.get(self.url(probe), timeout=1).status_code in (200, 503):
+                    return
+            except requests.RequestException:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError(f"Orthanc did not answer within {timeout} s:\n{self.log_tail()}")
+
+    def wait_exit(self, timeout: float = 30.0) -> int:
+        assert self._proc is not None
+        return self._proc.wait(timeout=timeout)
+
+    def stop(self) -> None:
+        """SIGTERM to the recorded PID (Orthanc flushes and exits), SIGKILL if it does not."""
+        if self._proc is None or self._proc.poll() is not None:
+            return
+        os.kill(self.pid, signal.SIGTERM)
+        try:
+            self._proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.kill(self.pid, signal.SIGKILL)
+            self._proc.wait(timeout=10)
+
+    def kill9(self) -> None:
+        assert self._proc is not None
+        os.kill(self.pid, signal.SIGKILL)
+        self._proc.wait(timeout=10)
+
+    def log_text(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def log_tail(self, lines: int = 40) -> str:
+        return "\n".join(self.log_text().splitlines()[-lines:])
+
+    def gatectl(self, *args: str, stdin: str | None = None, check: bool = True) -> subprocess.CompletedProcess:
+        result = subprocess.run([GATECTL, *args, "--config", str(self.config_path)], input=stdin,
+                                capture_output=True, text=True, timeout=120)
+        if check and result.returncode != 0:
+            raise RuntimeError(f"gatectl {' '.join(args)} failed ({result.returncode}): {result.stderr}")
+        return result
+
+    def create_user(self, name: str, roles: list[str], password: str | None = None) -> None:
+        args = ["create-user", name]
+        for role in roles:
+            args += ["--role", role]
+        if password is not None:
+            args.append("--password-stdin")
+        self.gatectl(*args, stdin=(password + "\n") if password is not None else None)
+
+    def create_api_key(self, name: str, user: str) -> str:
+        return self.gatectl("create-api-key", name, "--user", user).stdout.strip().splitlines()[-1]
+
+    @property
+    def database(self) -> Path:
+        return self.workdir / "storage" / "gate.sqlite"
+
+
+def storescu(port: int, files: list[Path], aet: str = "STORESCU") -> subprocess.CompletedProcess:
+    """Push files with DCMTK's storescu (-nh: carry on past a refused file)."""
+    env = dict(os.environ, TCP_NODELAY="1")
+    return subprocess.run(["storescu", "-nh", "-aet", aet, "-aec", "ORTHANC", "127.0.0.1", str(port),
+                           *map(str, files)], capture_output=True, text=True, env=env, timeout=300)
