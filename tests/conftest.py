@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sqlite3
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -50,6 +52,26 @@ class Server:
 
     def anonymous(self, method: str, path: str, **kwargs) -> requests.Response:
         return requests.request(method, self.url(path), timeout=30, allow_redirects=False, **kwargs)
+
+
+def audit_rows(server: Server, where: str = "1=1", params: tuple = ()) -> list[sqlite3.Row]:
+    """Audit rows straight from the store (read-only, beside the running server)."""
+    db = sqlite3.connect(f"file:{server.proc.database}?mode=ro", uri=True)
+    db.row_factory = sqlite3.Row
+    try:
+        return db.execute(f"SELECT * FROM audit_events WHERE {where} ORDER BY id", params).fetchall()
+    finally:
+        db.close()
+
+
+def wait_for_audit(server: Server, where: str, params: tuple = (), seconds: float = 5.0) -> list[sqlite3.Row]:
+    """Denials are written by the audit writer shortly after the answer: poll for them, bounded."""
+    deadline = time.monotonic() + seconds
+    while True:
+        rows = audit_rows(server, where, params)
+        if rows or time.monotonic() > deadline:
+            return rows
+        time.sleep(0.05)
 
 
 def start_gate(workdir: Path, gate: dict | None = None, extra: dict | None = None) -> Server:

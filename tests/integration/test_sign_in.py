@@ -1,0 +1,116 @@
+"""Sign-in, sessions, sign-out and the first admin's one-time password, on a real Orthanc."""
+
+from __future__ import annotations
+
+import re
+import time
+
+import requests
+
+from tests.conftest import ADMIN, ADMIN_PASSWORD, TEST_GATE_CONFIG, Server, start_gate, wait_for_audit
+from tests.harness import OrthancProcess
+
+
+def test_form_sign_in_sets_a_hardened_cookie_and_redirects(server: Server):
+    answer = requests.post(server.url("/gate/login"), timeout=10, allow_redirects=False,
+                           data={"username": ADMIN, "password": ADMIN_PASSWORD, "next": "/app/explorer.html"})
+    assert answer.status_code == 303
+    assert answer.headers["Location"] == "/app/explorer.html"
+    cookie = answer.headers["Set-Cookie"]
+    assert cookie.startswith("gate_session=")
+    for attribute in ("HttpOnly", "SameSite=Lax", "Path=/"):
+        assert attribute in cookie
+
+
+def test_sign_in_refuses_redirects_to_other_sites(server: Server):
+    answer = requests.post(server.url("/gate/login"), timeout=10, allow_redirects=False,
+                           data={"username": ADMIN, "password": ADMIN_PASSWORD, "next": "//evil.example/x"})
+    assert answer.headers["Location"] == "/app/explorer.html"
+
+
+def test_wrong_password_is_refused_and_both_outcomes_are_audited(server: Server):
+    bad = requests.post(server.url("/gate/login"), json={"username": ADMIN, "password": "nope"}, timeout=10)
+    assert bad.status_code == 401
+    form = requests.post(server.url("/gate/login"), data={"username": ADMIN, "password": "nope"}, timeout=10)
+    assert form.status_code == 200 and "wrong username or password" in form.text
+    good = requests.post(server.url("/gate/login"), json={"username": ADMIN, "password": ADMIN_PASSWORD}, timeout=10)
+    assert good.status_code == 200 and good.json()["roles"] == ["admin"]
+    assert wait_for_audit(server, "action='login' AND outcome='failure' AND actor=?", (ADMIN,))
+    assert wait_for_audit(server, "action='login' AND outcome='success' AND actor=?", (ADMIN,))
+
+
+def test_each_sign_in_gets_a_new_session_id(server: Server):
+    planted = {"gate_session": "attacker-chosen-value"}
+    first = requests.post(server.url("/gate/login"), json={"username": ADMIN, "password": ADMIN_PASSWORD},
+                          cookies=planted, timeout=10)
+    second = requests.post(server.url("/gate/login"), json={"username": ADMIN, "password": ADMIN_PASSWORD},
+                           cookies=planted, timeout=10)
+    assert first.cookies["gate_session"] not in ("attacker-chosen-value", second.cookies["gate_session"])
+
+
+def test_a_session_works_on_orthanc_routes_until_sign_out_then_at_once_no_more(server: Server):
+    session = requests.Session()
+    csrf = session.post(server.url("/gate/login"), json={"username": ADMIN, "password": ADMIN_PASSWORD},
+                        timeout=10).json()["csrf_token"]
+    cookie = session.cookies["gate_session"]
+    assert session.get(server.url("/patients"), timeout=10).status_code == 200
+    out = session.post(server.url("/gate/logout"), headers={"X-CSRF-Token": csrf}, timeout=10, allow_redirects=False)
+    assert out.status_code == 303
+    replay = requests.get(server.url("/patients"), cookies={"gate_session": cookie}, timeout=10)
+    assert replay.status_code == 403
+
+
+def test_sign_out_needs_the_csrf_token(server: Server):
+    session = requests.Session()
+    session.post(server.url("/gate/login"), json={"username": ADMIN, "password": ADMIN_PASSWORD}, timeout=10)
+    forged = session.post(server.url("/gate/logout"), headers={"Origin": "http://evil.example"}, timeout=10)
+    assert forged.status_code == 400
+    assert session.get(server.url("/patients"), timeout=10).status_code == 200
+
+
+def test_unknown_or_forged_session_cookie_is_refused(server: Server):
+    answer = requests.get(server.url("/patients"), cookies={"gate_session": "x" * 43}, timeout=10)
+    assert answer.status_code == 403
+    assert wait_for_audit(server, "outcome='deny' AND reason LIKE '%unknown session%'")
+
+
+def test_first_admin_must_replace_the_one_time_password(tmp_path):
+    proc = OrthancProcess(tmp_path, gate=TEST_GATE_CONFIG)
+    printed = proc.gatectl("ensure-admin").stdout
+    username = re.search(r"username: (\S+)", printed).group(1)
+    password = re.search(r"one-time password: (\S+)", printed).group(1)
+    assert "exists already" in proc.gatectl("ensure-admin").stdout
+    proc.start()
+    try:
+        session = requests.Session()
+        signed = session.post(proc.url("/gate/login"), data={"username": username, "password": password},
+                              timeout=10, allow_redirects=False)
+        assert signed.headers["Location"] == "/gate/password"
+        assert session.get(proc.url("/patients"), timeout=10).status_code == 403
+        page = session.get(proc.url("/gate/password"), timeout=10)
+        csrf = re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)
+        changed = session.post(proc.url("/gate/password"), timeout=10, allow_redirects=False,
+                               data={"csrf_token": csrf, "current": password, "new": "a brand new passphrase"})
+        assert changed.status_code == 303
+        assert session.get(proc.url("/patients"), timeout=10).status_code == 200
+        relogin = requests.post(proc.url("/gate/login"), json={"username": username, "password": password},
+                                timeout=10)
+        assert relogin.status_code == 401
+    finally:
+        proc.stop()
+
+
+def test_disabled_user_is_refused_within_the_identity_cache_time(tmp_path):
+    srv = start_gate(tmp_path)
+    try:
+        assert srv.doctor("GET", "/gate/api/me").status_code == 200
+        srv.proc.gatectl("disable-user", "drnkosi")
+        # gatectl is another process: this node notices when its cached identity expires
+        # (IdentityCacheSeconds, 2 s by default). Poll up to 5 s.
+        deadline = time.monotonic() + 5
+        while srv.doctor("GET", "/gate/api/me").status_code != 401:
+            assert time.monotonic() < deadline, "disabled user still accepted after 5 s"
+            time.sleep(0.1)
+        assert srv.doctor("GET", "/patients").status_code == 403
+    finally:
+        srv.proc.stop()
