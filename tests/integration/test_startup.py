@@ -78,13 +78,16 @@ def test_shipped_configuration_is_valid_and_locked_down():
 def test_store_made_unavailable_while_running_refuses_images_and_health_says_why(tmp_path):
     srv = start_gate(tmp_path)
     try:
-        pushed = srv.admin("POST", "/instances",
-                           data=(REPO / "tests/dicom-samples/patient1-instance1.dcm").read_bytes()).json()
-        instance = pushed["ID"]
+        instance, unread = (srv.admin("POST", "/instances", data=(REPO / f"tests/dicom-samples/{name}").read_bytes())
+                            .json()["ID"] for name in ("patient1-instance1.dcm", "patient2-instance1.dcm"))
         assert srv.admin("GET", f"/instances/{instance}/file").status_code == 200
         locker = sqlite3.connect(srv.proc.database, timeout=10, isolation_level=None)
         locker.execute("BEGIN EXCLUSIVE")
         try:
+            # A read whose audit row cannot be committed is not served, even before anything
+            # noticed the outage.
+            first = srv.admin("GET", f"/instances/{unread}/file")
+            assert first.status_code == 403 and b"DICM" not in first.content
             deadline = time.monotonic() + 15
             while requests.get(srv.url("/gate/health"), timeout=10).status_code != 503:
                 # Reads keep being attempted; each needs its audit row and so finds the lock.

@@ -1,0 +1,235 @@
+"""The Gate section of Orthanc's configuration: defaults, validation, file reading, secret files."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+from plugin.config import (
+    config_base,
+    ensure_secret_file,
+    load_gate_config,
+    read_orthanc_config,
+    strip_json_comments,
+    substitute_variables,
+)
+from plugin.errors import ConfigError
+
+
+def gate(section: dict, **orthanc: object) -> dict:
+    return {"Gate": section, **orthanc}
+
+
+# -- defaults ------------------------------------------------------------------------------------
+
+
+def test_defaults(tmp_path):
+    config = load_gate_config({}, tmp_path)
+    state = (tmp_path / "OrthancStorage").resolve()
+    assert config.state_directory == state
+    assert config.database_url == f"sqlite:///{state / 'gate.sqlite'}"
+    assert config.database_timeout_seconds == 5.0
+    assert (config.session_idle_minutes, config.session_max_hours) == (30.0, 12.0)
+    assert config.secure_cookies is False
+    assert (config.identity_cache_seconds, config.basic_credential_cache_seconds,
+            config.decision_cache_seconds) == (2.0, 60.0, 1.0)
+    assert (config.audit_coalesce_seconds, config.audit_checkpoint_seconds) == (60.0, 300.0)
+    assert config.audit_checkpoint_key_file == state / "gate-audit-checkpoint.key"
+    assert config.audit_checkpoint_key_generated
+    assert config.contact_key_file == state / "gate-contact.key"
+    assert config.contact_key_generated
+    assert config.home_page == "/app/explorer.html"
+    assert config.audit_spool_file == state / "gate-audit.spool"
+
+
+def test_numbers_come_out_as_floats(tmp_path):
+    config = load_gate_config(gate({"SessionIdleMinutes": 5}), tmp_path)
+    assert config.session_idle_minutes == 5.0 and isinstance(config.session_idle_minutes, float)
+
+
+def test_secure_cookies_follow_ssl_unless_set(tmp_path):
+    assert load_gate_config({"SslEnabled": True}, tmp_path).secure_cookies is True
+    assert load_gate_config(gate({"SecureCookies": False}, SslEnabled=True), tmp_path).secure_cookies is False
+    assert load_gate_config(gate({"SecureCookies": True}), tmp_path).secure_cookies is True
+
+
+def test_relative_storage_directory_is_resolved_against_the_base_dir(tmp_path):
+    config = load_gate_config({"StorageDirectory": "data/orthanc"}, tmp_path)
+    assert config.state_directory == (tmp_path / "data" / "orthanc").resolve()
+    assert config.database_url == f"sqlite:///{tmp_path.resolve() / 'data' / 'orthanc' / 'gate.sqlite'}"
+
+
+def test_absolute_storage_directory_is_kept(tmp_path):
+    elsewhere = tmp_path / "abs"
+    config = load_gate_config({"StorageDirectory": str(elsewhere)}, tmp_path / "base")
+    assert config.state_directory == elsewhere.resolve()
+
+
+def test_state_directory_overrides_storage_directory(tmp_path):
+    config = load_gate_config(gate({"StateDirectory": "gate-state"}, StorageDirectory="storage"), tmp_path)
+    assert config.state_directory == (tmp_path / "gate-state").resolve()
+    assert config.audit_spool_file == (tmp_path / "gate-state" / "gate-audit.spool").resolve()
+
+
+def test_database_url_given_is_used_as_is(tmp_path):
+    url = "postgresql://gate@db:5432/gate"
+    assert load_gate_config(gate({"DatabaseUrl": url}), tmp_path).database_url == url
+
+
+def test_named_key_file_is_resolved_and_not_generated(tmp_path):
+    (tmp_path / "keys").mkdir()
+    (tmp_path / "keys" / "audit.key").write_text("k")
+    config = load_gate_config(gate({"AuditCheckpointKeyFile": "keys/audit.key"}), tmp_path)
+    assert config.audit_checkpoint_key_file == (tmp_path / "keys" / "audit.key").resolve()
+    assert not config.audit_checkpoint_key_generated
+
+
+# -- errors name the key -----------------------------------------------------------------------------
+
+
+def test_unknown_key_error_names_the_key(tmp_path):
+    with pytest.raises(ConfigError, match=r"Gate\.SessionIdleMinute\b"):
+        load_gate_config(gate({"SessionIdleMinute": 5}), tmp_path)
+
+
+def test_gate_section_must_be_an_object(tmp_path):
+    with pytest.raises(ConfigError, match="Gate must be a JSON object"):
+        load_gate_config({"Gate": ["DatabaseUrl"]}, tmp_path)
+
+
+@pytest.mark.parametrize(("key", "value", "message"), [
+    ("SessionIdleMinutes", True, "must be a number"),
+    ("DecisionCacheSeconds", False, "must be a number"),
+    ("DatabaseTimeoutSeconds", "5", "must be a number"),
+    ("AuditCoalesceSeconds", None, "must be a number"),
+    ("SecureCookies", "true", "must be true or false"),
+    ("SecureCookies", 1, "must be true or false"),
+    ("IdentityCacheSeconds", -1, "must be at least 0"),
+    ("BasicCredentialCacheSeconds", -0.5, "must be at least 0"),
+    ("SessionIdleMinutes", 0.5, "must be at least 1"),
+    ("DatabaseTimeoutSeconds", 0, "must be at least 0.1"),
+    ("AuditCheckpointSeconds", 0, "must be at least 1"),
+    ("DatabaseUrl", "", "must be a non-empty string"),
+    ("HomePage", 42, "must be a non-empty string"),
+    ("StateDirectory", "   ", "must be a non-empty string"),
+])
+def test_wrong_value_error_names_the_key(tmp_path, key, value, message):
+    with pytest.raises(ConfigError) as raised:
+        load_gate_config(gate({key: value}), tmp_path)
+    assert f"Gate.{key}" in raised.value.message and message in raised.value.message
+
+
+def test_zero_is_accepted_where_the_minimum_is_zero(tmp_path):
+    assert load_gate_config(gate({"DecisionCacheSeconds": 0}), tmp_path).decision_cache_seconds == 0.0
+
+
+@pytest.mark.parametrize("key", ["AuditCheckpointKeyFile", "ContactKeyFile"])
+def test_named_key_file_missing_names_the_key(tmp_path, key):
+    with pytest.raises(ConfigError, match=rf"Gate\.{key}: key file not found"):
+        load_gate_config(gate({key: "nowhere.key"}), tmp_path)
+
+
+def test_home_page_must_be_a_path(tmp_path):
+    with pytest.raises(ConfigError, match=r"Gate\.HomePage"):
+        load_gate_config(gate({"HomePage": "https://evil.example.com/"}), tmp_path)
+
+
+def test_database_url_without_scheme_is_refused(tmp_path):
+    with pytest.raises(ConfigError, match=r"Gate\.DatabaseUrl"):
+        load_gate_config(gate({"DatabaseUrl": "://host/db"}), tmp_path)
+
+
+# -- reading Orthanc's files -------------------------------------------------------------------------
+
+
+def test_comments_are_stripped_outside_strings():
+    text = '{ // line\n "a": "http://x/*y*/", /* block\n over lines */ "b": "say \\"//\\" twice" }'
+    assert json.loads(strip_json_comments(text)) == {"a": "http://x/*y*/", "b": 'say "//" twice'}
+
+
+def test_unterminated_block_comment_is_an_error():
+    with pytest.raises(ConfigError, match="unterminated"):
+        strip_json_comments('{"a": 1 /* no end')
+
+
+def test_read_orthanc_config_strips_comments_and_substitutes_variables(tmp_path, monkeypatch):
+    monkeypatch.setenv("GATE_TEST_DB", "postgresql://db/gate")
+    monkeypatch.delenv("GATE_TEST_UNSET", raising=False)
+    (tmp_path / "orthanc.json").write_text("""{
+      // Orthanc allows comments
+      "Name": "${GATE_TEST_UNSET:-fallback name}",  /* and block comments */
+      "Gate": {
+        "DatabaseUrl": "${GATE_TEST_DB}",
+        "HomePage": "${GATE_TEST_UNSET:-'/ui/app/'}"
+      },
+      "Empty": "${GATE_TEST_UNSET}"
+    }""")
+    config = read_orthanc_config(tmp_path / "orthanc.json")
+    assert config == {"Name": "fallback name", "Gate": {"DatabaseUrl": "postgresql://db/gate", "HomePage": "/ui/app/"},
+                      "Empty": ""}
+
+
+def test_set_variable_wins_over_its_default(monkeypatch):
+    monkeypatch.setenv("GATE_TEST_PORT", "8043")
+    assert substitute_variables('"${GATE_TEST_PORT:-8042}"') == '"8043"'
+
+
+def test_text_that_is_not_a_variable_is_left_alone(monkeypatch):
+    assert substitute_variables("$HOME ${1BAD} $") == "$HOME ${1BAD} $"
+
+
+def test_read_orthanc_config_merges_a_folder_in_name_order(tmp_path):
+    (tmp_path / "b.json").write_text('{"Gate": {"HomePage": "/second"}}')
+    (tmp_path / "a.json").write_text('{"Gate": {"HomePage": "/first"}, "Name": "a"}')
+    (tmp_path / "notes.txt").write_text("not json")
+    assert read_orthanc_config(tmp_path) == {"Gate": {"HomePage": "/second"}, "Name": "a"}
+
+
+def test_read_orthanc_config_of_an_empty_folder_is_an_error(tmp_path):
+    with pytest.raises(ConfigError, match="no .json file"):
+        read_orthanc_config(tmp_path)
+
+
+def test_read_orthanc_config_names_the_file_that_is_not_json(tmp_path):
+    (tmp_path / "broken.json").write_text('{"Gate": ')
+    with pytest.raises(ConfigError, match="broken.json"):
+        read_orthanc_config(tmp_path / "broken.json")
+
+
+def test_config_base_is_the_file_folder_or_the_folder_itself(tmp_path):
+    (tmp_path / "orthanc.json").write_text("{}")
+    assert config_base(tmp_path / "orthanc.json") == tmp_path.resolve()
+    assert config_base(tmp_path) == tmp_path.resolve()
+
+
+# -- secret files ---------------------------------------------------------------------------------
+
+
+def test_ensure_secret_file_creates_a_0600_file_once(tmp_path):
+    path = tmp_path / "state" / "secret.key"
+    calls = []
+
+    def make_secret() -> bytes:
+        calls.append(1)
+        return b"first secret"
+
+    old_umask = os.umask(0)  # the mode must not depend on the umask being strict
+    try:
+        assert ensure_secret_file(path, make_secret) is True
+    finally:
+        os.umask(old_umask)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert path.read_bytes() == b"first secret"
+    assert ensure_secret_file(path, lambda: b"second secret") is False
+    assert path.read_bytes() == b"first secret" and calls == [1]
+
+
+def test_ensure_secret_file_keeps_an_existing_file(tmp_path):
+    path = Path(tmp_path / "k")
+    path.write_bytes(b"configured")
+    assert ensure_secret_file(path, lambda: b"new") is False
+    assert path.read_bytes() == b"configured"

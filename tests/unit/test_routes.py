@@ -1,0 +1,377 @@
+"""The route table: what the gate thinks Orthanc (1.10/1.12, DICOMweb, WebDAV) will execute.
+
+One row per (method, path, query, headers) -> (family, action, malformed). Add a row whenever a
+route family is added; `test_every_family_has_a_row` fails until you do.
+"""
+
+from __future__ import annotations
+
+import ast
+import inspect
+
+import pytest
+
+from plugin.policies import routes
+from plugin.policies.routes import classify, effective_method, normalise_path
+from plugin.policies.types import Action
+
+PID = "b9c08539-26f93bde-c81ab0d7-bffaf2cb-a4d0bdd0"  # an Orthanc id (SHA-1 in five groups)
+STUDY_UID = "1.2.826.0.1.3680043.10.1192.1"
+SERIES_UID = "1.2.826.0.1.3680043.10.1192.1.1"
+SOP_UID = "1.2.826.0.1.3680043.10.1192.1.1.1"
+DW_INSTANCE = f"/dicom-web/studies/{STUDY_UID}/series/{SERIES_UID}/instances/{SOP_UID}"
+WADO = {"requestType": "WADO", "studyUID": STUDY_UID, "seriesUID": SERIES_UID, "objectUID": SOP_UID}
+
+L, V, D, M, X, A, P = (Action.LIST, Action.VIEW, Action.DOWNLOAD, Action.MODIFY, Action.DELETE, Action.ADMIN,
+                       Action.PUBLIC)
+BAD = "malformed"
+
+# (method, path, query, headers, expected family, expected action)
+ROUTES: list[tuple[str, str, dict[str, str], dict[str, str], str, Action]] = [
+    # -- resource lists ------------------------------------------------------------------------
+    ("GET", "/patients", {}, {}, "resource_list", L),
+    ("GET", "/studies", {"expand": ""}, {}, "resource_list", L),
+    ("GET", "/series", {}, {}, "resource_list", L),
+    ("GET", "/instances", {}, {}, "resource_list", L),
+    ("POST", "/instances", {}, {}, "resource_list", M),  # upload
+    ("DELETE", "/patients", {}, {}, "resource_list", X),
+    # -- one resource and its sub-routes -------------------------------------------------------
+    ("GET", f"/patients/{PID}", {}, {}, "patients", V),
+    ("GET", f"/studies/{PID}", {}, {}, "studies", V),
+    ("GET", f"/series/{PID}", {}, {}, "series", V),
+    ("GET", f"/instances/{PID}", {}, {}, "instances", V),
+    ("GET", f"/studies/{PID}/series", {}, {}, "studies", V),
+    ("GET", f"/instances/{PID}/file", {}, {}, "instances", D),
+    ("HEAD", f"/instances/{PID}/file", {}, {}, "instances", D),
+    ("GET", f"/studies/{PID}/archive", {}, {}, "studies", D),
+    ("POST", f"/studies/{PID}/archive", {}, {}, "studies", D),  # asynchronous archive job
+    ("GET", f"/patients/{PID}/media", {}, {}, "patients", D),
+    ("POST", f"/series/{PID}/media", {}, {}, "series", D),
+    ("GET", f"/instances/{PID}/preview", {}, {}, "instances", V),
+    ("GET", f"/instances/{PID}/rendered", {"quality": "90"}, {}, "instances", V),
+    ("GET", f"/instances/{PID}/image-uint8", {}, {}, "instances", V),
+    ("GET", f"/instances/{PID}/frames/1/raw", {}, {}, "instances", V),
+    ("GET", f"/instances/{PID}/tags", {"simplify": ""}, {}, "instances", V),
+    ("GET", f"/instances/{PID}/simplified-tags", {}, {}, "instances", V),
+    ("GET", f"/instances/{PID}/content/0010-0010", {}, {}, "instances", V),
+    ("GET", f"/instances/{PID}/metadata", {}, {}, "instances", V),
+    ("GET", f"/instances/{PID}/metadata/ReceptionDate", {}, {}, "instances", V),
+    ("PUT", f"/instances/{PID}/metadata/1024", {}, {}, "instances", M),
+    ("DELETE", f"/instances/{PID}/metadata/1024", {}, {}, "instances", X),
+    ("GET", f"/instances/{PID}/attachments", {}, {}, "instances", D),
+    ("GET", f"/instances/{PID}/attachments/dicom/data", {}, {}, "instances", D),
+    ("PUT", f"/instances/{PID}/attachments/1025", {}, {}, "instances", M),
+    ("DELETE", f"/instances/{PID}/attachments/1025", {}, {}, "instances", X),
+    ("DELETE", f"/instances/{PID}/file", {}, {}, "instances", X),
+    ("GET", f"/studies/{PID}/statistics", {}, {}, "studies", V),
+    ("GET", f"/studies/{PID}/module", {}, {}, "studies", V),
+    ("GET", f"/series/{PID}/shared-tags", {}, {}, "series", V),
+    ("GET", f"/studies/{PID}/instances-tags", {}, {}, "studies", V),
+    ("POST", f"/studies/{PID}/anonymize", {}, {}, "studies", M),
+    ("POST", f"/patients/{PID}/modify", {}, {}, "patients", M),
+    ("POST", f"/studies/{PID}/merge", {}, {}, "studies", M),
+    ("POST", f"/studies/{PID}/split", {}, {}, "studies", M),
+    ("POST", f"/instances/{PID}/export", {}, {}, "instances", M),
+    ("POST", f"/studies/{PID}/reconstruct", {}, {}, "studies", M),
+    ("GET", f"/studies/{PID}/labels", {}, {}, "studies", V),
+    ("PUT", f"/studies/{PID}/labels/urgent", {}, {}, "studies", M),
+    ("DELETE", f"/studies/{PID}/labels/urgent", {}, {}, "studies", X),
+    ("GET", f"/series/{PID}/numpy", {}, {}, "series", V),
+    ("PUT", f"/patients/{PID}/protected", {}, {}, "patients", M),
+    ("DELETE", f"/patients/{PID}", {}, {}, "patients", X),
+    ("DELETE", f"/studies/{PID}", {}, {}, "studies", X),
+    ("DELETE", f"/series/{PID}", {}, {}, "series", X),
+    ("DELETE", f"/instances/{PID}", {}, {}, "instances", X),
+    # -- /tools ---------------------------------------------------------------------------------
+    ("POST", "/tools/find", {}, {}, "tools_find", L),
+    ("POST", "/tools/count-resources", {}, {}, "tools_find", L),
+    ("POST", "/tools/lookup", {}, {}, "tools_lookup", L),
+    ("POST", "/tools/create-archive", {}, {}, "tools_archive", D),
+    ("GET", "/tools/create-archive", {"resources": PID}, {}, "tools_archive", D),
+    ("POST", "/tools/create-media", {}, {}, "tools_archive", D),
+    ("POST", "/tools/create-media-extended", {}, {}, "tools_archive", D),
+    ("POST", "/tools/bulk-content", {}, {}, "tools_bulk", V),
+    ("POST", "/tools/bulk-modify", {}, {}, "tools_bulk", M),
+    ("POST", "/tools/bulk-anonymize", {}, {}, "tools_bulk", M),
+    ("POST", "/tools/bulk-delete", {}, {}, "tools_bulk", X),
+    ("POST", "/tools/execute-script", {}, {}, "tools_other", A),
+    ("POST", "/tools/reset", {}, {}, "tools_other", A),
+    ("POST", "/tools/shutdown", {}, {}, "tools_other", A),
+    ("GET", "/tools/labels", {}, {}, "tools_other", A),
+    ("GET", "/tools/now", {}, {}, "tools_other", A),
+    ("GET", "/tools", {}, {}, "tools_other", A),
+    # -- administration -------------------------------------------------------------------------
+    ("GET", "/changes", {"since": "0"}, {}, "changes", A),
+    ("DELETE", "/changes", {}, {}, "changes", A),
+    ("GET", "/exports", {}, {}, "exports", A),
+    ("GET", "/jobs", {}, {}, "jobs", A),
+    ("GET", "/jobs/0f6d8e0e-ff0d-4b6b-9b8c-4a0e1d7d9f6a", {}, {}, "jobs", A),
+    ("POST", "/jobs/0f6d8e0e-ff0d-4b6b-9b8c-4a0e1d7d9f6a/cancel", {}, {}, "jobs", A),
+    ("GET", "/jobs/0f6d8e0e-ff0d-4b6b-9b8c-4a0e1d7d9f6a/archive", {}, {}, "jobs", D),
+    ("GET", "/modalities", {}, {}, "modalities", A),
+    ("POST", "/modalities/pacs/query", {}, {}, "modalities", A),
+    ("POST", "/modalities/pacs/store", {}, {}, "modalities", A),
+    ("GET", "/peers", {}, {}, "peers", A),
+    ("POST", "/peers/other/store", {}, {}, "peers", A),
+    ("GET", "/queries/abc/answers/0/content", {}, {}, "queries", A),
+    ("POST", "/queries/abc/retrieve", {}, {}, "queries", A),
+    ("GET", "/plugins", {}, {}, "plugins", A),
+    ("GET", "/plugins/explorer.js", {}, {}, "plugins", A),
+    ("GET", "/system", {}, {}, "system", A),
+    ("GET", "/statistics", {}, {}, "statistics", A),
+    ("POST", "/storage-commitment/abc/remove", {}, {}, "storage_commitment", A),
+    # -- Orthanc Explorer (1 and 2) static files -------------------------------------------------
+    ("GET", "/app/explorer.html", {}, {}, "ui_asset", V),
+    ("GET", "/app/libs/jquery.min.js", {}, {}, "ui_asset", V),
+    ("POST", "/app/explorer.html", {}, {}, "ui_asset", M),
+    ("GET", "/ui/app/", {}, {}, "ui_asset", V),
+    ("GET", "/ui/app/index.html", {}, {}, "ui_asset", V),
+    ("GET", "/favicon.ico", {}, {}, "ui_asset", V),
+    ("GET", "/ui", {}, {}, "unknown", A),
+    ("GET", "/ui/api/configuration", {}, {}, "unknown", A),
+    # -- WADO-URI -----------------------------------------------------------------------------------
+    ("GET", "/wado", {**WADO, "contentType": "image/jpeg"}, {}, "wado", V),
+    ("GET", "/wado", {**WADO, "contentType": "image%2Fpng"}, {}, "wado", V),
+    ("GET", "/wado", {**WADO, "contentType": "application/dicom"}, {}, "wado", D),
+    ("GET", "/wado", WADO, {}, "wado", D),
+    ("POST", "/wado", WADO, {}, "wado", M),
+    ("GET", "/wado/extra", WADO, {}, "unknown", A),
+    # -- DICOMweb -----------------------------------------------------------------------------------
+    ("GET", "/dicom-web/studies", {"PatientID": "123"}, {}, "dicomweb", L),
+    ("POST", "/dicom-web/studies", {}, {}, "dicomweb", M),  # STOW-RS
+    ("GET", f"/dicom-web/studies/{STUDY_UID}", {}, {}, "dicomweb", D),
+    ("DELETE", f"/dicom-web/studies/{STUDY_UID}", {}, {}, "dicomweb", X),
+    ("GET", f"/dicom-web/studies/{STUDY_UID}/series", {}, {}, "dicomweb", L),
+    ("GET", f"/dicom-web/studies/{STUDY_UID}/series/{SERIES_UID}", {}, {}, "dicomweb", D),
+    ("GET", f"/dicom-web/studies/{STUDY_UID}/series/{SERIES_UID}/instances", {}, {}, "dicomweb", L),
+    ("GET", DW_INSTANCE, {}, {}, "dicomweb", D),
+    ("GET", f"{DW_INSTANCE}/frames/1", {}, {}, "dicomweb", V),
+    ("GET", f"{DW_INSTANCE}/metadata", {}, {}, "dicomweb", V),
+    ("GET", f"{DW_INSTANCE}/rendered", {}, {}, "dicomweb", V),
+    ("GET", f"{DW_INSTANCE}/bulk/7fe00010", {}, {}, "dicomweb", V),
+    ("GET", f"/dicom-web/studies/{STUDY_UID}/metadata", {}, {}, "dicomweb", V),
+    ("GET", f"/dicom-web/studies/{STUDY_UID}/thumbnail", {}, {}, "dicomweb", V),
+    ("GET", "/dicom-web/series", {}, {}, "dicomweb", L),
+    ("GET", "/dicom-web/instances", {}, {}, "dicomweb", L),
+    ("GET", f"/dicom-web/series/{SERIES_UID}", {}, {}, "dicomweb_admin", A),
+    ("POST", "/dicom-web/servers/x/retrieve", {}, {}, "dicomweb_admin", A),
+    ("GET", "/dicom-web/servers", {}, {}, "dicomweb_admin", A),
+    ("GET", "/dicom-web/info", {}, {}, "dicomweb_admin", A),
+    ("GET", "/dicom-web", {}, {}, "dicomweb_admin", A),
+    # -- WebDAV ---------------------------------------------------------------------------------------
+    ("PROPFIND", "/webdav/", {}, {}, "webdav", D),
+    ("GET", "/webdav/by-patients/x/y/z/file.dcm", {}, {}, "webdav", D),
+    ("PUT", "/webdav/uploads/new.dcm", {}, {}, "webdav", M),
+    ("MKCOL", "/webdav/uploads/folder", {}, {}, "webdav", M),
+    ("DELETE", "/webdav/by-uids/x", {}, {}, "webdav", X),
+    # -- the plugin's own routes ----------------------------------------------------------------------
+    ("GET", "/gate/health", {}, {}, "gate_public", P),
+    ("GET", "/gate/login", {"next": "/app/explorer.html"}, {}, "gate_public", P),
+    ("POST", "/gate/login", {}, {}, "gate_public", P),
+    ("GET", "/gate/static/gate.css", {}, {}, "gate_public", P),
+    ("GET", "/gate/static", {}, {}, "gate", A),
+    ("GET", "/gate/api/me", {}, {}, "gate", A),
+    ("POST", "/gate/logout", {}, {}, "gate", A),
+    ("GET", "/gate/anything", {}, {}, "gate", A),
+    ("GET", "/share/tok", {}, {}, "share", V),
+    ("GET", "/", {}, {}, "root", P),
+    # -- unknown --------------------------------------------------------------------------------------
+    ("GET", "/foo", {}, {}, "unknown", A),
+    ("GET", "/Gate/health", {}, {}, "unknown", A),
+    ("GET", "/GATE/login", {}, {}, "unknown", A),
+    ("GET", "/Share/tok", {}, {}, "unknown", A),
+    ("GET", "/stone-webviewer/index.html", {}, {}, "unknown", A),
+    ("GET", "/%2e%2e/patients", {}, {}, "unknown", A),  # a literal "%2e%2e", as Orthanc's router sees it
+    # -- tricks: slashes and case ---------------------------------------------------------------------
+    ("GET", "/patients/", {}, {}, "resource_list", L),
+    ("GET", "//patients", {}, {}, "resource_list", L),
+    ("GET", f"/patients//{PID}///file/", {}, {}, "patients", D),
+    ("GET", "/PATIENTS", {}, {}, "resource_list", L),
+    ("GET", f"/Studies/{PID}/ARCHIVE", {}, {}, "studies", D),
+    ("POST", "/TOOLS/FIND", {}, {}, "tools_find", L),
+    ("GET", "/Changes", {}, {}, "changes", A),
+    ("GET", "/DICOM-WEB/studies", {}, {}, "dicomweb", L),
+    ("GET", "/WADO", {**WADO, "contentType": "image/jpeg"}, {}, "wado", V),
+    ("GET", "/gate/health/", {}, {}, "gate_public", P),
+    ("GET", "/gate//login", {}, {}, "gate_public", P),
+    ("GET", "/gate/health?x=1", {}, {}, "gate_public", P),
+    ("GET", f"/patients\\{PID}", {}, {}, "patients", V),
+    # -- tricks: method overrides ---------------------------------------------------------------------
+    ("GET", f"/patients/{PID}", {"_method": "DELETE"}, {}, "patients", X),
+    ("GET", f"/patients/{PID}", {"_method": "delete"}, {}, "patients", X),
+    ("GET", f"/patients/{PID}", {}, {"x-http-method-override": "DELETE"}, "patients", X),
+    ("POST", f"/patients/{PID}", {}, {"x-http-method-override": " delete "}, "patients", X),
+    ("GET", f"/patients/{PID}", {"_method": "DELETE"}, {"x-http-method-override": "DELETE"}, "patients", X),
+    ("GET", f"/instances/{PID}/file", {"_method": "DELETE"}, {}, "instances", X),
+    ("GET", f"/studies/{PID}/labels/x", {"_method": "PUT"}, {}, "studies", M),
+    ("POST", f"/patients/{PID}/modify", {"_method": "GET"}, {}, "patients", M),
+    ("GET", f"/patients/{PID}", {"_method": ""}, {}, "patients", V),
+    ("GET", f"/patients/{PID}", {"_method": "DELETE"}, {"x-http-method-override": "PUT"}, BAD, A),
+    ("GET", f"/patients/{PID}", {"_method": "TRACE"}, {}, BAD, A),
+    ("GET", f"/patients/{PID}", {}, {"x-http-method-override": "BREW"}, BAD, A),
+    ("BREW", "/patients", {}, {}, BAD, A),
+    # -- tricks: dot segments, control characters, backslashes ----------------------------------------
+    ("GET", "/app/../patients", {}, {}, BAD, A),
+    ("GET", "/app/./x", {}, {}, BAD, A),
+    ("GET", f"/patients/{PID}/..", {}, {}, BAD, A),
+    ("GET", "/gate/static/../../patients", {}, {}, BAD, A),
+    ("GET", "/app\\..\\patients", {}, {}, BAD, A),
+    ("GET", "/patients\x00/x", {}, {}, BAD, A),
+    ("GET", "/patients\n", {}, {}, BAD, A),
+    ("GET", "/gate/login\r\nX-Injected: 1", {}, {}, BAD, A),
+    ("GET", "/pat\x7fients", {}, {}, BAD, A),
+    ("GET", "/gate/health\t", {}, {}, BAD, A),
+]
+
+EXPECTED_FAMILIES = {
+    "resource_list", "patients", "studies", "series", "instances",
+    "tools_find", "tools_lookup", "tools_archive", "tools_bulk", "tools_other",
+    "changes", "exports", "jobs", "modalities", "peers", "queries", "plugins", "system", "statistics",
+    "storage_commitment",
+    "ui_asset", "wado", "dicomweb", "dicomweb_admin", "webdav",
+    "gate_public", "gate", "share", "root", "unknown", "malformed",
+}
+
+
+def _row_id(row: tuple) -> str:
+    method, path, query, headers, _family, _action = row
+    extra = "&".join(f"{k}={v}" for k, v in query.items())
+    over = headers.get("x-http-method-override")
+    label = f"{method} {path!r}" + (f"?{extra}" if extra else "") + (f" [override {over!r}]" if over else "")
+    return label
+
+
+@pytest.mark.parametrize(("method", "path", "query", "headers", "family", "action"), ROUTES,
+                         ids=[_row_id(r) for r in ROUTES])
+def test_route_table(method, path, query, headers, family, action):
+    route = classify(method, path, query, headers)
+    assert (route.family, route.action) == (family, action)
+    assert bool(route.malformed) == (family == BAD)
+
+
+def _families_named_in_routes_module() -> set[str]:
+    """Every family routes.py can return: RouteInfo("literal", ...), ("family", Action.X) pairs, tables."""
+    tree = ast.parse(inspect.getsource(routes))
+    named: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "RouteInfo":
+            family = node.args[0] if node.args else next(k.value for k in node.keywords if k.arg == "family")
+            if isinstance(family, ast.Constant):
+                named.add(family.value)
+        # ("family", Action.X) pairs: the /tools table and its default.
+        if isinstance(node, ast.Tuple) and len(node.elts) == 2 and isinstance(node.elts[0], ast.Constant) \
+                and getattr(node.elts[1], "value", None) is not None \
+                and getattr(node.elts[1].value, "id", None) == "Action":
+            named.add(node.elts[0].value)
+    named |= {name.replace("-", "_") for name in routes.ADMIN_FAMILIES}
+    named |= set(routes.LEVELS)  # /{level}/{id} routes are named after their level's folder
+    return named
+
+
+def test_every_family_has_a_row():
+    in_table = {family for *_, family, _action in ROUTES}
+    assert in_table == EXPECTED_FAMILIES
+
+
+def test_every_family_the_module_can_return_is_expected():
+    named = _families_named_in_routes_module()
+    assert "unknown" in named and "malformed" in named  # the reader of the module still works
+    assert named == EXPECTED_FAMILIES
+
+
+def test_table_families_are_what_classify_returns():
+    seen = {classify(m, p, q, h).family for m, p, q, h, _f, _a in ROUTES}
+    assert seen == EXPECTED_FAMILIES
+
+
+# -- what else a classification carries ------------------------------------------------------------
+
+
+def test_resource_route_names_level_and_orthanc_id():
+    route = classify("GET", f"/Studies/{PID}/archive", {}, {})
+    assert (route.level, route.resource_id, route.path) == ("study", PID, f"/Studies/{PID}/archive")
+
+
+def test_resource_list_names_level_without_id():
+    route = classify("GET", "/series/", {}, {})
+    assert (route.level, route.resource_id) == ("series", None)
+
+
+def test_wado_names_instance_and_study_uids_decoded():
+    route = classify("GET", "/wado", {**WADO, "objectUID": "1.2%2E3", "studyUID": "9.8"}, {})
+    assert (route.level, route.resource_id, route.study_uid) == ("instance", "1.2.3", "9.8")
+
+
+def test_dicomweb_names_the_study_uid():
+    route = classify("GET", f"{DW_INSTANCE}/frames/1", {}, {})
+    assert (route.level, route.study_uid, route.resource_id) == ("study", STUDY_UID, STUDY_UID)
+
+
+def test_dicomweb_stow_names_no_study():
+    assert classify("POST", "/dicom-web/studies", {}, {}).study_uid is None
+
+
+@pytest.mark.parametrize("path", ["/", "/gate/health", "/gate/login", "/gate/static/gate.css", "/gate/api/me",
+                                  "/share/tok"])
+def test_own_routes_are_marked_and_carry_no_phi(path):
+    route = classify("GET", path, {}, {})
+    assert route.own_route and not route.carries_phi
+
+
+@pytest.mark.parametrize("path", ["/patients", f"/instances/{PID}/file", "/tools/find", "/wado",
+                                  "/dicom-web/studies", "/webdav/", "/changes", "/foo", "/jobs"])
+def test_orthanc_routes_are_not_own_routes_and_carry_phi(path):
+    route = classify("GET", path, {}, {})
+    assert not route.own_route and route.carries_phi
+
+
+def test_ui_asset_read_carries_no_phi_but_a_write_does():
+    assert not classify("GET", "/app/explorer.html", {}, {}).carries_phi
+    assert classify("PUT", "/app/explorer.html", {}, {}).carries_phi
+
+
+def test_the_method_recorded_is_the_one_orthanc_runs():
+    route = classify("get", f"/patients/{PID}", {}, {"x-http-method-override": "delete"})
+    assert route.method == "DELETE"
+
+
+def test_path_is_normalised():
+    assert classify("GET", "//patients//x///", {}, {}).path == "/patients/x"
+
+
+def test_malformed_keeps_a_bounded_copy_of_the_raw_path():
+    route = classify("GET", "/app/../" + "a" * 500, {}, {})
+    assert route.malformed == "dot segment in path"
+    assert len(route.path) == 200
+
+
+def test_malformed_reason_names_the_problem():
+    assert classify("GET", "/x", {"_method": "PUT"}, {"x-http-method-override": "DELETE"}).malformed == \
+        "conflicting method overrides"
+    assert classify("GET", "/x\x01", {}, {}).malformed == "control character in path"
+    assert classify("FOO", "/x", {}, {}).malformed == "unknown method"
+
+
+# -- the two helpers on their own ------------------------------------------------------------------
+
+
+def test_effective_method_without_override_is_the_request_method_upper_cased():
+    assert effective_method("post", {}, {}) == "POST"
+
+
+def test_agreeing_overrides_are_accepted():
+    assert effective_method("GET", {"_method": "put"}, {"x-http-method-override": "PUT"}) == "PUT"
+
+
+def test_normalise_path_drops_the_query_string():
+    assert normalise_path("/studies/?expand&_method=DELETE") == "/studies"
+
+
+def test_normalise_path_folds_backslashes_into_slashes():
+    assert normalise_path("\\patients\\x") == "/patients/x"
+
+
+@pytest.mark.parametrize("uri", ["/..", "/a/.", "/a\\.\\b", "/a\x1b", "/a\x7f"])
+def test_normalise_path_refuses_ambiguous_paths(uri):
+    with pytest.raises(routes.MalformedRequest):
+        normalise_path(uri)
