@@ -1,0 +1,325 @@
+"""The audit writer against a real SQLite store: durability, coalescing, spool, checkpoints."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from plugin.audit.log import MAX_BATCH, AuditLog, read_checkpoint_file
+from plugin.audit.record import AuditRecord, iso_utc
+from plugin.audit.verify import verify_store
+from plugin.store import audit as audit_rows
+from plugin.store.db import Store
+from tests.unit.conftest import T0, FakeClock
+
+KEY = b"test checkpoint key"
+COALESCE = 60.0
+
+
+class Paths:
+    def __init__(self, root: Path) -> None:
+        self.spool = root / "spool" / "gate-audit.spool"
+        self.checkpoints = root / "gate-audit-checkpoint.log"
+
+
+@pytest.fixture
+def paths(tmp_path: Path) -> Paths:
+    return Paths(tmp_path)
+
+
+@pytest.fixture
+def new_log(store: Store, paths: Paths, clock: FakeClock) -> Iterator[Callable[..., AuditLog]]:
+    made: list[AuditLog] = []
+
+    def make(start: bool = True, **options: float) -> AuditLog:
+        log = AuditLog(store, KEY, paths.spool, paths.checkpoints, coalesce_seconds=COALESCE,
+                       checkpoint_seconds=options.pop("checkpoint_seconds", 300.0),
+                       wait_seconds=options.pop("wait_seconds", 5.0), clock=clock)
+        if start:
+            log.start()
+        made.append(log)
+        return log
+
+    yield make
+    for log in made:
+        log.stop()
+
+
+@pytest.fixture
+def log(new_log: Callable[..., AuditLog]) -> AuditLog:
+    return new_log()
+
+
+def read(clock: FakeClock, who: str = "drnkosi", study: str = "s1") -> AuditRecord:
+    return AuditRecord(ts=iso_utc(clock()), actor=who, action="view", outcome="allow", reason="admin",
+                       method="GET", path=f"/studies/{study}", route_class="studies", level="study",
+                       orthanc_id=study)
+
+
+def denial(clock: FakeClock, reason: str = "no grant for this resource") -> AuditRecord:
+    return AuditRecord(ts=iso_utc(clock()), actor="drnkosi", action="view", outcome="deny", reason=reason,
+                       method="GET", path="/patients", route_class="resource_list")
+
+
+def rows(store: Store) -> list[dict]:
+    with store.read() as session:
+        return list(audit_rows.iter_events(session))
+
+
+def db_checkpoints(store: Store) -> list[dict]:
+    with store.read() as session:
+        return audit_rows.checkpoints(session)
+
+
+def wait_until(condition: Callable[[], bool], timeout: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.02)
+    return condition()
+
+
+def counted_reads(clock: FakeClock, calls: list[int]) -> Callable[[], AuditRecord]:
+    def make() -> AuditRecord:
+        calls.append(1)
+        return read(clock)
+
+    return make
+
+
+# -- durable writes ------------------------------------------------------------------------------
+
+
+def test_durable_record_is_in_the_store_when_record_returns(log, store, clock):
+    assert log.record(read(clock), durable=True) is True
+    [row] = rows(store)
+    assert (row["id"], row["actor"], row["orthanc_id"], row["count"]) == (1, "drnkosi", "s1", 1)
+
+
+def test_non_durable_record_is_written_by_flush(log, store, clock):
+    assert log.record(denial(clock)) is True
+    log.flush()
+    assert [r["outcome"] for r in rows(store)] == ["deny"]
+
+
+def test_records_keep_their_order_in_the_chain(log, store, clock):
+    for reason in ("first", "second", "third"):
+        log.record(denial(clock, reason))
+    log.flush()
+    assert [r["reason"] for r in rows(store)] == ["first", "second", "third"]
+
+
+# -- coalescing of reads --------------------------------------------------------------------------
+
+
+def test_identical_reads_in_the_window_share_one_row_until_flush(log, store, clock):
+    calls: list[int] = []
+    for _ in range(5):
+        assert log.record_read(("drnkosi", "s1"), counted_reads(clock, calls)) is True
+        clock.advance(1)
+    assert calls == [1]
+    assert len(rows(store)) == 1
+
+
+def test_flush_appends_a_summary_with_the_count_of_repeats(log, store, clock):
+    for _ in range(5):
+        log.record_read(("drnkosi", "s1"), lambda: read(clock))
+        clock.advance(1)
+    log.flush()
+    first, summary = rows(store)
+    assert (first["count"], summary["count"]) == (1, 4)
+    assert first["count"] + summary["count"] == 5
+    assert json.loads(summary["detail"])["coalesced_into"] == first["id"]
+    assert summary["ts"] == iso_utc(T0 + 4)
+    assert summary["orthanc_id"] == "s1" and summary["actor"] == "drnkosi"
+
+
+def test_stop_appends_the_summary_too(log, store, clock):
+    for _ in range(3):
+        log.record_read(("drnkosi", "s1"), lambda: read(clock))
+    log.stop()
+    assert [r["count"] for r in rows(store)] == [1, 2]
+
+
+def test_a_single_read_gets_no_summary(log, store, clock):
+    log.record_read(("drnkosi", "s1"), lambda: read(clock))
+    log.flush()
+    assert [r["count"] for r in rows(store)] == [1]
+
+
+def test_read_after_the_window_opens_a_new_row(log, store, clock):
+    calls: list[int] = []
+    key = ("drnkosi", "s1")
+    log.record_read(key, counted_reads(clock, calls))
+    log.record_read(key, counted_reads(clock, calls))
+    clock.advance(COALESCE)
+    log.record_read(key, counted_reads(clock, calls))
+    log.flush()
+    assert calls == [1, 1]
+    assert [r["count"] for r in rows(store)] == [1, 1, 1]  # first, summary of 1 repeat, new window
+
+
+def test_different_resources_are_not_coalesced(log, store, clock):
+    log.record_read(("drnkosi", "s1"), lambda: read(clock, study="s1"))
+    log.record_read(("drnkosi", "s2"), lambda: read(clock, study="s2"))
+    log.flush()
+    assert [r["orthanc_id"] for r in rows(store)] == ["s1", "s2"]
+
+
+def test_writer_closes_expired_windows_on_its_own(log, store, clock):
+    for _ in range(3):
+        log.record_read(("drnkosi", "s1"), lambda: read(clock))
+    clock.advance(COALESCE + 1)
+    assert wait_until(lambda: len(rows(store)) == 2, timeout=5)
+    assert rows(store)[1]["count"] == 2
+
+
+def test_denials_are_never_coalesced(log, store, clock):
+    for _ in range(4):
+        log.record(denial(clock))
+    log.flush()
+    assert [(r["outcome"], r["count"]) for r in rows(store)] == [("deny", 1)] * 4
+
+
+def test_chain_verifies_after_reads_summaries_and_denials(log, store, clock, paths):
+    for _ in range(3):
+        log.record_read(("drnkosi", "s1"), lambda: read(clock))
+    log.record(denial(clock))
+    clock.advance(COALESCE)
+    log.record_read(("drnkosi", "s1"), lambda: read(clock))
+    log.record(read(clock, study="s9"), durable=True)
+    log.stop()
+    report = verify_store(store, KEY, paths.checkpoints)
+    assert report.ok, report.problem
+    assert report.rows == len(rows(store)) == 6
+
+
+# -- checkpoints ----------------------------------------------------------------------------------
+
+
+def test_stop_signs_the_head_in_the_store_and_in_the_file(log, store, clock, paths):
+    log.record(read(clock), durable=True)
+    log.record(denial(clock), durable=True)
+    log.stop()
+    [in_db] = db_checkpoints(store)
+    assert (in_db["audit_id"], in_db["row_hash"]) == (2, rows(store)[-1]["row_hash"])
+    assert read_checkpoint_file(paths.checkpoints) == [in_db]
+    assert verify_store(store, KEY, paths.checkpoints).checkpoints == 1
+
+
+def test_stop_on_an_empty_chain_writes_no_checkpoint(log, store, paths):
+    log.stop()
+    assert db_checkpoints(store) == [] and not paths.checkpoints.exists()
+
+
+def test_writer_signs_periodically_by_its_clock(new_log, store, clock, paths):
+    log = new_log(checkpoint_seconds=10)
+    log.record(read(clock), durable=True)
+    assert db_checkpoints(store) == []
+    clock.advance(11)
+    assert wait_until(lambda: len(db_checkpoints(store)) == 1, timeout=5)
+    assert len(read_checkpoint_file(paths.checkpoints)) == 1
+
+
+def test_checkpoint_deleted_from_the_database_is_detected(log, store, clock, paths):
+    log.record(read(clock), durable=True)
+    log.stop()
+    with sqlite3.connect(store.url.split(":///", 1)[1]) as raw:
+        raw.execute("DELETE FROM audit_checkpoints")
+    report = verify_store(store, KEY, paths.checkpoints)
+    assert not report.ok and "missing from the database" in report.problem
+
+
+def test_row_edited_in_the_database_is_detected(log, store, clock, paths):
+    log.record(read(clock), durable=True)
+    log.record(read(clock, study="s2"), durable=True)
+    log.stop()
+    with sqlite3.connect(store.url.split(":///", 1)[1]) as raw:
+        raw.execute("UPDATE audit_events SET actor = 'someone-else' WHERE id = 1")
+    report = verify_store(store, KEY, paths.checkpoints)
+    assert not report.ok and report.bad_row == 1
+
+
+# -- batches --------------------------------------------------------------------------------------
+
+
+def test_flush_writes_everything_queued_even_more_than_one_batch(new_log, store, clock):
+    log = new_log(start=False)
+    for i in range(MAX_BATCH + 1):
+        log.record(denial(clock, f"denial {i}"))
+    log.flush()
+    assert len(rows(store)) == MAX_BATCH + 1
+
+
+def test_stop_writes_everything_queued_even_more_than_one_batch(new_log, store, clock):
+    log = new_log(start=False)
+    total = 4 * MAX_BATCH + 1
+    for i in range(total):
+        log.record(denial(clock, f"denial {i}"))
+    log.start()
+    log.stop()
+    assert len(rows(store)) == total
+
+
+# -- the store going away -------------------------------------------------------------------------
+
+
+@pytest.fixture
+def locked_store(db_path: Path) -> Iterator[Callable[[], None]]:
+    """Hold SQLite's write lock from another connection; call the yielded function to release it."""
+    holder = sqlite3.connect(db_path, isolation_level=None, timeout=5)
+    holder.execute("BEGIN EXCLUSIVE")
+    released = False
+
+    def release() -> None:
+        nonlocal released
+        if not released:
+            holder.execute("ROLLBACK")
+            released = True
+
+    yield release
+    release()
+    holder.close()
+
+
+def test_durable_record_fails_and_health_drops_while_the_store_is_locked(log, store, clock, locked_store):
+    assert log.record(read(clock), durable=True) is False
+    assert store.health.ok is False
+    assert "locked" in store.health.error
+
+
+def test_durable_read_fails_while_the_store_is_locked(log, store, clock, locked_store):
+    assert log.record_read(("drnkosi", "s1"), lambda: read(clock)) is False
+
+
+def test_denial_is_spooled_while_locked_and_replayed_after(log, store, clock, paths, locked_store):
+    assert log.record(read(clock, study="refused"), durable=True) is False
+    assert log.record(denial(clock, "spooled denial")) is True
+    assert wait_until(lambda: paths.spool.exists() and "spooled denial" in paths.spool.read_text())
+    assert store.health.ok is False
+
+    locked_store()
+    assert wait_until(lambda: store.health.ok and not paths.spool.exists())
+    assert [(r["outcome"], r["reason"]) for r in rows(store)] == [("deny", "spooled denial")]
+
+    assert log.record(read(clock), durable=True) is True
+    log.stop()
+    report = verify_store(store, KEY, paths.checkpoints)
+    assert report.ok and report.rows == 2
+
+
+def test_failed_read_window_is_not_reused_after_recovery(log, store, clock, locked_store):
+    calls: list[int] = []
+    key = ("drnkosi", "s1")
+    assert log.record_read(key, counted_reads(clock, calls)) is False
+    locked_store()
+    assert wait_until(lambda: store.health.ok)
+    assert log.record_read(key, counted_reads(clock, calls)) is True
+    assert calls == [1, 1]
+    assert len(rows(store)) == 1
