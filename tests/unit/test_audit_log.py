@@ -6,6 +6,7 @@ import json
 import sqlite3
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -74,6 +75,16 @@ def rows(store: Store) -> list[dict]:
 def db_checkpoints(store: Store) -> list[dict]:
     with store.read() as session:
         return audit_rows.checkpoints(session)
+
+
+@contextmanager
+def raw_db(store: Store) -> Iterator[sqlite3.Connection]:
+    """A plain sqlite3 connection to the store's file, in autocommit: what someone with the file has."""
+    raw = sqlite3.connect(store.url.split(":///", 1)[1], isolation_level=None)
+    try:
+        yield raw
+    finally:
+        raw.close()
 
 
 def wait_until(condition: Callable[[], bool], timeout: float = 10.0) -> bool:
@@ -197,7 +208,10 @@ def test_chain_verifies_after_reads_summaries_and_denials(log, store, clock, pat
     log.stop()
     report = verify_store(store, KEY, paths.checkpoints)
     assert report.ok, report.problem
-    assert report.rows == len(rows(store)) == 6
+    written = rows(store)
+    assert report.rows == len(written)
+    assert sum(r["count"] for r in written if r["orthanc_id"] == "s1") == 4
+    assert [r["outcome"] for r in written].count("deny") == 1
 
 
 # -- checkpoints ----------------------------------------------------------------------------------
@@ -230,17 +244,26 @@ def test_writer_signs_periodically_by_its_clock(new_log, store, clock, paths):
 def test_checkpoint_deleted_from_the_database_is_detected(log, store, clock, paths):
     log.record(read(clock), durable=True)
     log.stop()
-    with sqlite3.connect(store.url.split(":///", 1)[1]) as raw:
+    with raw_db(store) as raw:
         raw.execute("DELETE FROM audit_checkpoints")
     report = verify_store(store, KEY, paths.checkpoints)
     assert not report.ok and "missing from the database" in report.problem
+
+
+def test_the_store_refuses_to_edit_or_delete_audit_rows(log, store, clock):
+    log.record(read(clock), durable=True)
+    with raw_db(store) as raw:
+        for statement in ("UPDATE audit_events SET actor = 'x'", "DELETE FROM audit_events"):
+            with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+                raw.execute(statement)
 
 
 def test_row_edited_in_the_database_is_detected(log, store, clock, paths):
     log.record(read(clock), durable=True)
     log.record(read(clock, study="s2"), durable=True)
     log.stop()
-    with sqlite3.connect(store.url.split(":///", 1)[1]) as raw:
+    with raw_db(store) as raw:  # someone with the file drops the guard
+        raw.execute("DROP TRIGGER audit_events_no_update")
         raw.execute("UPDATE audit_events SET actor = 'someone-else' WHERE id = 1")
     report = verify_store(store, KEY, paths.checkpoints)
     assert not report.ok and report.bad_row == 1
