@@ -122,7 +122,8 @@ def change_password(runtime: Runtime, request: Request) -> Response:
         return render("password.html", csrf_token=identification.csrf_token,
                       forced=principal.must_change_password, error=exc.message,
                       min_length=accounts.MIN_PASSWORD_LENGTH)
-    runtime.authenticator.invalidate(("session", principal.session_id))
+    # Forget every cached identity, the old password's Basic verification included.
+    runtime.authenticator.invalidate()
     if request.wants_json:
         return Response.json({"changed": True})
     return Response.redirect(runtime.config.home_page)
