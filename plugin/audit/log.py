@@ -156,7 +156,7 @@ class AuditLog:
             for window in list(self._windows.values()):
                 self._close_window(window)
             self._windows.clear()
-        self._write_batch()
+        self._write_queued()
 
     def _close_window(self, window: _Window) -> None:
         """Queue the summary of a window's repeats (the caller holds the lock)."""
@@ -175,7 +175,7 @@ class AuditLog:
                     self._cond.wait(timeout=0.5)
                 running = self._running
                 self._expire_windows()
-            wrote = self._write_batch()
+            wrote = self._write_queued()
             if not running:
                 return
             if not self._store.health.ok:
@@ -197,34 +197,45 @@ class AuditLog:
                 del self._windows[key]
                 self._close_window(window)
 
-    def _write_batch(self) -> bool:
-        """Append what is queued in one transaction. True when something was written."""
-        with self._cond:
-            batch, self._queue = self._queue[:MAX_BATCH], self._queue[MAX_BATCH:]
-        if not batch:
-            return False
-        rows = [dataclasses.asdict(p.record) for p in batch]
-        try:
-            self._replay_spool()
-            with self._store.transaction() as session:
-                ids = audit_rows.append_events(session, rows, row_hash)
-        except StoreUnavailable as exc:
-            self._store.health.mark_failed(exc.__cause__ or exc)
-            self._warn(f"audit: {exc.message}; spooling to {self._spool_file}")
-            # A durable record's caller refuses its request when the write fails, so only the
-            # others (denials, counts of coalesced reads) are kept for later.
-            self._spool([p.record for p in batch if not p.durable])
-            for pending in batch:
+    def _write_queued(self) -> bool:
+        """Append everything queued, MAX_BATCH rows per transaction. True when something was written.
+
+        If the store fails, everything still queued fails with it at once (rather than each batch
+        waiting out the store's timeout in turn).
+        """
+        wrote = False
+        while True:
+            with self._cond:
+                batch, self._queue = self._queue[:MAX_BATCH], self._queue[MAX_BATCH:]
+            if not batch:
+                return wrote
+            rows = [dataclasses.asdict(p.record) for p in batch]
+            try:
+                self._replay_spool()
+                with self._store.transaction() as session:
+                    ids = audit_rows.append_events(session, rows, row_hash)
+            except StoreUnavailable as exc:
+                with self._cond:
+                    batch, self._queue = batch + self._queue, []
+                self._fail(batch, exc)
+                return wrote
+            self._store.health.mark_ok()
+            self._unsigned_rows = True
+            self._last_probe = self._clock()
+            for pending, audit_id in zip(batch, ids, strict=True):
+                pending.audit_id = audit_id
+                pending.ok = True
                 pending.done.set()
-            return False
-        self._store.health.mark_ok()
-        self._unsigned_rows = True
-        self._last_probe = self._clock()
-        for pending, audit_id in zip(batch, ids, strict=True):
-            pending.audit_id = audit_id
-            pending.ok = True
+            wrote = True
+
+    def _fail(self, batch: list[_Pending], exc: StoreUnavailable) -> None:
+        self._store.health.mark_failed(exc.__cause__ or exc)
+        self._warn(f"audit: {exc.message}; spooling to {self._spool_file}")
+        # A durable record's caller refuses its request when the write fails, so only the
+        # others (denials, counts of coalesced reads) are kept for later.
+        self._spool([p.record for p in batch if not p.durable])
+        for pending in batch:
             pending.done.set()
-        return True
 
     # -- spool, recovery and checkpoints -----------------------------------------------------
 

@@ -184,20 +184,22 @@ class Authenticator:
         proof = hmac.new(self._basic_key, f"{username}\0{password}".encode(), hashlib.sha256).digest()
         user_key = ("basic", username)
         cached = self._cache.get(user_key, now)
-        verified = self._verified_basic.get(proof, now)
-        if cached is not None and verified is not None:
+        verified_hash = self._verified_basic.get(proof, now)
+        if cached is not None and verified_hash is not None:
             return cached
         with self._store.read() as db:
             user = accounts.user_by_name(db, username)
         password_hash = user.password_hash if user is not None else None
-        if verified is None and not verify_password(password_hash, password):
-            return Identification(ANONYMOUS, "wrong username or password")
-        if user is None:
-            return Identification(ANONYMOUS, "wrong username or password")
+        # A remembered verification counts only for the password hash it was made against, and
+        # only until it expires (it is not renewed), so a changed password stops the old one
+        # within BasicCredentialCacheSeconds on every node.
+        if verified_hash is None or verified_hash != password_hash:
+            if not verify_password(password_hash, password) or user is None:
+                return Identification(ANONYMOUS, "wrong username or password")
+            self._verified_basic.put(proof, password_hash, now + self._basic_ttl)
         if user.disabled:
             return Identification(ANONYMOUS, "account disabled")
         principal = Principal(user.username, user.role_set, "basic", user.must_change_password)
-        self._verified_basic.put(proof, True, now + self._basic_ttl)
         result = Identification(principal, valid_until=now + self._ttl)
         self._cache.put(user_key, result, now + self._ttl)
         return result

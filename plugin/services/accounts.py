@@ -16,7 +16,7 @@ from plugin.store.db import Store
 from plugin.store.models import ApiKey, Session, User
 
 AuditSink = Callable[[AuditRecord], bool]
-USERNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,127}$")
+USERNAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,127}")
 MIN_PASSWORD_LENGTH = 12
 FIRST_ADMIN = "admin"
 
@@ -35,7 +35,7 @@ def _event(now: float, actor: str, action: str, outcome: str, reason: str, ip: s
 
 
 def check_username(username: str) -> str:
-    if not USERNAME.match(username or ""):
+    if not USERNAME.fullmatch(username or ""):
         raise BadRequest("usernames are 1-128 characters: letters, digits and . _ @ - "
                          "(starting with a letter or digit)")
     return username

@@ -237,8 +237,10 @@ def test_writer_signs_periodically_by_its_clock(new_log, store, clock, paths):
     log.record(read(clock), durable=True)
     assert db_checkpoints(store) == []
     clock.advance(11)
-    assert wait_until(lambda: len(db_checkpoints(store)) == 1, timeout=5)
-    assert len(read_checkpoint_file(paths.checkpoints)) == 1
+    # The file is appended just after the database commit: wait for both.
+    assert wait_until(lambda: len(db_checkpoints(store)) == 1 and len(read_checkpoint_file(paths.checkpoints)) == 1,
+                      timeout=5)
+    assert read_checkpoint_file(paths.checkpoints) == db_checkpoints(store)
 
 
 def test_checkpoint_deleted_from_the_database_is_detected(log, store, clock, paths):

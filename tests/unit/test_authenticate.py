@@ -176,6 +176,21 @@ def test_failed_basic_is_not_cached(auth, user, argon2_calls):
     assert len(argon2_calls) == 2
 
 
+def test_old_basic_password_stops_working_after_a_password_change(auth, store, sink, clock, user):
+    # The verified-password cache may spare argon2 for BasicCredentialCacheSeconds, no longer. The
+    # node that serves the change invalidates at once; another node sharing the store (or a change
+    # made with gatectl) must still refuse the old password once that time has passed, even from a
+    # client that keeps using it.
+    assert auth.identify(basic(USER, PASSWORD)).principal.username == USER
+    accounts.change_password(store, sink, clock(), USER, PASSWORD, "a brand new password", "10.0.0.7")
+    accepted_until = clock()
+    for _ in range(int(5 * BASIC_TTL / 30)):
+        clock.advance(30)
+        if not auth.identify(basic(USER, PASSWORD)).principal.is_anonymous:
+            accepted_until = clock()
+    assert accepted_until - T0 <= BASIC_TTL
+
+
 # -- Bearer (API keys) -------------------------------------------------------------------------------------
 
 
@@ -255,11 +270,14 @@ def test_activity_keeps_a_session_from_idling_out(auth, store, sink, clock, user
     assert not auth.identify(cookie(signed.token)).principal.is_anonymous
 
 
-def test_cached_session_is_not_used_past_its_idle_deadline(auth, store, sink, clock, user):
+def test_cached_session_is_not_used_past_its_idle_deadline(store, sink, clock, user):
+    auth = Authenticator(store, identity_cache_seconds=10 * IDLE, basic_cache_seconds=BASIC_TTL,
+                         session_idle_seconds=IDLE, clock=clock)
     signed = sign_in(store, sink, clock)
     clock.advance(30)  # under a minute: not written back, so the stored idle deadline stays T0 + IDLE
-    found = auth.identify(cookie(signed.token))
-    assert found.valid_until <= T0 + IDLE
+    assert auth.identify(cookie(signed.token)).valid_until == T0 + IDLE
+    clock.advance(IDLE - 30)
+    assert auth.identify(cookie(signed.token)).failure == "session expired"
 
 
 def test_session_after_sign_out_is_refused(auth, store, sink, clock, user):

@@ -279,11 +279,6 @@ def test_every_family_the_module_can_return_is_expected():
     assert named == EXPECTED_FAMILIES
 
 
-def test_table_families_are_what_classify_returns():
-    seen = {classify(m, p, q, h).family for m, p, q, h, _f, _a in ROUTES}
-    assert seen == EXPECTED_FAMILIES
-
-
 # -- what else a classification carries ------------------------------------------------------------
 
 

@@ -1,0 +1,255 @@
+"""The gate end to end, without Orthanc: identify, classify, decide, audit, with a real store and writer."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from plugin.audit.log import AuditLog
+from plugin.identity.authenticate import SESSION_COOKIE, Authenticator
+from plugin.services import accounts
+from plugin.services.gate import GateService
+from plugin.store import audit as audit_rows
+from plugin.store.db import Store
+
+pytestmark = pytest.mark.usefixtures("cheap_argon2")
+
+PID = "b9c08539-26f93bde-c81ab0d7-bffaf2cb-a4d0bdd0"
+IP = "10.0.0.7"
+IDENTITY_TTL, DECISION_TTL = 2.0, 1.0
+
+
+class Gate:
+    """A GateService with its parts and the keys of one admin and one doctor."""
+
+    def __init__(self, store: Store, log: AuditLog, clock, decision_ttl: float = DECISION_TTL) -> None:
+        self.store, self.log, self.clock = store, log, clock
+        self.auth = Authenticator(store, IDENTITY_TTL, 60.0, 1800.0, clock=clock)
+        self.service = GateService(store, self.auth, log, decision_ttl, clock=clock)
+        self.events: list = []
+
+    def sink(self, event) -> bool:
+        self.events.append(event)
+        return True
+
+    def add_user(self, username: str, roles: list[str]) -> str:
+        accounts.create_user(self.store, self.sink, "test", self.clock(), username, roles, f"{username} password 1")
+        return accounts.create_api_key(self.store, self.sink, "test", self.clock(), "tests", username)
+
+    def check(self, method: str, uri: str, headers: dict[str, str] | None = None,
+              query: dict[str, str] | None = None) -> bool:
+        return self.service.check(method, uri, IP, headers or {}, query or {})
+
+    def rows(self) -> list[dict]:
+        self.log.flush()
+        with self.store.read() as session:
+            return list(audit_rows.iter_events(session))
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"authorization": f"Bearer {token}"}
+
+
+@pytest.fixture
+def new_gate(store, tmp_path, clock) -> Iterator:
+    logs: list[AuditLog] = []
+
+    def make(start: bool = True, decision_ttl: float = DECISION_TTL) -> Gate:
+        log = AuditLog(store, b"key", tmp_path / "spool", tmp_path / "checkpoints", coalesce_seconds=60.0,
+                       wait_seconds=5.0, clock=clock)
+        if start:
+            log.start()
+        logs.append(log)
+        return Gate(store, log, clock, decision_ttl)
+
+    yield make
+    for log in logs:
+        log.stop()
+
+
+@pytest.fixture
+def gate(new_gate) -> Gate:
+    return new_gate()
+
+
+@pytest.fixture
+def admin_key(gate) -> str:
+    return gate.add_user("root1", ["admin"])
+
+
+@pytest.fixture
+def doctor_key(gate) -> str:
+    return gate.add_user("drnkosi", ["referring_doctor"])
+
+
+# -- decisions and their audit ----------------------------------------------------------------------
+
+
+def test_admin_api_key_is_allowed_and_audited(gate, admin_key):
+    assert gate.check("GET", "/patients", bearer(admin_key)) is True
+    [row] = gate.rows()
+    assert (row["actor"], row["roles"], row["outcome"], row["reason"]) == ("root1", "admin", "allow", "admin")
+    assert (row["method"], row["path"], row["route_class"], row["action"], row["source_ip"]) == \
+        ("GET", "/patients", "resource_list", "list", IP)
+
+
+def test_allowed_read_is_durable_before_check_returns(gate, admin_key):
+    assert gate.check("GET", f"/instances/{PID}/file", bearer(admin_key))
+    with gate.store.read() as session:  # no flush: the row must already be there
+        [row] = list(audit_rows.iter_events(session))
+    assert (row["orthanc_id"], row["level"], row["action"]) == (PID, "instance", "download")
+
+
+def test_allowed_write_is_durable_before_check_returns(gate, admin_key):
+    assert gate.check("DELETE", f"/studies/{PID}", bearer(admin_key))
+    with gate.store.read() as session:
+        [row] = list(audit_rows.iter_events(session))
+    assert (row["method"], row["action"], row["outcome"]) == ("DELETE", "delete", "allow")
+
+
+def test_doctor_is_denied_and_the_denial_is_audited_with_its_reason(gate, doctor_key):
+    assert gate.check("GET", f"/studies/{PID}", bearer(doctor_key)) is False
+    [row] = gate.rows()
+    assert (row["actor"], row["outcome"], row["reason"]) == ("drnkosi", "deny", "no grant for this resource")
+    assert row["orthanc_id"] == PID
+
+
+def test_anonymous_is_denied_and_audited(gate):
+    assert gate.check("GET", "/patients") is False
+    [row] = gate.rows()
+    assert (row["actor"], row["outcome"], row["reason"]) == ("anonymous", "deny", "authentication required")
+
+
+def test_rejected_credentials_are_named_in_the_denial(gate, admin_key):
+    assert gate.check("GET", "/patients", bearer("stolen-or-guessed")) is False
+    [row] = gate.rows()
+    assert row["reason"] == "authentication required (unknown API key)"
+
+
+def test_malformed_is_denied_even_for_admin_and_audited(gate, admin_key):
+    assert gate.check("GET", "/app/../patients", bearer(admin_key)) is False
+    [row] = gate.rows()
+    assert (row["actor"], row["route_class"], row["reason"]) == ("root1", "malformed",
+                                                                 "malformed request: dot segment in path")
+
+
+def test_method_override_is_what_gets_decided_and_audited(gate, doctor_key, admin_key):
+    assert gate.check("GET", f"/patients/{PID}", bearer(admin_key), {"_method": "DELETE"})
+    [row] = gate.rows()
+    assert (row["method"], row["action"]) == ("DELETE", "delete")
+
+
+def test_public_route_is_allowed_for_anonymous_without_audit(gate):
+    assert gate.check("GET", "/gate/health") is True
+    assert gate.rows() == []
+
+
+def test_ui_asset_is_allowed_for_a_doctor_without_audit(gate, doctor_key):
+    assert gate.check("GET", "/app/explorer.html", bearer(doctor_key)) is True
+    assert gate.rows() == []
+
+
+# -- CSRF through the gate --------------------------------------------------------------------------------
+
+
+def test_session_write_without_csrf_token_is_denied_and_with_it_allowed(gate, admin_key, clock):
+    signed = accounts.sign_in(gate.store, gate.sink, clock(), "root1", "root1 password 1", IP, 1800, 3600)
+    cookie = {"cookie": f"{SESSION_COOKIE}={signed.token}", "host": "pacs:8042"}
+    assert gate.check("POST", "/tools/find", {**cookie, "origin": "https://evil.example.com"}) is False
+    assert gate.check("POST", "/tools/find", {**cookie, "x-csrf-token": signed.csrf_token}) is True
+    denied, allowed = gate.rows()
+    assert "CSRF" in denied["reason"] and allowed["outcome"] == "allow"
+
+
+# -- the decision cache ------------------------------------------------------------------------------------
+
+
+def test_cached_decisions_still_count_every_read(gate, admin_key):
+    for _ in range(7):
+        assert gate.check("GET", f"/studies/{PID}", bearer(admin_key))
+    written = gate.rows()
+    assert all(r["outcome"] == "allow" and r["orthanc_id"] == PID for r in written)
+    assert sum(r["count"] for r in written) == 7
+
+
+def test_cached_decisions_count_reads_across_cache_expiry(gate, admin_key, clock):
+    for _ in range(6):
+        assert gate.check("GET", f"/studies/{PID}", bearer(admin_key))
+        clock.advance(0.6)  # the decision (1 s) and identity (2 s) caches expire along the way
+    assert sum(r["count"] for r in gate.rows()) == 6
+
+
+def test_cache_hit_skips_identification(gate, admin_key, monkeypatch):
+    gate.check("GET", "/patients", bearer(admin_key))
+    monkeypatch.setattr(gate.auth, "identify", lambda headers: pytest.fail("identified again"))
+    assert gate.check("GET", "/patients", bearer(admin_key))
+
+
+def test_cached_allow_is_not_given_to_other_credentials(gate, admin_key, doctor_key):
+    assert gate.check("GET", "/patients", bearer(admin_key))
+    assert not gate.check("GET", "/patients")
+    assert not gate.check("GET", "/patients", bearer(doctor_key))
+
+
+def test_cached_allow_is_not_given_to_an_override(gate, admin_key, doctor_key):
+    assert gate.check("GET", "/app/explorer.html", bearer(doctor_key))
+    assert not gate.check("GET", "/app/explorer.html", bearer(doctor_key), {"_method": "PUT"})
+    assert not gate.check("GET", "/app/explorer.html", {**bearer(doctor_key), "x-http-method-override": "PUT"})
+
+
+def test_invalidate_makes_the_next_request_identify_again(gate, admin_key, clock):
+    assert gate.check("GET", "/patients", bearer(admin_key))
+    accounts.disable_user(gate.store, gate.sink, "test", clock(), "root1")
+    gate.auth.invalidate()
+    assert gate.check("GET", "/patients", bearer(admin_key)) is False
+    assert gate.rows()[-1]["reason"] == "authentication required (account disabled)"
+
+
+def test_cached_decision_does_not_outlive_the_identity(new_gate, clock):
+    gate = new_gate(decision_ttl=100.0)
+    admin_key = gate.add_user("root1", ["admin"])
+    assert gate.check("GET", "/patients", bearer(admin_key))
+    accounts.disable_user(gate.store, gate.sink, "test", clock(), "root1")
+    clock.advance(IDENTITY_TTL)
+    assert gate.check("GET", "/patients", bearer(admin_key)) is False
+
+
+def test_forget_remembered_drops_cached_decisions(gate, admin_key, monkeypatch):
+    gate.check("GET", "/patients", bearer(admin_key))
+    gate.service.forget_remembered()
+    calls: list[int] = []
+    real = gate.auth.identify
+    monkeypatch.setattr(gate.auth, "identify", lambda headers: calls.append(1) or real(headers))
+    gate.check("GET", "/patients", bearer(admin_key))
+    assert calls == [1]
+
+
+# -- the store ----------------------------------------------------------------------------------------
+
+
+def test_unhealthy_store_denies_phi_routes_naming_the_store(new_gate):
+    gate = new_gate(start=False)  # no writer: nothing can mark the store healthy behind the test's back
+    admin_key = gate.add_user("root1", ["admin"])
+    gate.store.health.mark_failed(OSError("disk I/O error"))
+    assert gate.check("GET", "/patients", bearer(admin_key)) is False
+    assert gate.check("GET", "/gate/health") is True  # no patient data: still served
+    [row] = gate.rows()
+    assert row["outcome"] == "deny" and row["reason"] == "store unavailable: disk I/O error"
+
+
+def test_unhealthy_store_denies_a_cached_decision_too(new_gate):
+    gate = new_gate(start=False)
+    admin_key = gate.add_user("root1", ["admin"])
+    gate.log.start()
+    assert gate.check("GET", "/patients", bearer(admin_key))
+    gate.log.stop()
+    gate.store.health.mark_failed(OSError("disk I/O error"))
+    assert gate.check("GET", "/patients", bearer(admin_key)) is False
+
+
+def test_internal_error_denial_is_audited(gate):
+    gate.service.deny_internal_error("GET", "/patients", IP)
+    [row] = gate.rows()
+    assert (row["outcome"], row["reason"], row["route_class"]) == ("deny", "internal error in the gate",
+                                                                   "resource_list")

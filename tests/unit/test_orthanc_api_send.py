@@ -1,0 +1,195 @@
+"""plugin/orthanc_api.py against a fake `orthanc` module: how Responses become output calls."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import sys
+import types
+from collections.abc import Iterator
+
+import pytest
+
+import plugin
+from plugin.handlers.http import Response
+
+
+class FakeHttpMethod:
+    GET, POST, PUT, DELETE = 1, 2, 3, 4
+
+
+class FakeChangeType:
+    ORTHANC_STOPPED = 20
+    STABLE_STUDY = 9
+
+
+def fake_orthanc_module() -> types.ModuleType:
+    fake = types.ModuleType("orthanc")
+    fake.HttpMethod = FakeHttpMethod
+    fake.ChangeType = FakeChangeType
+    fake.registered = {}
+    fake.GetConfiguration = lambda: json.dumps({"Name": "test", "Gate": {"HomePage": "/ui/app/"}})
+    for name in ("LogInfo", "LogWarning", "LogError", "RegisterIncomingHttpRequestFilter", "RegisterRestCallback"):
+        setattr(fake, name, lambda *args: None)
+    fake.RegisterOnChangeCallback = lambda callback: fake.registered.__setitem__("on_change", callback)
+    return fake
+
+
+@pytest.fixture
+def api() -> Iterator[types.ModuleType]:
+    """Import plugin.orthanc_api with a fake `orthanc`; put sys.modules back as it was afterwards."""
+    saved = {name: sys.modules.get(name) for name in ("orthanc", "plugin.orthanc_api")}
+    had_attribute = hasattr(plugin, "orthanc_api")
+    saved_attribute = getattr(plugin, "orthanc_api", None)
+    sys.modules["orthanc"] = fake_orthanc_module()
+    sys.modules.pop("plugin.orthanc_api", None)
+    try:
+        yield importlib.import_module("plugin.orthanc_api")
+    finally:
+        for name, module in saved.items():
+            if module is None:
+                sys.modules.pop(name, None)
+            else:
+                sys.modules[name] = module
+        if had_attribute:
+            plugin.orthanc_api = saved_attribute
+        elif hasattr(plugin, "orthanc_api"):
+            del plugin.orthanc_api
+
+
+class Output:
+    """Records the calls made on Orthanc's output object (its method names; plugin 4.2+ signatures)."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple] = []
+
+    def AnswerBuffer(self, body, content_type):
+        self.calls.append(("AnswerBuffer", body, content_type))
+
+    def SendUnauthorized(self, realm):
+        self.calls.append(("SendUnauthorized", realm))
+
+    def SendMethodNotAllowed(self, allowed):
+        self.calls.append(("SendMethodNotAllowed", allowed))
+
+    def SetHttpHeader(self, name, value):
+        self.calls.append(("SetHttpHeader", name, value))
+
+    def SendHttpStatusCode(self, status):
+        self.calls.append(("SendHttpStatusCode", status))
+
+    def SendHttpStatus(self, status, body):
+        self.calls.append(("SendHttpStatus", status, body))
+
+
+class OldOutput(Output):
+    """Python plugin before 4.2: SendHttpStatus(status, body: str, size)."""
+
+    def SendHttpStatus(self, status, body, size):
+        if not isinstance(body, str):
+            raise TypeError("body must be str")
+        self.calls.append(("SendHttpStatus", status, body, size))
+
+
+def names(output: Output) -> list[str]:
+    return [call[0] for call in output.calls]
+
+
+# -- send -----------------------------------------------------------------------------------------
+
+
+def test_200_answers_the_buffer_after_its_headers(api):
+    output = Output()
+    api.send(output, Response(200, b"body", "text/css", {"Cache-Control": "max-age=3600"}))
+    assert output.calls == [("SetHttpHeader", "Cache-Control", "max-age=3600"),
+                            ("AnswerBuffer", b"body", "text/css")]
+
+
+def test_200_json_keeps_its_content_type(api):
+    output = Output()
+    api.send(output, Response.json({"ok": True}))
+    assert output.calls == [("AnswerBuffer", b'{"ok": true}', "application/json")]
+
+
+def test_401_sends_unauthorized_with_the_realm_and_nothing_else(api):
+    output = Output()
+    api.send(output, Response(401, challenge="Orthanc Gate", headers={"X-Ignored": "1"}))
+    assert output.calls == [("SendUnauthorized", "Orthanc Gate")]
+
+
+def test_401_without_challenge_still_names_a_realm(api):
+    output = Output()
+    api.send(output, Response(401))
+    assert output.calls == [("SendUnauthorized", "Orthanc Gate")]
+
+
+def test_405_names_the_allowed_methods(api):
+    output = Output()
+    api.send(output, Response(405, headers={"Allow": "GET,POST"}))
+    assert output.calls == [("SendMethodNotAllowed", "GET,POST")]
+
+
+def test_303_sets_location_and_sends_the_status_code(api):
+    output = Output()
+    api.send(output, Response.redirect("/gate/login?next=/app/explorer.html", {"Set-Cookie": "gate_session=x"}))
+    assert ("SetHttpHeader", "Location", "/gate/login?next=/app/explorer.html") in output.calls
+    assert ("SetHttpHeader", "Set-Cookie", "gate_session=x") in output.calls
+    assert output.calls[-1] == ("SendHttpStatusCode", 303)
+    assert "AnswerBuffer" not in names(output) and "SendHttpStatus" not in names(output)
+
+
+def test_404_uses_the_two_argument_form(api):
+    output = Output()
+    api.send(output, Response.json({"error": "not_found"}, 404))
+    assert output.calls == [("SetHttpHeader", "Content-Type", "application/json"),
+                            ("SendHttpStatus", 404, b'{"error": "not_found"}')]
+
+
+def test_404_falls_back_to_the_three_argument_form_on_old_plugins(api):
+    output = OldOutput()
+    body = "pas trouvé"  # the size is in bytes, not characters
+    api.send(output, Response(404, body.encode("utf-8"), "text/plain; charset=utf-8"))
+    assert output.calls == [("SetHttpHeader", "Content-Type", "text/plain; charset=utf-8"),
+                            ("SendHttpStatus", 404, body, len(body.encode("utf-8")))]
+
+
+def test_503_carries_the_security_headers_of_an_html_page(api):
+    output = Output()
+    api.send(output, Response.html("<p>down</p>", 503))
+    assert ("SetHttpHeader", "X-Frame-Options", "DENY") in output.calls
+    assert output.calls[-1] == ("SendHttpStatus", 503, b"<p>down</p>")
+
+
+# -- methods, configuration, stop -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("method", "name"), [(1, "GET"), (2, "POST"), (3, "PUT"), (4, "DELETE"), (99, "UNKNOWN"),
+                                              ("get", "GET"), ("Delete", "DELETE"), ("PROPFIND", "PROPFIND")])
+def test_method_name(api, method, name):
+    assert api.method_name(method) == name
+
+
+def test_method_name_accepts_int_like_enums(api):
+    class Method:
+        def __int__(self) -> int:
+            return 3
+
+    assert api.method_name(Method()) == "PUT"
+
+
+def test_configuration_is_parsed_from_orthanc(api):
+    assert api.configuration()["Gate"] == {"HomePage": "/ui/app/"}
+
+
+def test_on_stop_runs_only_when_orthanc_stops(api):
+    stopped: list[int] = []
+    api.register_on_stop(lambda: stopped.append(1))
+    on_change = sys.modules["orthanc"].registered["on_change"]
+    on_change(FakeChangeType.STABLE_STUDY, 1, "x")
+    assert stopped == []
+    on_change(FakeChangeType.ORTHANC_STOPPED, 0, "")
+    assert stopped == [1]
+
+
+def test_fixture_leaves_no_fake_orthanc_behind():
+    assert "orthanc" not in sys.modules or not hasattr(sys.modules["orthanc"], "registered")
