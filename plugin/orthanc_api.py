@@ -94,8 +94,30 @@ def send(output: Any, response: Response) -> None:
         # Not output.Redirect(): it forces a cacheable 301 and drops the headers set above.
         output.SendHttpStatusCode(response.status)
     else:
-        output.SetHttpHeader("Content-Type", response.content_type)
+        if not core_labels_status_bodies():
+            output.SetHttpHeader("Content-Type", response.content_type)
         _send_status(output, response.status, response.body)
+
+
+_core_version: tuple[int, ...] | None = None
+
+
+def core_version() -> tuple[int, ...]:
+    """Orthanc's version, asked once (the Python plugin has no call for it; "mainline" is newest)."""
+    global _core_version
+    if _core_version is None:
+        version = json.loads(orthanc.RestApiGet("/system")).get("Version", "")
+        try:
+            _core_version = tuple(int(part) for part in version.split("."))
+        except ValueError:
+            _core_version = (999,)
+    return _core_version
+
+
+def core_labels_status_bodies() -> bool:
+    """From Orthanc 1.12.2 on, a status sent with a body always gets `Content-Type: text/plain`
+    from the core, added beside any header we set; setting ours too would send two."""
+    return core_version() >= (1, 12, 2)
 
 
 def _send_status(output: Any, status: int, body: bytes) -> None:

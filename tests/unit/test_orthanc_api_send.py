@@ -23,8 +23,9 @@ class FakeChangeType:
     STABLE_STUDY = 9
 
 
-def fake_orthanc_module() -> types.ModuleType:
+def fake_orthanc_module(version: str = "1.10.1") -> types.ModuleType:
     fake = types.ModuleType("orthanc")
+    fake.RestApiGet = lambda uri: json.dumps({"Version": version}).encode() if uri == "/system" else b"{}"
     fake.HttpMethod = FakeHttpMethod
     fake.ChangeType = FakeChangeType
     fake.registered = {}
@@ -36,12 +37,13 @@ def fake_orthanc_module() -> types.ModuleType:
 
 
 @pytest.fixture
-def api() -> Iterator[types.ModuleType]:
-    """Import plugin.orthanc_api with a fake `orthanc`; put sys.modules back as it was afterwards."""
+def api(request: pytest.FixtureRequest) -> Iterator[types.ModuleType]:
+    """Import plugin.orthanc_api with a fake `orthanc` (Orthanc 1.10.1 unless the test is
+    parametrised indirectly with another version); put sys.modules back afterwards."""
     saved = {name: sys.modules.get(name) for name in ("orthanc", "plugin.orthanc_api")}
     had_attribute = hasattr(plugin, "orthanc_api")
     saved_attribute = getattr(plugin, "orthanc_api", None)
-    sys.modules["orthanc"] = fake_orthanc_module()
+    sys.modules["orthanc"] = fake_orthanc_module(getattr(request, "param", "1.10.1"))
     sys.modules.pop("plugin.orthanc_api", None)
     try:
         yield importlib.import_module("plugin.orthanc_api")
@@ -193,3 +195,17 @@ def test_on_stop_runs_only_when_orthanc_stops(api):
 
 def test_fixture_leaves_no_fake_orthanc_behind():
     assert "orthanc" not in sys.modules or not hasattr(sys.modules["orthanc"], "registered")
+
+
+@pytest.mark.parametrize("api", ["1.12.2", "1.12.7", "mainline"], indirect=True)
+def test_from_orthanc_1_12_2_the_core_labels_status_bodies_so_we_do_not(api):
+    output = Output()
+    api.send(output, Response.json({"error": "not_found"}, 404))
+    assert output.calls == [("SendHttpStatus", 404, b'{"error": "not_found"}')]
+
+
+@pytest.mark.parametrize("api", ["1.10.1", "1.12.1"], indirect=True)
+def test_before_orthanc_1_12_2_we_label_status_bodies(api):
+    output = Output()
+    api.send(output, Response.json({"error": "not_found"}, 404))
+    assert output.calls[0] == ("SetHttpHeader", "Content-Type", "application/json")
