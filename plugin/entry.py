@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 _ROOT = Path(__file__).resolve().parents[1]
@@ -36,6 +37,9 @@ from plugin.services.runtime import Runtime, build_runtime  # noqa: E402
 # filter is the only one told the client's address, so it leaves it here for the handlers.
 _request_local = threading.local()
 _runtime: Runtime | None = None
+# GateService.remembered once started; until then nothing is remembered.
+_remembered: Callable[[tuple], bool] = lambda memo_key: False  # noqa: E731
+_NO_ARGS: dict[str, str] = {}
 _startup_error = ""
 
 # (regex, {method: handler}); the catch-all for /gate/ must stay last.
@@ -53,13 +57,32 @@ ROUTES = (
 
 
 def _filter(uri: str, **request: object) -> bool:
-    ip = str(request.get("ip", ""))
-    _request_local.ip = ip
+    # Runs for every HTTP request, holding the GIL: a remembered read is answered in the first
+    # lines (see GateService.remembered). Orthanc has applied any method override already, so
+    # the method here is the one it will execute; the override header is in the key all the same,
+    # so a remembered GET can never answer for an overridden request.
+    headers = request["headers"]
+    query = request.get("get")
+    memo_key = (request["method"], uri, headers.get("authorization"), headers.get("cookie"),
+                headers.get("x-http-method-override"), tuple(query.items()) if query else None)
+    try:
+        if _remembered(memo_key):
+            return True
+    except Exception as exc:  # noqa: BLE001 - an error in the gate must deny, never allow
+        orthanc_api.log_error(f"Gate: request refused after an internal error ({type(exc).__name__})")
+        return False
+    return _full_check(uri, request, headers, query or _NO_ARGS, memo_key)
+
+
+def _full_check(uri: str, request: dict, headers: dict, query: dict, memo_key: tuple) -> bool:
+    ip = request.get("ip") or ""
+    if uri == "/" or uri.startswith(("/gate/", "/share/")):
+        _request_local.ip = ip
     method = orthanc_api.method_name(request.get("method"))
     try:
         if _runtime is None:
             return uri == "/gate/health"
-        return _runtime.gate.check(method, uri, ip, request.get("headers") or {}, request.get("get") or {})
+        return _runtime.gate.check(method, uri, ip, headers, query, memo_key)
     except Exception as exc:  # noqa: BLE001 - an error in the gate must deny, never allow
         orthanc_api.log_error(f"Gate: request refused after an internal error ({type(exc).__name__})")
         try:
@@ -106,7 +129,7 @@ def _on_stop() -> None:
 
 
 def initialise() -> None:
-    global _runtime, _startup_error
+    global _runtime, _startup_error, _remembered
     try:
         config = load_gate_config(orthanc_api.configuration(), orthanc_api.configuration_base())
     except ConfigError as exc:
@@ -117,6 +140,8 @@ def initialise() -> None:
     except (StoreUnavailable, OSError) as exc:
         _startup_error = f"store unavailable at start-up: {getattr(exc, 'message', None) or exc}"
         orthanc_api.log_error(f"Gate: {_startup_error}; refusing every request but /gate/health")
+    if _runtime is not None:
+        _remembered = _runtime.gate.remembered
     orthanc_api.register_filter(_filter)
     for regex, handlers in ROUTES:
         orthanc_api.register_route(regex, _health if regex == "/gate/health" else _route(handlers))

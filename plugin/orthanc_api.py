@@ -21,6 +21,9 @@ METHOD_NAMES = {int(orthanc.HttpMethod.GET): "GET", int(orthanc.HttpMethod.POST)
 
 
 def method_name(method: Any) -> str:
+    name = METHOD_NAMES.get(method)  # the filter's usual case: a plain int
+    if name is not None:
+        return name
     if isinstance(method, str):
         return method.upper()
     return METHOD_NAMES.get(int(method), "UNKNOWN")

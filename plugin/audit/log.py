@@ -17,6 +17,7 @@ allowed read gets False, and the gate refuses the request.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 import os
 import threading
@@ -45,14 +46,35 @@ class _Pending:
         self.audit_id = 0
 
 
-class _Window:
-    __slots__ = ("pending", "opened", "last", "repeats")
+class ReadWindow:
+    """One coalescing window: the first read's durable row plus a count of the reads it covers.
 
-    def __init__(self, pending: _Pending, opened: float) -> None:
+    `repeat` is the hot path of every cached read: no lock, and `next()` on an itertools.count is
+    atomic under the GIL, so concurrent repeats are all counted.
+    """
+
+    __slots__ = ("pending", "opened", "closes", "last", "closed", "_counter")
+
+    def __init__(self, pending: _Pending, opened: float, span: float) -> None:
         self.pending = pending
         self.opened = opened
+        self.closes = opened + span
         self.last = opened
-        self.repeats = 0
+        self.closed = False
+        self._counter = itertools.count()
+
+    def repeat(self, now: float) -> bool:
+        """Count one more read covered by this window; False when it can no longer cover it."""
+        if self.closed or now >= self.closes or not self.pending.ok:
+            return False
+        next(self._counter)
+        self.last = now
+        return True
+
+    def close(self) -> int:
+        """Close the window; returns how many repeats it covered."""
+        self.closed = True
+        return next(self._counter)
 
 
 class AuditLog:
@@ -71,7 +93,7 @@ class AuditLog:
         self._warn = warn
         self._cond = threading.Condition()
         self._queue: list[_Pending] = []
-        self._windows: dict[Hashable, _Window] = {}
+        self._windows: dict[Hashable, ReadWindow] = {}
         self._running = False
         self._thread: threading.Thread | None = None
         self._last_checkpoint = clock()
@@ -88,40 +110,37 @@ class AuditLog:
             self._cond.notify()
         return self._await(pending) if durable else True
 
-    def record_read(self, key: Hashable, make_record: Callable[[], AuditRecord]) -> bool:
-        """Audit an allowed read; True once it is covered by a durable row (its own or its window's).
+    def cover_read(self, key: Hashable, make_record: Callable[[], AuditRecord],
+                   now: float | None = None) -> ReadWindow | None:
+        """Audit an allowed read: the window whose durable row covers it, or None if none can.
 
-        `make_record` is only called when a new row is needed, so repeats cost a dict lookup.
+        Inside an open window a read only bumps its counter; otherwise a new row is written (by
+        calling `make_record`) and this waits for its commit. Keep the window to count further
+        identical reads with `ReadWindow.repeat` without coming back here.
         """
-        now = self._clock()
-        created = False
+        now = self._clock() if now is None else now
         with self._cond:
             window = self._windows.get(key)
-            failed = window is not None and window.pending.done.is_set() and not window.pending.ok
-            if window is not None and not failed and now - window.opened < self._coalesce:
-                if window.pending.done.is_set():
-                    window.repeats += 1
-                    window.last = now
-                    return True
-                pending = window.pending
+            if window is not None and window.repeat(now):
+                return window
+            if window is not None and not window.pending.done.is_set():
+                pending, created = window.pending, False  # the first read is being written
             else:
                 if window is not None:
                     self._close_window(window)
                 pending = _Pending(make_record(), durable=True)
-                self._windows[key] = _Window(pending, now)
+                window = ReadWindow(pending, now, self._coalesce)
+                self._windows[key] = window
                 self._queue.append(pending)
                 self._cond.notify()
                 created = True
         if not self._await(pending):
-            return False
+            return None
+        # A read that waited for another's first row is counted as a repeat of it; if the window
+        # closed meanwhile, that first row still covers it.
         if not created:
-            with self._cond:
-                window = self._windows.get(key)
-                # If the window closed meanwhile, the first row still covers this request.
-                if window is not None and window.pending is pending:
-                    window.repeats += 1
-                    window.last = now
-        return True
+            window.repeat(now)
+        return window
 
     def _await(self, pending: _Pending) -> bool:
         if not self._store.health.ok and not pending.done.is_set():
@@ -158,13 +177,14 @@ class AuditLog:
             self._windows.clear()
         self._write_queued()
 
-    def _close_window(self, window: _Window) -> None:
+    def _close_window(self, window: ReadWindow) -> None:
         """Queue the summary of a window's repeats (the caller holds the lock)."""
-        if window.repeats and window.pending.ok:
+        repeats = window.close()
+        if repeats and window.pending.ok:
             first = window.pending.record
             summary = dataclasses.replace(
-                first, ts=iso_utc(window.last), count=window.repeats,
-                reason=f"{window.repeats} more of the same since {first.ts}",
+                first, ts=iso_utc(window.last), count=repeats,
+                reason=f"{repeats} more of the same since {first.ts}",
                 detail=json.dumps({"coalesced_into": window.pending.audit_id, "first_ts": first.ts}))
             self._queue.append(_Pending(summary))
 
@@ -193,7 +213,7 @@ class AuditLog:
     def _expire_windows(self) -> None:
         now = self._clock()
         for key, window in list(self._windows.items()):
-            if now - window.opened >= self._coalesce:
+            if now >= window.closes:
                 del self._windows[key]
                 self._close_window(window)
 

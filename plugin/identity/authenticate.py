@@ -97,7 +97,8 @@ class Authenticator:
         self._cache = TtlCache()
         self._verified_basic = TtlCache()
         self._basic_key = secrets.token_bytes(32)  # per process: cache keys are useless elsewhere
-        self.generation = 0  # bumped on every invalidation, so decision caches can drop entries
+        self.generation = 0  # bumped on every invalidation
+        self._on_invalidate: list[Callable[[], None]] = []
 
     def identify(self, headers: dict[str, str]) -> Identification:
         """Identify the caller from the request headers. Raises StoreUnavailable if it must ask the store."""
@@ -115,6 +116,10 @@ class Authenticator:
             return self.session(cookie)
         return Identification(ANONYMOUS)
 
+    def subscribe(self, forget: Callable[[], None]) -> None:
+        """Call `forget` whenever an identity is invalidated (decision caches drop everything)."""
+        self._on_invalidate.append(forget)
+
     def invalidate(self, cache_key: Any = None) -> None:
         """Forget a cached identity (or all of them) at once, e.g. after a logout or a revocation."""
         if cache_key is None:
@@ -123,6 +128,8 @@ class Authenticator:
         else:
             self._cache.pop(cache_key)
         self.generation += 1
+        for forget in self._on_invalidate:
+            forget()
 
     # -- the three ways in -------------------------------------------------------------------
 

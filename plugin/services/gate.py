@@ -1,18 +1,18 @@
 """The gate: identify, classify, decide, audit, for every HTTP request Orthanc receives.
 
-`GateService.check` is what Orthanc's incoming-request filter calls. It must cost microseconds
-on the hot path, so an allowed safe request is remembered for DecisionCacheSeconds (never past
-the caller's own identity deadline, and dropped at once when an identity is invalidated); a
+Orthanc's incoming-request filter asks `GateService.remembered` first and `GateService.check`
+when that says no. An allowed read is remembered for DecisionCacheSeconds (never past the
+caller's own identity deadline, and forgotten at once when an identity is invalidated); a
 remembered decision still counts towards the audit, so caching never skips the audit.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 
-from plugin.audit.log import AuditLog
+from plugin.audit.log import AuditLog, ReadWindow
 from plugin.audit.record import AuditRecord, iso_utc
 from plugin.errors import StoreUnavailable
 from plugin.identity.authenticate import Authenticator, Identification
@@ -28,10 +28,7 @@ MAX_CACHED_DECISIONS = 50000
 @dataclass(frozen=True)
 class _Remembered:
     until: float
-    generation: int
-    principal: Principal
-    route: RouteInfo
-    audit_key: tuple | None  # None: nothing to audit (public or non-PHI route)
+    window: ReadWindow | None  # the audit window that counts repeats; None for non-PHI routes
 
 
 def audit_record(principal: Principal, route: RouteInfo, ip: str, now: float, outcome: str,
@@ -47,23 +44,42 @@ def audit_record(principal: Principal, route: RouteInfo, ip: str, now: float, ou
 class GateService:
     def __init__(self, store: Store, authenticator: Authenticator, audit: AuditLog,
                  decision_cache_seconds: float, clock: Callable[[], float] = time.time) -> None:
-        self._store = store
+        self._health = store.health
         self._auth = authenticator
         self._audit = audit
         self._ttl = decision_cache_seconds
         self._clock = clock
-        self._remembered: dict[tuple, _Remembered] = {}
+        self._remembered: dict[Hashable, _Remembered] = {}
+        authenticator.subscribe(self.forget_remembered)
 
-    def check(self, method: str, uri: str, ip: str, headers: dict[str, str], query: dict[str, str]) -> bool:
-        """True to let Orthanc serve the request. Never raises for a request's content."""
+    def remembered(self, memo_key: Hashable) -> bool:
+        """The hot path of viewers and downloads: True if this exact read was allowed moments ago.
+
+        Every Python step here holds the GIL, which all of Orthanc's HTTP threads queue on, so a
+        remembered read costs a dict lookup and a counter (the audit still counts it), nothing more.
+        `memo_key` is whatever the caller uses to tell requests apart (see entry.py); it must
+        include the executed method, the path, the query and the credentials.
+        """
+        hit = self._remembered.get(memo_key)
+        if hit is None:
+            return False
         now = self._clock()
-        cache_key = None
-        if method in SAFE_METHODS and "x-http-method-override" not in headers and "_method" not in query:
-            cache_key = (method, uri, tuple(query.items()) if query else (),
-                         headers.get("authorization"), headers.get("cookie"))
-            hit = self._remembered.get(cache_key)
-            if hit is not None and hit.until > now and hit.generation == self._auth.generation:
-                return self._audited_allow(hit.principal, hit.route, hit.audit_key, ip, now)
+        if hit.until <= now:
+            return False
+        window = hit.window
+        return window is None or (self._health.ok and window.repeat(now))
+
+    def check(self, method: str, uri: str, ip: str, headers: dict[str, str], query: dict[str, str],
+              memo_key: Hashable = None) -> bool:
+        """Decide a request in full: True to let Orthanc serve it. Never raises for its content.
+
+        An allowed read (safe method, no method override) is remembered under `memo_key` for
+        DecisionCacheSeconds, never past the caller's identity deadline.
+        """
+        now = self._clock()
+        generation = self._auth.generation
+        cacheable = (memo_key is not None and method in SAFE_METHODS and "x-http-method-override" not in headers
+                     and "_method" not in query)
         route = classify(method, uri, query, headers)
         try:
             identification = self._auth.identify(headers)
@@ -76,19 +92,22 @@ class GateService:
             if identification.failure:
                 reason = f"{reason} ({identification.failure})"
             return self._deny(principal, route, ip, now, reason)
-        audit_key = None
+        window = None
         if route.carries_phi:
-            audit_key = (principal.username, route.family, route.resource_id or route.path,
-                         route.action.value, decision.reason)
-        allowed = self._audited_allow(principal, route, audit_key, ip, now)
-        if allowed and cache_key is not None and self._ttl > 0:
+            if route.method not in SAFE_METHODS:
+                return self._allow_change(principal, route, decision.reason, ip, now)
+            window = self._allow_read(principal, route, decision.reason, ip, now)
+            if window is None:
+                return False
+        # Not remembered if an identity was invalidated while this was being decided.
+        if cacheable and self._ttl > 0 and generation == self._auth.generation:
             until = now + self._ttl
             if not principal.is_anonymous:
                 until = min(until, identification.valid_until)
             if len(self._remembered) >= MAX_CACHED_DECISIONS:
                 self._remembered.clear()
-            self._remembered[cache_key] = _Remembered(until, self._auth.generation, principal, route, audit_key)
-        return allowed
+            self._remembered[memo_key] = _Remembered(until, window)
+        return True
 
     def deny_internal_error(self, method: str, uri: str, ip: str) -> None:
         """Record that a request was refused because the gate itself failed on it."""
@@ -109,19 +128,27 @@ class GateService:
             return Decision.deny("cross-site request refused (CSRF check)")
         return decision
 
-    def _audited_allow(self, principal: Principal, route: RouteInfo, audit_key: tuple | None, ip: str,
-                       now: float) -> bool:
-        """Allow only once the audit covers the request durably; refuse if it cannot."""
-        if audit_key is None:
-            return True
-        if not self._store.health.ok:
-            return self._deny(principal, route, ip, now, f"store unavailable: {self._store.health.error}")
-        reason = audit_key[-1]
-        if route.method in SAFE_METHODS:
-            ok = self._audit.record_read(audit_key, lambda: audit_record(principal, route, ip, now, "allow", reason))
-        else:
-            ok = self._audit.record(audit_record(principal, route, ip, now, "allow", reason), durable=True)
-        if ok:
+    def _allow_read(self, principal: Principal, route: RouteInfo, reason: str, ip: str,
+                    now: float) -> ReadWindow | None:
+        """The audit window covering this read once its row is durable; None (and a denial) if not.
+
+        Reads coalesce by (actor, resource, action, outcome); the reason tells outcomes apart.
+        """
+        if not self._health.ok:
+            self._deny(principal, route, ip, now, f"store unavailable: {self._health.error}")
+            return None
+        audit_key = (principal.username, route.family, route.resource_id or route.path, route.action.value, reason)
+        window = self._audit.cover_read(
+            audit_key, lambda: audit_record(principal, route, ip, now, "allow", reason), now)
+        if window is None:
+            self._deny(principal, route, ip, now, "audit record could not be written; refused")
+        return window
+
+    def _allow_change(self, principal: Principal, route: RouteInfo, reason: str, ip: str, now: float) -> bool:
+        """A state change gets its own durable row before it is let through."""
+        if not self._health.ok:
+            return self._deny(principal, route, ip, now, f"store unavailable: {self._health.error}")
+        if self._audit.record(audit_record(principal, route, ip, now, "allow", reason), durable=True):
             return True
         return self._deny(principal, route, ip, now, "audit record could not be written; refused")
 

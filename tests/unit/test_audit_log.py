@@ -132,7 +132,7 @@ def test_records_keep_their_order_in_the_chain(log, store, clock):
 def test_identical_reads_in_the_window_share_one_row_until_flush(log, store, clock):
     calls: list[int] = []
     for _ in range(5):
-        assert log.record_read(("drnkosi", "s1"), counted_reads(clock, calls)) is True
+        assert log.cover_read(("drnkosi", "s1"), counted_reads(clock, calls)) is not None
         clock.advance(1)
     assert calls == [1]
     assert len(rows(store)) == 1
@@ -140,7 +140,7 @@ def test_identical_reads_in_the_window_share_one_row_until_flush(log, store, clo
 
 def test_flush_appends_a_summary_with_the_count_of_repeats(log, store, clock):
     for _ in range(5):
-        log.record_read(("drnkosi", "s1"), lambda: read(clock))
+        log.cover_read(("drnkosi", "s1"), lambda: read(clock))
         clock.advance(1)
     log.flush()
     first, summary = rows(store)
@@ -153,13 +153,13 @@ def test_flush_appends_a_summary_with_the_count_of_repeats(log, store, clock):
 
 def test_stop_appends_the_summary_too(log, store, clock):
     for _ in range(3):
-        log.record_read(("drnkosi", "s1"), lambda: read(clock))
+        log.cover_read(("drnkosi", "s1"), lambda: read(clock))
     log.stop()
     assert [r["count"] for r in rows(store)] == [1, 2]
 
 
 def test_a_single_read_gets_no_summary(log, store, clock):
-    log.record_read(("drnkosi", "s1"), lambda: read(clock))
+    log.cover_read(("drnkosi", "s1"), lambda: read(clock))
     log.flush()
     assert [r["count"] for r in rows(store)] == [1]
 
@@ -167,25 +167,25 @@ def test_a_single_read_gets_no_summary(log, store, clock):
 def test_read_after_the_window_opens_a_new_row(log, store, clock):
     calls: list[int] = []
     key = ("drnkosi", "s1")
-    log.record_read(key, counted_reads(clock, calls))
-    log.record_read(key, counted_reads(clock, calls))
+    log.cover_read(key, counted_reads(clock, calls))
+    log.cover_read(key, counted_reads(clock, calls))
     clock.advance(COALESCE)
-    log.record_read(key, counted_reads(clock, calls))
+    log.cover_read(key, counted_reads(clock, calls))
     log.flush()
     assert calls == [1, 1]
     assert [r["count"] for r in rows(store)] == [1, 1, 1]  # first, summary of 1 repeat, new window
 
 
 def test_different_resources_are_not_coalesced(log, store, clock):
-    log.record_read(("drnkosi", "s1"), lambda: read(clock, study="s1"))
-    log.record_read(("drnkosi", "s2"), lambda: read(clock, study="s2"))
+    log.cover_read(("drnkosi", "s1"), lambda: read(clock, study="s1"))
+    log.cover_read(("drnkosi", "s2"), lambda: read(clock, study="s2"))
     log.flush()
     assert [r["orthanc_id"] for r in rows(store)] == ["s1", "s2"]
 
 
 def test_writer_closes_expired_windows_on_its_own(log, store, clock):
     for _ in range(3):
-        log.record_read(("drnkosi", "s1"), lambda: read(clock))
+        log.cover_read(("drnkosi", "s1"), lambda: read(clock))
     clock.advance(COALESCE + 1)
     assert wait_until(lambda: len(rows(store)) == 2, timeout=5)
     assert rows(store)[1]["count"] == 2
@@ -200,10 +200,10 @@ def test_denials_are_never_coalesced(log, store, clock):
 
 def test_chain_verifies_after_reads_summaries_and_denials(log, store, clock, paths):
     for _ in range(3):
-        log.record_read(("drnkosi", "s1"), lambda: read(clock))
+        log.cover_read(("drnkosi", "s1"), lambda: read(clock))
     log.record(denial(clock))
     clock.advance(COALESCE)
-    log.record_read(("drnkosi", "s1"), lambda: read(clock))
+    log.cover_read(("drnkosi", "s1"), lambda: read(clock))
     log.record(read(clock, study="s9"), durable=True)
     log.stop()
     report = verify_store(store, KEY, paths.checkpoints)
@@ -320,7 +320,7 @@ def test_durable_record_fails_and_health_drops_while_the_store_is_locked(log, st
 
 
 def test_durable_read_fails_while_the_store_is_locked(log, store, clock, locked_store):
-    assert log.record_read(("drnkosi", "s1"), lambda: read(clock)) is False
+    assert log.cover_read(("drnkosi", "s1"), lambda: read(clock)) is None
 
 
 def test_denial_is_spooled_while_locked_and_replayed_after(log, store, clock, paths, locked_store):
@@ -342,9 +342,9 @@ def test_denial_is_spooled_while_locked_and_replayed_after(log, store, clock, pa
 def test_failed_read_window_is_not_reused_after_recovery(log, store, clock, locked_store):
     calls: list[int] = []
     key = ("drnkosi", "s1")
-    assert log.record_read(key, counted_reads(clock, calls)) is False
+    assert log.cover_read(key, counted_reads(clock, calls)) is None
     locked_store()
     assert wait_until(lambda: store.health.ok)
-    assert log.record_read(key, counted_reads(clock, calls)) is True
+    assert log.cover_read(key, counted_reads(clock, calls)) is not None
     assert calls == [1, 1]
     assert len(rows(store)) == 1

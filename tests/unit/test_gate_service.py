@@ -39,7 +39,11 @@ class Gate:
 
     def check(self, method: str, uri: str, headers: dict[str, str] | None = None,
               query: dict[str, str] | None = None) -> bool:
-        return self.service.check(method, uri, IP, headers or {}, query or {})
+        """What entry.py's filter does: the remembered decision first, the full check if none."""
+        headers, query = headers or {}, query or {}
+        memo_key = (method, uri, headers.get("authorization"), headers.get("cookie"),
+                    headers.get("x-http-method-override"), tuple(query.items()) or None)
+        return self.service.remembered(memo_key) or self.service.check(method, uri, IP, headers, query, memo_key)
 
     def rows(self) -> list[dict]:
         self.log.flush()
@@ -226,6 +230,19 @@ def test_forget_remembered_drops_cached_decisions(gate, admin_key, monkeypatch):
 
 
 # -- the store ----------------------------------------------------------------------------------------
+
+
+def test_a_remembered_read_is_refused_once_the_store_is_unhealthy(gate, admin_key):
+    assert gate.check("GET", f"/studies/{PID}", bearer(admin_key))
+    gate.store.health.mark_failed(OSError("disk I/O error"))
+    assert gate.check("GET", f"/studies/{PID}", bearer(admin_key)) is False
+
+
+def test_a_remembered_read_opens_a_new_audit_window_when_its_window_closed(gate, admin_key, clock):
+    assert gate.check("GET", f"/studies/{PID}", bearer(admin_key))
+    gate.log.flush()  # closes every window, as its expiry would
+    assert gate.check("GET", f"/studies/{PID}", bearer(admin_key))
+    assert [r["count"] for r in gate.rows()] == [1, 1]
 
 
 def test_unhealthy_store_denies_phi_routes_naming_the_store(new_gate):
