@@ -114,3 +114,19 @@ def test_disabled_user_is_refused_within_the_identity_cache_time(tmp_path):
         assert srv.doctor("GET", "/patients").status_code == 403
     finally:
         srv.proc.stop()
+
+
+def test_password_and_sign_out_pages_need_a_session(server: Server):
+    page = requests.get(server.url("/gate/password"), timeout=10, allow_redirects=False)
+    assert page.status_code == 303 and page.headers["Location"].startswith("/gate/login")
+    change = requests.post(server.url("/gate/password"), data={"current": "x", "new": "y" * 20}, timeout=10)
+    assert change.status_code == 401
+    # Basic credentials are not a session: they cannot change a password through the form.
+    basic = requests.post(server.url("/gate/password"), auth=(ADMIN, ADMIN_PASSWORD), timeout=10,
+                          data={"current": ADMIN_PASSWORD, "new": "another long password"})
+    assert basic.status_code == 401
+    assert requests.post(server.url("/gate/login"), json={"username": ADMIN, "password": ADMIN_PASSWORD},
+                         timeout=10).status_code == 200
+    out = requests.post(server.url("/gate/logout"), timeout=10, allow_redirects=False)
+    assert out.status_code == 303  # nothing to end; the cookie is cleared all the same
+    assert "Max-Age=0" in out.headers["Set-Cookie"]
