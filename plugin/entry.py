@@ -61,11 +61,11 @@ def _filter(uri: str, **request: object) -> bool:
     # lines (see GateService.remembered). Orthanc has applied any method override already, so
     # the method here is the one it will execute; the override header is in the key all the same,
     # so a remembered GET can never answer for an overridden request.
-    headers = request["headers"]
-    query = request.get("get")
-    memo_key = (request["method"], uri, headers.get("authorization"), headers.get("cookie"),
-                headers.get("x-http-method-override"), tuple(query.items()) if query else None)
     try:
+        headers = request.get("headers") or _NO_ARGS
+        query = request.get("get")
+        memo_key = (request.get("method"), uri, headers.get("authorization"), headers.get("cookie"),
+                    headers.get("x-http-method-override"), tuple(query.items()) if query else None)
         if _remembered(memo_key):
             return True
     except Exception as exc:  # noqa: BLE001 - an error in the gate must deny, never allow

@@ -99,8 +99,10 @@ class GateService:
             window = self._allow_read(principal, route, decision.reason, ip, now)
             if window is None:
                 return False
-        # Not remembered if an identity was invalidated while this was being decided.
-        if cacheable and self._ttl > 0 and generation == self._auth.generation:
+        # Our own routes are never remembered: their handlers authorise (and audit, with the
+        # caller's address that only this full check hands over) every request themselves. Nor
+        # is anything decided while an identity was being invalidated.
+        if cacheable and not route.own_route and self._ttl > 0 and generation == self._auth.generation:
             until = now + self._ttl
             if not principal.is_anonymous:
                 until = min(until, identification.valid_until)

@@ -270,3 +270,13 @@ def test_internal_error_denial_is_audited(gate):
     [row] = gate.rows()
     assert (row["outcome"], row["reason"], row["route_class"]) == ("deny", "internal error in the gate",
                                                                    "resource_list")
+
+
+def test_our_own_routes_are_never_remembered(gate, admin_key, monkeypatch):
+    # Their handlers need the full check each time (it hands them the caller's address).
+    assert gate.check("GET", "/gate/api/me", bearer(admin_key))
+    calls: list[int] = []
+    real = gate.auth.identify
+    monkeypatch.setattr(gate.auth, "identify", lambda headers: calls.append(1) or real(headers))
+    assert gate.check("GET", "/gate/api/me", bearer(admin_key))
+    assert calls == [1]
