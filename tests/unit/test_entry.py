@@ -1,0 +1,102 @@
+"""plugin/entry.py loaded with a fake `orthanc` module: what it registers and how it fails."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import sys
+import types
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import plugin
+
+GET = 1
+
+
+def fake_orthanc(config: dict) -> types.ModuleType:
+    fake = types.ModuleType("orthanc")
+    fake.HttpMethod = types.SimpleNamespace(GET=1, POST=2, PUT=3, DELETE=4)
+    fake.ChangeType = types.SimpleNamespace(ORTHANC_STOPPED=11)
+    fake.GetConfiguration = lambda: json.dumps(config)
+    fake.filters, fake.routes, fake.on_change, fake.errors = [], {}, [], []
+    fake.RegisterIncomingHttpRequestFilter = fake.filters.append
+    fake.RegisterRestCallback = fake.routes.__setitem__
+    fake.RegisterOnChangeCallback = fake.on_change.append
+    fake.LogError = fake.errors.append
+    fake.LogWarning = fake.LogInfo = lambda message: None
+    return fake
+
+
+@pytest.fixture
+def load_entry(tmp_path: Path) -> Iterator:
+    """Import plugin.entry against a fake orthanc with the given Gate section; undo afterwards."""
+    names = ("orthanc", "plugin.orthanc_api", "plugin.entry")
+    saved = {name: sys.modules.get(name) for name in names}
+    loaded: list[types.ModuleType] = []
+
+    def load(gate: dict) -> tuple[types.ModuleType, types.ModuleType]:
+        fake = fake_orthanc({"StorageDirectory": str(tmp_path / "storage"), "Gate": gate})
+        sys.modules["orthanc"] = fake
+        for name in names[1:]:
+            sys.modules.pop(name, None)
+        entry = importlib.import_module("plugin.entry")
+        loaded.append(entry)
+        return entry, fake
+
+    yield load
+    for entry in loaded:
+        if entry._runtime is not None:
+            entry._runtime.stop()
+    for name, module in saved.items():
+        if module is None:
+            sys.modules.pop(name, None)
+        else:
+            sys.modules[name] = module
+    for attribute in ("entry", "orthanc_api"):
+        if hasattr(plugin, attribute) and sys.modules.get(f"plugin.{attribute}") is None:
+            delattr(plugin, attribute)
+
+
+def test_it_registers_one_filter_its_routes_and_a_stop_callback(load_entry):
+    entry, fake = load_entry({})
+    assert len(fake.filters) == 1 and len(fake.on_change) == 1
+    assert list(fake.routes)[-1] == "/gate/(.*)"  # the catch-all must come last
+    assert {"/", "/gate/health", "/gate/login", "/gate/logout"} <= set(fake.routes)
+
+
+def test_a_bad_gate_section_stops_the_import_naming_the_key(load_entry):
+    with pytest.raises(RuntimeError, match="Gate.NoSuchKey"):
+        load_entry({"NoSuchKey": 1})
+
+
+def test_an_exception_inside_the_gate_denies(load_entry, monkeypatch):
+    entry, fake = load_entry({})
+    [gate_filter] = fake.filters
+    assert gate_filter("/gate/health", method=GET, ip="127.0.0.1", headers={}, get={}) is True
+
+    def broken(*args, **kwargs):
+        raise ZeroDivisionError("a bug in the gate")
+
+    monkeypatch.setattr(entry._runtime.gate, "check", broken)
+    assert gate_filter("/gate/health", method=GET, ip="127.0.0.1", headers={}, get={}) is False
+    assert any("internal error" in message for message in fake.errors)
+
+
+def test_malformed_arguments_from_orthanc_deny(load_entry):
+    entry, fake = load_entry({})
+    [gate_filter] = fake.filters
+    assert gate_filter("/patients", method=GET, ip="127.0.0.1", headers=None, get=["not", "a", "dict"]) is False
+
+
+def test_an_unusable_store_refuses_all_but_health(load_entry, tmp_path):
+    (tmp_path / "storage").mkdir()
+    (tmp_path / "storage" / "gate.sqlite").write_bytes(b"not a database" * 100)
+    entry, fake = load_entry({})
+    [gate_filter] = fake.filters
+    assert entry._runtime is None and "store unavailable at start-up" in entry._startup_error
+    assert gate_filter("/gate/health", method=GET, ip="", headers={}, get={}) is True
+    assert gate_filter("/patients", method=GET, ip="", headers={}, get={}) is False
+    assert gate_filter("/gate/login", method=GET, ip="", headers={}, get={}) is False
