@@ -143,12 +143,11 @@ class AuditLog:
         return window
 
     def _await(self, pending: _Pending) -> bool:
-        if not self._store.health.ok and not pending.done.is_set():
-            # Fail fast while the store is known to be down; the writer keeps probing it.
-            pending.done.wait(0.05)
-        else:
-            pending.done.wait(self._wait)
-        return pending.done.is_set() and pending.ok
+        # wait_seconds is longer than a store operation may take (runtime.py), so the writer has
+        # settled this record, one way or the other, before the wait ends: an allow is never
+        # committed after its request was refused.
+        pending.done.wait(self._wait)
+        return pending.ok
 
     # -- writer ----------------------------------------------------------------------------
 

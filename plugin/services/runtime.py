@@ -63,7 +63,9 @@ def build_runtime(config: GateConfig, log: Callable[[str], None], clock: Callabl
     audit = AuditLog(store, config.audit_checkpoint_key_file.read_bytes().strip(), config.audit_spool_file,
                      checkpoint_file(config), coalesce_seconds=config.audit_coalesce_seconds,
                      checkpoint_seconds=config.audit_checkpoint_seconds,
-                     wait_seconds=config.database_timeout_seconds * 2 + 1, clock=clock, warn=log)
+                     # Longer than the writer can take to settle one record: a recovery probe, a
+                     # spool replay and the batch itself, each bounded by the store's timeout.
+                     wait_seconds=config.database_timeout_seconds * 4 + 1, clock=clock, warn=log)
     authenticator = Authenticator(store, config.identity_cache_seconds, config.basic_credential_cache_seconds,
                                   config.session_idle_minutes * 60, clock)
     gate = GateService(store, authenticator, audit, config.decision_cache_seconds, clock)
