@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from plugin.errors import ConfigError
+from plugin.policies.types import ROLE_NAMES
 
 
 @dataclass(frozen=True)
@@ -37,8 +38,44 @@ _KEYS: tuple[_Key, ...] = (
     _Key("AuditCheckpointKeyFile", str, None),
     _Key("ContactKeyFile", str, None),
     _Key("HomePage", str, "/app/explorer.html"),
+    _Key("Ldap", dict, None),
 )
+
+DEFAULT_USER_FILTER = ("(&(|(objectClass=person)(objectClass=inetOrgPerson))"
+                       "(|(uid={username})(sAMAccountName={username})(userPrincipalName={username})))")
+
+# The "Ldap" sub-section: (kind, default). Absent section: no directory, local users only.
+_LDAP_KEYS: dict[str, tuple[type, Any]] = {
+    "Servers": (list, None),
+    "StartTls": (bool, False),
+    "CaFile": (str, None),
+    "BindDn": (str, None),
+    "BindPasswordFile": (str, None),
+    "UserBase": (str, None),
+    "UserFilter": (str, DEFAULT_USER_FILTER),
+    "GroupSearch": (str, "memberOf"),
+    "GroupBase": (str, None),
+    "NestedGroups": (bool, False),
+    "TimeoutSeconds": (float, 5.0),
+    "GroupRoles": (dict, None),
+}
 _BY_NAME = {k.name: k for k in _KEYS}
+
+
+@dataclass(frozen=True)
+class LdapConfig:
+    servers: tuple[str, ...]
+    start_tls: bool
+    ca_file: str | None
+    bind_dn: str | None
+    bind_password: str | None
+    user_base: str
+    user_filter: str
+    group_search: str  # memberOf: read the user's memberOf; member: search groups naming the user
+    group_base: str | None
+    nested_groups: bool
+    timeout_seconds: float
+    group_roles: dict[str, tuple[str, ...]]  # lower-cased group DN or CN -> roles
 
 
 @dataclass(frozen=True)
@@ -59,6 +96,7 @@ class GateConfig:
     contact_key_file: Path
     contact_key_generated: bool
     home_page: str
+    ldap: LdapConfig | None = None
 
     @property
     def audit_spool_file(self) -> Path:
@@ -134,6 +172,10 @@ def _checked(key: _Key, value: Any) -> Any:
         if not isinstance(value, bool):
             raise ConfigError(f"{label} must be true or false")
         return value
+    if key.kind in (dict, list):
+        if not isinstance(value, key.kind):
+            raise ConfigError(f"{label} must be a JSON {'object' if key.kind is dict else 'list'}")
+        return value
     if key.kind is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{label} must be a number")
@@ -192,7 +234,53 @@ def load_gate_config(orthanc: dict[str, Any], base_dir: str | Path) -> GateConfi
         contact_key_file=contact_key,
         contact_key_generated=contact_generated,
         home_page=values["HomePage"],
+        ldap=_ldap_config(values["Ldap"], base) if values["Ldap"] is not None else None,
     )
+
+
+def _ldap_config(section: dict[str, Any], base: Path) -> LdapConfig:
+    unknown = sorted(set(section) - set(_LDAP_KEYS))
+    if unknown:
+        raise ConfigError(f"unknown key in the Gate section: Gate.Ldap.{unknown[0]} "
+                          f"(known keys: {', '.join(sorted(_LDAP_KEYS))})")
+    values = {}
+    for name, (kind, default) in _LDAP_KEYS.items():
+        values[name] = _checked(_Key(f"Ldap.{name}", kind, default, 0.1 if kind is float else None),
+                                section[name]) if name in section else default
+    servers = values["Servers"]
+    if not servers or not all(isinstance(url, str) and url.startswith(("ldap://", "ldaps://")) for url in servers):
+        raise ConfigError("Gate.Ldap.Servers must list ldap:// or ldaps:// URLs (tried in order)")
+    if not values["UserBase"]:
+        raise ConfigError("Gate.Ldap.UserBase is required (where to search for accounts)")
+    if "{username}" not in values["UserFilter"]:
+        raise ConfigError("Gate.Ldap.UserFilter must contain {username}")
+    if values["GroupSearch"] not in ("memberOf", "member"):
+        raise ConfigError('Gate.Ldap.GroupSearch must be "memberOf" or "member"')
+    if values["GroupSearch"] == "member" and not values["GroupBase"]:
+        raise ConfigError('Gate.Ldap.GroupBase is required when GroupSearch is "member"')
+    group_roles: dict[str, tuple[str, ...]] = {}
+    for group, roles in (values["GroupRoles"] or {}).items():
+        roles = [roles] if isinstance(roles, str) else roles
+        if not isinstance(roles, list) or not all(isinstance(r, str) and r in ROLE_NAMES for r in roles):
+            raise ConfigError(f"Gate.Ldap.GroupRoles[{group!r}] must be a role or a list of roles "
+                              f"({', '.join(sorted(ROLE_NAMES))})")
+        group_roles[group.strip().lower()] = tuple(roles)
+    if not group_roles:
+        raise ConfigError("Gate.Ldap.GroupRoles must map at least one group to roles (no mapping: no access)")
+    password = None
+    if values["BindPasswordFile"]:
+        password_file = (base / values["BindPasswordFile"]).resolve()
+        if not password_file.is_file():
+            raise ConfigError(f"Gate.Ldap.BindPasswordFile: file not found: {password_file}")
+        password = password_file.read_text(encoding="utf-8").strip()
+    if values["CaFile"] and not (base / values["CaFile"]).is_file():
+        raise ConfigError(f"Gate.Ldap.CaFile: file not found: {(base / values['CaFile']).resolve()}")
+    return LdapConfig(
+        servers=tuple(servers), start_tls=values["StartTls"],
+        ca_file=str((base / values["CaFile"]).resolve()) if values["CaFile"] else None,
+        bind_dn=values["BindDn"], bind_password=password, user_base=values["UserBase"],
+        user_filter=values["UserFilter"], group_search=values["GroupSearch"], group_base=values["GroupBase"],
+        nested_groups=values["NestedGroups"], timeout_seconds=values["TimeoutSeconds"], group_roles=group_roles)
 
 
 def _key_file(values: dict[str, Any], name: str, base: Path, default: Path) -> tuple[Path, bool]:

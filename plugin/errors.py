@@ -46,3 +46,8 @@ class Conflict(GateError):
 class StoreUnavailable(GateError):
     status = 503
     code = "store_unavailable"
+
+
+class DirectoryDown(GateError):
+    status = 503
+    code = "directory_unavailable"

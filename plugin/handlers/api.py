@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from plugin.errors import NotFound, Unauthenticated
+from plugin.errors import DirectoryDown, NotFound, Unauthenticated
 from plugin.handlers.http import Request, Response
 from plugin.policies.types import Principal
 from plugin.services.health import health_report
@@ -10,11 +10,13 @@ from plugin.services.runtime import Runtime
 
 
 def caller(runtime: Runtime, request: Request) -> Principal:
-    """The signed-in caller, or a 401 with a challenge."""
-    principal = runtime.authenticator.identify(request.headers).principal
-    if principal.is_anonymous:
+    """The signed-in caller; a 401 with a challenge, or a 503 when the directory is down."""
+    identification = runtime.authenticator.identify(request.headers)
+    if identification.unavailable:
+        raise DirectoryDown("the directory is unavailable; directory accounts cannot sign in just now")
+    if identification.principal.is_anonymous:
         raise Unauthenticated("sign in or send credentials")
-    return principal
+    return identification.principal
 
 
 def me(runtime: Runtime, request: Request) -> Response:

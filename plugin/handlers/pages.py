@@ -7,7 +7,7 @@ from pathlib import Path
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
-from plugin.errors import BadRequest, GateError, Unauthenticated
+from plugin.errors import BadRequest, DirectoryDown, GateError, Unauthenticated
 from plugin.handlers.http import Request, Response
 from plugin.identity.authenticate import SESSION_COOKIE
 from plugin.policies.csrf import csrf_ok, same_origin
@@ -66,12 +66,14 @@ def login(runtime: Runtime, request: Request) -> Response:
     target = local_path(form.get("next"), runtime.config.home_page)
     config = runtime.config
     try:
-        signed = accounts.sign_in(runtime.store, runtime.audit_now, runtime.clock(), username, password,
-                                  request.ip, config.session_idle_minutes * 60, config.session_max_hours * 3600)
-    except Unauthenticated as exc:
+        signed = accounts.sign_in(runtime.store, runtime.audit_now, runtime.authenticator, runtime.clock(), username,
+                                  password, request.ip, config.session_idle_minutes * 60,
+                                  config.session_max_hours * 3600)
+    except (Unauthenticated, DirectoryDown) as exc:
         if request.wants_json:
             raise
-        return render("login.html", next=target, error=exc.message, username=username)
+        return render("login.html", status=200 if exc.status == 401 else exc.status, next=target,
+                      error=exc.message, username=username)
     cookie = {"Set-Cookie": _cookie(runtime, signed.token, int(config.session_max_hours * 3600))}
     if request.wants_json:
         principal = signed.principal

@@ -16,16 +16,20 @@ import hmac
 import secrets
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from plugin.identity.directory import Directory, DirectoryUnavailable
 from plugin.identity.secrets import token_hash, verify_password
+from plugin.policies.roles import roles_for_groups
 from plugin.policies.types import ANONYMOUS, Principal
 from plugin.store import accounts
 from plugin.store.db import Store
+from plugin.store.models import User
 
 SESSION_COOKIE = "gate_session"
+DIRECTORY = "directory"  # what a remembered password check made against the directory records
 TOUCH_EVERY_SECONDS = 60.0
 
 
@@ -35,6 +39,14 @@ class Identification:
     failure: str = ""  # why presented credentials were not accepted ("" when none were presented)
     csrf_token: str | None = None
     valid_until: float = 0.0  # until when this answer may be reused without asking the store
+    unavailable: bool = False  # the credentials could not be checked (the directory is down)
+
+
+@dataclass(frozen=True)
+class CredentialCheck:
+    user: User | None  # the account, when the password is right and the account may sign in
+    failure: str = ""
+    unavailable: bool = False
 
 
 class TtlCache:
@@ -88,8 +100,11 @@ def parse_basic(value: str) -> tuple[str, str] | None:
 
 class Authenticator:
     def __init__(self, store: Store, identity_cache_seconds: float, basic_cache_seconds: float,
-                 session_idle_seconds: float, clock: Callable[[], float] = time.time) -> None:
+                 session_idle_seconds: float, clock: Callable[[], float] = time.time,
+                 directory: Directory | None = None, group_roles: Mapping[str, tuple[str, ...]] | None = None) -> None:
         self._store = store
+        self._directory = directory
+        self._group_roles = group_roles or {}
         self._ttl = identity_cache_seconds
         self._basic_ttl = basic_cache_seconds
         self._idle = session_idle_seconds
@@ -191,22 +206,54 @@ class Authenticator:
         proof = hmac.new(self._basic_key, f"{username}\0{password}".encode(), hashlib.sha256).digest()
         user_key = ("basic", username)
         cached = self._cache.get(user_key, now)
-        verified_hash = self._verified_basic.get(proof, now)
-        if cached is not None and verified_hash is not None:
+        verified = self._verified_basic.get(proof, now)
+        if cached is not None and verified is not None:
             return cached
-        with self._store.read() as db:
-            user = accounts.user_by_name(db, username)
-        password_hash = user.password_hash if user is not None else None
-        # A remembered verification counts only for the password hash it was made against, and
-        # only until it expires (it is not renewed), so a changed password stops the old one
-        # within BasicCredentialCacheSeconds on every node.
-        if verified_hash is None or verified_hash != password_hash:
-            if not verify_password(password_hash, password) or user is None:
-                return Identification(ANONYMOUS, "wrong username or password")
-            self._verified_basic.put(proof, password_hash, now + self._basic_ttl)
-        if user.disabled:
-            return Identification(ANONYMOUS, "account disabled")
+        check = self.check_password(username, password, now, verified)
+        if check.user is None:
+            return Identification(ANONYMOUS, check.failure, unavailable=check.unavailable)
+        user = check.user
         principal = Principal(user.username, user.role_set, "basic", user.must_change_password)
         result = Identification(principal, valid_until=now + self._ttl)
         self._cache.put(user_key, result, now + self._ttl)
         return result
+
+    def check_password(self, username: str, password: str, now: float, verified: str | None = None) -> CredentialCheck:
+        """Check a username and password against the local account or, for others, the directory.
+
+        A local account is never looked up in the directory, so a directory entry of the same
+        name cannot take it over. `verified` is what a recent successful check remembered (the
+        local password hash it was made against, or DIRECTORY): a remembered check is only
+        trusted for what it was made against, and is not renewed by use.
+        """
+        with self._store.read() as db:
+            user = accounts.user_by_name(db, username)
+        if (user is not None and user.source == "local") or self._directory is None:
+            password_hash = user.password_hash if user is not None else None
+            if verified is None or verified != password_hash:
+                if not verify_password(password_hash, password) or user is None:
+                    return CredentialCheck(None, "wrong username or password")
+                self._remember(username, password, password_hash, now)
+        elif verified != DIRECTORY:
+            try:
+                account = self._directory.authenticate(username, password)
+            except DirectoryUnavailable as exc:
+                return CredentialCheck(None, str(exc), unavailable=True)
+            if account is None:
+                return CredentialCheck(None, "wrong username or password")
+            roles = roles_for_groups(account.groups, self._group_roles)
+            with self._store.transaction() as db:
+                user = accounts.upsert_directory_user(db, username, ",".join(sorted(roles)), account.email,
+                                                      account.display_name, now)
+            self._remember(username, password, DIRECTORY, now)
+        if user is None:
+            return CredentialCheck(None, "wrong username or password")
+        if user.disabled:
+            return CredentialCheck(None, "account disabled")
+        if user.source == "directory" and not user.role_set:
+            return CredentialCheck(None, "no role for this directory account (its groups map to none)")
+        return CredentialCheck(user)
+
+    def _remember(self, username: str, password: str, verified: str | None, now: float) -> None:
+        proof = hmac.new(self._basic_key, f"{username}\0{password}".encode(), hashlib.sha256).digest()
+        self._verified_basic.put(proof, verified, now + self._basic_ttl)

@@ -8,7 +8,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from plugin.audit.record import AuditRecord, iso_utc
-from plugin.errors import BadRequest, Conflict, NotFound, Unauthenticated
+from plugin.errors import BadRequest, Conflict, DirectoryDown, NotFound, Unauthenticated
+from plugin.identity.authenticate import Authenticator
 from plugin.identity.secrets import hash_password, new_token, one_time_password, token_hash, verify_password
 from plugin.policies.types import ROLE_NAMES, Principal
 from plugin.store import accounts
@@ -111,17 +112,17 @@ def disable_user(store: Store, audit: AuditSink, actor: str, now: float, usernam
     audit(_event(now, actor, "user.disable", "success", f"disabled {username} and ended their sessions"))
 
 
-def sign_in(store: Store, audit: AuditSink, now: float, username: str, password: str, ip: str,
-            idle_seconds: float, max_seconds: float) -> SignIn:
-    """Check a password and open a new session (a new id every time: no fixation)."""
-    with store.read() as db:
-        user = accounts.user_by_name(db, username) if username else None
-    if not verify_password(user.password_hash if user else None, password) or user is None:
-        audit(_event(now, username[:128] or "anonymous", "login", "failure", "wrong username or password", ip))
-        raise Unauthenticated("wrong username or password")
-    if user.disabled:
-        audit(_event(now, username, "login", "failure", "account disabled", ip))
-        raise Unauthenticated("this account is disabled")
+def sign_in(store: Store, audit: AuditSink, authenticator: Authenticator, now: float, username: str,
+            password: str, ip: str, idle_seconds: float, max_seconds: float) -> SignIn:
+    """Check a password (local account or directory) and open a new session (a new id every time:
+    no fixation)."""
+    check = authenticator.check_password(username, password, now)
+    if check.user is None:
+        audit(_event(now, username[:128] or "anonymous", "login", "failure", check.failure, ip))
+        if check.unavailable:
+            raise DirectoryDown("the directory is unavailable; directory accounts cannot sign in just now")
+        raise Unauthenticated(check.failure)
+    user = check.user
     token, csrf = new_token(), secrets.token_urlsafe(24)
     with store.transaction() as db:
         accounts.add_session(db, Session(id=token_hash(token), user_id=user.id, csrf_token=csrf, source_ip=ip,

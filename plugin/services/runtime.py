@@ -14,6 +14,7 @@ from plugin.audit.log import AuditLog
 from plugin.audit.record import AuditRecord
 from plugin.config import GateConfig, ensure_secret_file
 from plugin.identity.authenticate import Authenticator
+from plugin.identity.directory import Directory
 from plugin.services.gate import GateService
 from plugin.store.db import Store
 
@@ -66,8 +67,10 @@ def build_runtime(config: GateConfig, log: Callable[[str], None], clock: Callabl
                      # Longer than the writer can take to settle one record: a recovery probe, a
                      # spool replay and the batch itself, each bounded by the store's timeout.
                      wait_seconds=config.database_timeout_seconds * 4 + 1, clock=clock, warn=log)
+    directory = Directory(config.ldap) if config.ldap is not None else None
     authenticator = Authenticator(store, config.identity_cache_seconds, config.basic_credential_cache_seconds,
-                                  config.session_idle_minutes * 60, clock)
+                                  config.session_idle_minutes * 60, clock, directory,
+                                  config.ldap.group_roles if config.ldap is not None else None)
     gate = GateService(store, authenticator, audit, config.decision_cache_seconds, clock)
     audit.start()
     return Runtime(config, store, audit, authenticator, gate, clock)

@@ -61,3 +61,16 @@ def revoke_session(db: DbSession, session_id: str, now: float) -> None:
 def revoke_user_sessions(db: DbSession, user_id: int, now: float) -> None:
     db.execute(update(Session).where(Session.user_id == user_id, Session.revoked_at.is_(None))
                .values(revoked_at=now))
+
+
+def upsert_directory_user(db: DbSession, username: str, roles: str, email: str, display_name: str,
+                          now: float) -> User:
+    """Create or refresh the row of a directory account; its roles are recomputed at every sign-in."""
+    user = user_by_name(db, username)
+    if user is None:
+        user = User(username=username, source="directory", password_hash=None, disabled=False,
+                    must_change_password=False, created_at=now)
+        db.add(user)
+    user.roles, user.email, user.display_name, user.updated_at = roles, email, display_name, now
+    db.flush()
+    return user

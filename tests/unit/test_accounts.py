@@ -8,6 +8,7 @@ import hashlib
 import pytest
 
 from plugin.errors import BadRequest, Conflict, NotFound, Unauthenticated
+from plugin.identity.authenticate import Authenticator
 from plugin.services import accounts
 from plugin.store import accounts as account_rows
 from plugin.store.models import ApiKey, Session
@@ -43,7 +44,8 @@ def user_row(store, username):
 
 
 def sign_in(store, sink, clock, username="drnkosi", password=PASSWORD):
-    return accounts.sign_in(store, sink, clock(), username, password, IP, 1800, 3600)
+    authenticator = Authenticator(store, 2.0, 60.0, 1800.0, clock=clock)
+    return accounts.sign_in(store, sink, authenticator, clock(), username, password, IP, 1800, 3600)
 
 
 def actions(events) -> list[tuple[str, str]]:

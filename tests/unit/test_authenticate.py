@@ -62,7 +62,8 @@ def cookie(token: str) -> dict[str, str]:
 
 
 def sign_in(store, sink, clock, max_seconds: float = MAX_AGE) -> accounts.SignIn:
-    return accounts.sign_in(store, sink, clock(), USER, PASSWORD, "10.0.0.7", IDLE, max_seconds)
+    authenticator = Authenticator(store, 2.0, 60.0, IDLE, clock=clock)
+    return accounts.sign_in(store, sink, authenticator, clock(), USER, PASSWORD, "10.0.0.7", IDLE, max_seconds)
 
 
 @pytest.fixture

@@ -233,3 +233,49 @@ def test_ensure_secret_file_keeps_an_existing_file(tmp_path):
     path.write_bytes(b"configured")
     assert ensure_secret_file(path, lambda: b"new") is False
     assert path.read_bytes() == b"configured"
+
+
+# -- the Ldap sub-section ---------------------------------------------------------------------------
+
+LDAP_OK = {"Servers": ["ldap://127.0.0.1:389"], "UserBase": "ou=people,dc=gate,dc=test",
+           "GroupRoles": {"cn=Radiologists,ou=groups,dc=gate,dc=test": "radiologist",
+                          "PACS Admins": ["admin", "radiologist"]}}
+
+
+def test_ldap_section_is_read_with_defaults(tmp_path):
+    config = load_gate_config({"Gate": {"Ldap": LDAP_OK}}, tmp_path)
+    assert config.ldap.servers == ("ldap://127.0.0.1:389",)
+    assert config.ldap.group_search == "memberOf" and config.ldap.nested_groups is False
+    assert "{username}" in config.ldap.user_filter
+    assert config.ldap.group_roles == {"cn=radiologists,ou=groups,dc=gate,dc=test": ("radiologist",),
+                                       "pacs admins": ("admin", "radiologist")}
+
+
+def test_no_ldap_section_means_no_directory(tmp_path):
+    assert load_gate_config({"Gate": {}}, tmp_path).ldap is None
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    ({"Sever": ["ldap://x"]}, "Gate.Ldap.Sever"),
+    ({"Servers": ["http://x"]}, "Gate.Ldap.Servers"),
+    ({"Servers": []}, "Gate.Ldap.Servers"),
+    ({"UserBase": ""}, "Gate.Ldap.UserBase"),
+    ({"UserFilter": "(uid=*)"}, "Gate.Ldap.UserFilter"),
+    ({"GroupSearch": "nested"}, "Gate.Ldap.GroupSearch"),
+    ({"GroupSearch": "member"}, "Gate.Ldap.GroupBase"),
+    ({"GroupRoles": {"cn=x": "superuser"}}, "Gate.Ldap.GroupRoles"),
+    ({"GroupRoles": {}}, "Gate.Ldap.GroupRoles"),
+    ({"TimeoutSeconds": "5"}, "Gate.Ldap.TimeoutSeconds"),
+    ({"StartTls": "yes"}, "Gate.Ldap.StartTls"),
+    ({"BindPasswordFile": "/nonexistent/secret"}, "Gate.Ldap.BindPasswordFile"),
+])
+def test_bad_ldap_settings_name_the_key(tmp_path, change, message):
+    with pytest.raises(ConfigError, match=message.replace(".", r"\.")):
+        load_gate_config({"Gate": {"Ldap": {**LDAP_OK, **change}}}, tmp_path)
+
+
+def test_bind_password_comes_from_its_file(tmp_path):
+    (tmp_path / "ldap.secret").write_text("service secret\n")
+    config = load_gate_config({"Gate": {"Ldap": {**LDAP_OK, "BindDn": "cn=svc", "BindPasswordFile": "ldap.secret"}}},
+                              tmp_path)
+    assert config.ldap.bind_password == "service secret"

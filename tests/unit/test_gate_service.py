@@ -158,7 +158,7 @@ def test_ui_asset_is_allowed_for_a_doctor_without_audit(gate, doctor_key):
 
 
 def test_session_write_without_csrf_token_is_denied_and_with_it_allowed(gate, admin_key, clock):
-    signed = accounts.sign_in(gate.store, gate.sink, clock(), "root1", "root1 password 1", IP, 1800, 3600)
+    signed = accounts.sign_in(gate.store, gate.sink, gate.auth, clock(), "root1", "root1 password 1", IP, 1800, 3600)
     cookie = {"cookie": f"{SESSION_COOKIE}={signed.token}", "host": "pacs:8042"}
     assert gate.check("POST", "/tools/find", {**cookie, "origin": "https://evil.example.com"}) is False
     assert gate.check("POST", "/tools/find", {**cookie, "x-csrf-token": signed.csrf_token}) is True
