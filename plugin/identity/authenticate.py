@@ -87,13 +87,21 @@ def parse_cookie(header: str, name: str) -> str | None:
 
 
 def parse_basic(value: str) -> tuple[str, str] | None:
-    """Decode a Basic credential; None when it is not well-formed base64 of UTF-8 `user:password`."""
+    """Decode a Basic credential; None when it is not well-formed base64 of `user:password`.
+
+    UTF-8 first (RFC 7617, browsers); bytes that are not UTF-8 are read as Latin-1, which is
+    what older clients (and Python's requests) send.
+    """
     try:
-        decoded = base64.b64decode(value.strip(), validate=True).decode("utf-8")
-    except (binascii.Error, UnicodeDecodeError, ValueError):
+        raw = base64.b64decode(value.strip(), validate=True)
+    except (binascii.Error, ValueError):
         return None
+    try:
+        decoded = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        decoded = raw.decode("latin-1")
     username, sep, password = decoded.partition(":")
-    if not sep or not username:
+    if not sep or not username or any(ord(c) < 0x20 for c in username):
         return None
     return username, password
 

@@ -8,6 +8,7 @@ Servers are tried in order; only when none answers is the directory "unavailable
 
 from __future__ import annotations
 
+import math
 import ssl
 from dataclasses import dataclass
 
@@ -37,11 +38,11 @@ class DirectoryAccount:
 class Directory:
     def __init__(self, config: LdapConfig) -> None:
         self._config = config
-        tls = None
+        self._tls = None
         if config.start_tls or any(url.startswith("ldaps://") for url in config.servers):
-            tls = Tls(validate=ssl.CERT_REQUIRED, ca_certs_file=config.ca_file)
-        self._servers = [Server(url, connect_timeout=config.timeout_seconds, get_info=NONE, tls=tls)
-                         for url in config.servers]
+            self._tls = Tls(validate=ssl.CERT_REQUIRED, ca_certs_file=config.ca_file)
+        # ldap3 packs socket timeouts as integers: whole seconds, at least one.
+        self._timeout = max(1, math.ceil(config.timeout_seconds))
 
     def authenticate(self, username: str, password: str) -> DirectoryAccount | None:
         """The account if the password is right, None if not (or no such single account).
@@ -51,7 +52,10 @@ class Directory:
         if not username or not password or any(ord(c) < 0x20 for c in username):
             return None  # an empty password would be an anonymous bind, which always "succeeds"
         failure: Exception | None = None
-        for server in self._servers:
+        for url in self._config.servers:
+            # A new Server each time: ldap3's Server remembers an address that failed once and
+            # would keep refusing it after the directory is back.
+            server = Server(url, connect_timeout=self._timeout, get_info=NONE, tls=self._tls)
             try:
                 return self._authenticate_on(server, username, password)
             except (LDAPException, OSError) as exc:
@@ -59,7 +63,7 @@ class Directory:
         raise DirectoryUnavailable(f"directory unavailable: {type(failure).__name__}")
 
     def _connection(self, server: Server, user: str | None, password: str | None) -> Connection:
-        connection = Connection(server, user=user, password=password, receive_timeout=self._config.timeout_seconds,
+        connection = Connection(server, user=user, password=password, receive_timeout=self._timeout,
                                 raise_exceptions=False, read_only=True)
         connection.open()
         if self._config.start_tls:
