@@ -10,8 +10,8 @@ from plugin.audit.log import append_now
 from plugin.audit.verify import verify_store
 from plugin.config import GateConfig, config_base, load_gate_config, read_orthanc_config
 from plugin.errors import GateError
-from plugin.services import accounts
-from plugin.services.runtime import checkpoint_file, ensure_secrets, open_store
+from plugin.services import accounts, mfa
+from plugin.services.runtime import checkpoint_file, ensure_secrets, open_mfa, open_store
 from plugin.store.db import Store
 
 
@@ -57,6 +57,14 @@ def cmd_disable_user(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_totp_reset(args: argparse.Namespace) -> int:
+    config = _config(args.config)
+    store = _store(config)
+    mfa.reset(store, open_mfa(config, store), _audit(store), "gatectl", args.name, time.time())
+    print(f"one-time codes reset for {args.name}; they set them up again at their next sign-in")
+    return 0
+
+
 def cmd_ensure_admin(args: argparse.Namespace) -> int:
     store = _store(_config(args.config))
     created = accounts.ensure_first_admin(store, _audit(store), time.time())
@@ -99,6 +107,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("name")
     p.add_argument("--user", required=True)
     p = command("disable-user", cmd_disable_user, "disable a user and end their sessions")
+    p.add_argument("name")
+    p = command("totp-reset", cmd_totp_reset, "forget a user's one-time-code secret and recovery codes")
     p.add_argument("name")
     command("audit-verify", cmd_audit_verify, "prove the audit chain; non-zero and the bad row if broken")
     command("db-upgrade", cmd_db_upgrade, "apply store migrations")

@@ -39,6 +39,8 @@ _KEYS: tuple[_Key, ...] = (
     _Key("ContactKeyFile", str, None),
     _Key("HomePage", str, "/app/explorer.html"),
     _Key("Ldap", dict, None),
+    _Key("MfaRequiredRoles", list, ["admin"]),
+    _Key("MfaIssuer", str, "Orthanc Gate"),
 )
 
 DEFAULT_USER_FILTER = ("(&(|(objectClass=person)(objectClass=inetOrgPerson))"
@@ -97,6 +99,8 @@ class GateConfig:
     contact_key_generated: bool
     home_page: str
     ldap: LdapConfig | None = None
+    mfa_required_roles: frozenset[str] = frozenset({"admin"})
+    mfa_issuer: str = "Orthanc Gate"
 
     @property
     def audit_spool_file(self) -> Path:
@@ -235,7 +239,15 @@ def load_gate_config(orthanc: dict[str, Any], base_dir: str | Path) -> GateConfi
         contact_key_generated=contact_generated,
         home_page=values["HomePage"],
         ldap=_ldap_config(values["Ldap"], base) if values["Ldap"] is not None else None,
+        mfa_required_roles=_roles(values["MfaRequiredRoles"], "Gate.MfaRequiredRoles"),
+        mfa_issuer=values["MfaIssuer"],
     )
+
+
+def _roles(value: list, label: str) -> frozenset[str]:
+    if not all(isinstance(role, str) and role in ROLE_NAMES for role in value):
+        raise ConfigError(f"{label} must list roles among {', '.join(sorted(ROLE_NAMES))}")
+    return frozenset(value)
 
 
 def _ldap_config(section: dict[str, Any], base: Path) -> LdapConfig:

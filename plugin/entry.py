@@ -49,6 +49,7 @@ ROUTES = (
     ("/gate/login", {"GET": pages.login_page, "POST": pages.login}),
     ("/gate/logout", {"POST": pages.logout}),
     ("/gate/password", {"GET": pages.password_page, "POST": pages.change_password}),
+    ("/gate/mfa", {"GET": pages.mfa_page, "POST": pages.mfa_confirm}),
     ("/gate/static/([^/]+)", {"GET": pages.static}),
     ("/gate/api/me", {"GET": api.me}),
     ("/gate/(.*)", {"GET": api.not_found, "POST": api.not_found, "PUT": api.not_found,

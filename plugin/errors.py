@@ -28,6 +28,12 @@ class Unauthenticated(GateError):
     code = "unauthenticated"
 
 
+class OtpRequired(Unauthenticated):
+    """The password was right; a one-time code is owed too."""
+
+    code = "otp_required"
+
+
 class Forbidden(GateError):
     status = 403
     code = "forbidden"

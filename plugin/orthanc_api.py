@@ -83,14 +83,14 @@ def register_on_stop(callback: Any) -> None:
 
 def send(output: Any, response: Response) -> None:
     """Write a handler's Response with the output calls each status needs."""
-    if response.status == 401:
-        output.SendUnauthorized(response.challenge or "Orthanc Gate")
-        return
     if response.status == 405:
         output.SendMethodNotAllowed(response.headers.get("Allow", "GET"))
         return
     for name, value in response.headers.items():
         output.SetHttpHeader(name, value)
+    if response.challenge:
+        # Not SendUnauthorized(): it cannot carry the JSON body that says what is missing.
+        output.SetHttpHeader("WWW-Authenticate", f'Basic realm="{response.challenge}", charset="UTF-8"')
     if response.status == 200:
         output.AnswerBuffer(response.body, response.content_type)
     elif 300 <= response.status < 400:

@@ -15,7 +15,9 @@ def caller(runtime: Runtime, request: Request) -> Principal:
     if identification.unavailable:
         raise DirectoryDown("the directory is unavailable; directory accounts cannot sign in just now")
     if identification.principal.is_anonymous:
-        raise Unauthenticated("sign in or send credentials")
+        # The reason presented credentials failed tells the caller what to do (e.g. use the login
+        # page for a one-time code); it names nothing they did not send.
+        raise Unauthenticated(identification.failure or "sign in or send credentials")
     return identification.principal
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass, field
 from typing import Any
@@ -81,6 +82,7 @@ class Response:
 
 def error_response(error: GateError) -> Response:
     """The single mapping of typed errors to HTTP answers."""
+    response = Response.json({"error": error.code, "message": error.message}, error.status)
     if error.status == 401:
-        return Response(401, challenge="Orthanc Gate")
-    return Response.json({"error": error.code, "message": error.message}, error.status)
+        return dataclasses.replace(response, challenge="Orthanc Gate")
+    return response

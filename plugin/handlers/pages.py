@@ -6,12 +6,14 @@ import re
 from pathlib import Path
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
+from markupsafe import Markup
 
 from plugin.errors import BadRequest, DirectoryDown, GateError, Unauthenticated
 from plugin.handlers.http import Request, Response
 from plugin.identity.authenticate import SESSION_COOKIE
 from plugin.policies.csrf import csrf_ok, same_origin
-from plugin.services import accounts
+from plugin.policies.types import Principal
+from plugin.services import accounts, mfa
 from plugin.services.runtime import Runtime
 
 PLUGIN_DIR = Path(__file__).resolve().parents[1]
@@ -45,16 +47,14 @@ def root(runtime: Runtime, request: Request) -> Response:
     identification = runtime.authenticator.identify(request.headers)
     if identification.principal.is_anonymous:
         return Response.redirect(f"/gate/login?next={home}")
-    if identification.principal.must_change_password:
-        return Response.redirect("/gate/password")
-    return Response.redirect(home)
+    return Response.redirect(next_step(identification.principal, home))
 
 
 def login_page(runtime: Runtime, request: Request) -> Response:
     target = local_path(request.query.get("next"), runtime.config.home_page)
     principal = runtime.authenticator.identify(request.headers).principal
     if principal.via == "session":
-        return Response.redirect("/gate/password" if principal.must_change_password else target)
+        return Response.redirect(next_step(principal, target))
     return render("login.html", next=target, error="", username="")
 
 
@@ -68,7 +68,7 @@ def login(runtime: Runtime, request: Request) -> Response:
     try:
         signed = accounts.sign_in(runtime.store, runtime.audit_now, runtime.authenticator, runtime.clock(), username,
                                   password, request.ip, config.session_idle_minutes * 60,
-                                  config.session_max_hours * 3600)
+                                  config.session_max_hours * 3600, mfa=runtime.mfa, otp=form.get("otp", ""))
     except (Unauthenticated, DirectoryDown) as exc:
         if request.wants_json:
             raise
@@ -79,8 +79,17 @@ def login(runtime: Runtime, request: Request) -> Response:
         principal = signed.principal
         return Response.json({"username": principal.username, "roles": sorted(principal.roles),
                               "must_change_password": principal.must_change_password,
-                              "csrf_token": signed.csrf_token}, headers=cookie)
-    return Response.redirect("/gate/password" if signed.principal.must_change_password else target, cookie)
+                              "mfa_pending": principal.mfa_pending, "csrf_token": signed.csrf_token}, headers=cookie)
+    return Response.redirect(next_step(signed.principal, target), cookie)
+
+
+def next_step(principal: Principal, target: str) -> str:
+    """Where a signed-in browser goes: what it still owes first (a new password, MFA enrolment)."""
+    if principal.must_change_password:
+        return "/gate/password"
+    if principal.mfa_pending:
+        return "/gate/mfa"
+    return target
 
 
 def logout(runtime: Runtime, request: Request) -> Response:
@@ -128,7 +137,47 @@ def change_password(runtime: Runtime, request: Request) -> Response:
     runtime.authenticator.invalidate()
     if request.wants_json:
         return Response.json({"changed": True})
-    return Response.redirect(runtime.config.home_page)
+    return Response.redirect("/gate/mfa" if principal.mfa_pending else runtime.config.home_page)
+
+
+def mfa_page(runtime: Runtime, request: Request) -> Response:
+    identification = runtime.authenticator.identify(request.headers)
+    principal = identification.principal
+    if principal.via != "session":
+        return Response.redirect("/gate/login?next=/gate/mfa")
+    if principal.must_change_password:
+        return Response.redirect("/gate/password")
+    if mfa.is_enrolled(runtime.store, principal.username or ""):
+        return render("mfa.html", enrolled=True, home=runtime.config.home_page)
+    return _enrolment_page(runtime, principal, identification.csrf_token, "")
+
+
+def mfa_confirm(runtime: Runtime, request: Request) -> Response:
+    identification = runtime.authenticator.identify(request.headers)
+    principal = identification.principal
+    if principal.via != "session":
+        raise Unauthenticated("sign in first")
+    form = request.form()
+    if not csrf_ok("POST", "session", request.headers, identification.csrf_token, form.get("csrf_token")):
+        raise BadRequest("the form is stale or came from another site; reload the page")
+    try:
+        codes = mfa.confirm(runtime.store, runtime.mfa, runtime.audit_now, principal, form.get("code", ""),
+                            runtime.clock(), request.ip)
+    except BadRequest as exc:
+        if request.wants_json:
+            raise
+        return _enrolment_page(runtime, principal, identification.csrf_token, exc.message)
+    runtime.authenticator.invalidate(("session", principal.session_id))
+    if request.wants_json:
+        return Response.json({"enrolled": True, "recovery_codes": codes})
+    return render("mfa.html", enrolled=True, recovery_codes=codes, home=runtime.config.home_page)
+
+
+def _enrolment_page(runtime: Runtime, principal: Principal, csrf_token: str | None, error: str) -> Response:
+    enrolment = mfa.begin(runtime.store, runtime.mfa, principal)
+    # The SVG is made by segno from our own otpauth URI, not from anything the user typed.
+    return render("mfa.html", enrolled=False, qr_svg=Markup(enrolment.qr_svg), secret=enrolment.secret,  # noqa: S704
+                  csrf_token=csrf_token, error=error)
 
 
 def static(runtime: Runtime, request: Request, name: str) -> Response:

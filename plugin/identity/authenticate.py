@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from plugin.identity.directory import Directory, DirectoryUnavailable
+from plugin.identity.mfa import needs_mfa
 from plugin.identity.secrets import token_hash, verify_password
 from plugin.policies.roles import roles_for_groups
 from plugin.policies.types import ANONYMOUS, Principal
@@ -109,8 +110,10 @@ def parse_basic(value: str) -> tuple[str, str] | None:
 class Authenticator:
     def __init__(self, store: Store, identity_cache_seconds: float, basic_cache_seconds: float,
                  session_idle_seconds: float, clock: Callable[[], float] = time.time,
-                 directory: Directory | None = None, group_roles: Mapping[str, tuple[str, ...]] | None = None) -> None:
+                 directory: Directory | None = None, group_roles: Mapping[str, tuple[str, ...]] | None = None,
+                 mfa_required_roles: frozenset[str] = frozenset({"admin"})) -> None:
         self._store = store
+        self.mfa_required_roles = mfa_required_roles
         self._directory = directory
         self._group_roles = group_roles or {}
         self._ttl = identity_cache_seconds
@@ -179,7 +182,8 @@ class Authenticator:
                 accounts.touch_session(db, session_id, now)
             session.last_seen_at = now
         principal = Principal(user.username, user.role_set, "session", user.must_change_password,
-                              session_id=session_id)
+                              session_id=session_id,
+                              mfa_pending=needs_mfa(user, self.mfa_required_roles) and session.mfa_at is None)
         until = min(now + self._ttl, session.expires_at, session.last_seen_at + self._idle)
         result = Identification(principal, csrf_token=session.csrf_token, valid_until=until)
         self._cache.put(("session", session_id), result, until)
@@ -221,6 +225,10 @@ class Authenticator:
         if check.user is None:
             return Identification(ANONYMOUS, check.failure, unavailable=check.unavailable)
         user = check.user
+        if needs_mfa(user, self.mfa_required_roles):
+            # Basic cannot carry a one-time code: such accounts sign in at /gate/login (or use an API key).
+            return Identification(ANONYMOUS, "this account needs a one-time code: sign in at /gate/login, "
+                                             "or use an API key")
         principal = Principal(user.username, user.role_set, "basic", user.must_change_password)
         result = Identification(principal, valid_until=now + self._ttl)
         self._cache.put(user_key, result, now + self._ttl)

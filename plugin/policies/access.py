@@ -23,6 +23,8 @@ def decide(principal: Principal, route: RouteInfo) -> Decision:
         return Decision.deny("authentication required")
     if principal.must_change_password:
         return Decision.deny("password change required")
+    if principal.mfa_pending:
+        return Decision.deny("second factor (one-time code) required")
     if principal.is_admin:
         return Decision.allow("admin")
     if route.family in UI_FAMILIES and not route.carries_phi:

@@ -40,6 +40,7 @@ class Principal:
     via: str = "anonymous"  # anonymous | session | basic | api_key
     must_change_password: bool = False
     session_id: str | None = None  # store key of the session (a hash), when via == "session"
+    mfa_pending: bool = False  # signed in with a password, a one-time code (or enrolment) still owed
 
     @property
     def is_anonymous(self) -> bool:

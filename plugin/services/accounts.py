@@ -8,8 +8,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from plugin.audit.record import AuditRecord, iso_utc
-from plugin.errors import BadRequest, Conflict, DirectoryDown, NotFound, Unauthenticated
+from plugin.errors import BadRequest, Conflict, DirectoryDown, NotFound, OtpRequired, Unauthenticated
 from plugin.identity.authenticate import Authenticator
+from plugin.identity.mfa import Mfa, needs_mfa
 from plugin.identity.secrets import hash_password, new_token, one_time_password, token_hash, verify_password
 from plugin.policies.types import ROLE_NAMES, Principal
 from plugin.store import accounts
@@ -113,9 +114,13 @@ def disable_user(store: Store, audit: AuditSink, actor: str, now: float, usernam
 
 
 def sign_in(store: Store, audit: AuditSink, authenticator: Authenticator, now: float, username: str,
-            password: str, ip: str, idle_seconds: float, max_seconds: float) -> SignIn:
-    """Check a password (local account or directory) and open a new session (a new id every time:
-    no fixation)."""
+            password: str, ip: str, idle_seconds: float, max_seconds: float, *, mfa: Mfa | None = None,
+            otp: str = "") -> SignIn:
+    """Check a password (local account or directory), and a one-time code for enrolled accounts,
+    then open a new session (a new id every time: no fixation).
+
+    An account that needs MFA but has not enrolled yet gets a session that can only enrol.
+    """
     check = authenticator.check_password(username, password, now)
     if check.user is None:
         audit(_event(now, username[:128] or "anonymous", "login", "failure", check.failure, ip))
@@ -123,13 +128,25 @@ def sign_in(store: Store, audit: AuditSink, authenticator: Authenticator, now: f
             raise DirectoryDown("the directory is unavailable; directory accounts cannot sign in just now")
         raise Unauthenticated(check.failure)
     user = check.user
+    mfa_at = None
+    if user.totp_enabled:
+        if not otp:
+            audit(_event(now, username, "login", "failure", "one-time code missing", ip))
+            raise OtpRequired("enter the 6-digit code from your authenticator app, or a recovery code")
+        if mfa is None or not mfa.verify(user.id, otp, now):
+            audit(_event(now, username, "login", "failure", "wrong or already used one-time code", ip))
+            raise Unauthenticated("wrong or already used one-time code")
+        mfa_at = now
     token, csrf = new_token(), secrets.token_urlsafe(24)
     with store.transaction() as db:
         accounts.add_session(db, Session(id=token_hash(token), user_id=user.id, csrf_token=csrf, source_ip=ip,
-                                         created_at=now, last_seen_at=now, expires_at=now + max_seconds))
+                                         created_at=now, last_seen_at=now, expires_at=now + max_seconds,
+                                         mfa_at=mfa_at))
     principal = Principal(user.username, user.role_set, "session", user.must_change_password,
-                          session_id=token_hash(token))
-    audit(_event(now, username, "login", "success", "signed in with password", ip, ",".join(sorted(user.role_set))))
+                          session_id=token_hash(token),
+                          mfa_pending=needs_mfa(user, authenticator.mfa_required_roles) and mfa_at is None)
+    how = "password and one-time code" if mfa_at else "password"
+    audit(_event(now, username, "login", "success", f"signed in with {how}", ip, ",".join(sorted(user.role_set))))
     return SignIn(token, csrf, principal)
 
 

@@ -15,6 +15,7 @@ from plugin.audit.record import AuditRecord
 from plugin.config import GateConfig, ensure_secret_file
 from plugin.identity.authenticate import Authenticator
 from plugin.identity.directory import Directory
+from plugin.identity.mfa import Mfa
 from plugin.services.gate import GateService
 from plugin.store.db import Store
 
@@ -26,6 +27,7 @@ class Runtime:
     audit: AuditLog
     authenticator: Authenticator
     gate: GateService
+    mfa: Mfa
     clock: Callable[[], float]
 
     def audit_now(self, record: AuditRecord) -> bool:
@@ -70,7 +72,13 @@ def build_runtime(config: GateConfig, log: Callable[[str], None], clock: Callabl
     directory = Directory(config.ldap) if config.ldap is not None else None
     authenticator = Authenticator(store, config.identity_cache_seconds, config.basic_credential_cache_seconds,
                                   config.session_idle_minutes * 60, clock, directory,
-                                  config.ldap.group_roles if config.ldap is not None else None)
+                                  config.ldap.group_roles if config.ldap is not None else None,
+                                  config.mfa_required_roles)
     gate = GateService(store, authenticator, audit, config.decision_cache_seconds, clock)
     audit.start()
-    return Runtime(config, store, audit, authenticator, gate, clock)
+    return Runtime(config, store, audit, authenticator, gate, open_mfa(config, store), clock)
+
+
+def open_mfa(config: GateConfig, store: Store) -> Mfa:
+    """TOTP secrets are encrypted with the same key as contact details (ContactKeyFile)."""
+    return Mfa(store, config.contact_key_file.read_bytes().strip(), config.mfa_issuer)

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session as DbSession
 
-from plugin.store.models import ApiKey, Session, User
+from plugin.store.models import ApiKey, RecoveryCode, Session, User
 
 
 def user_by_name(db: DbSession, username: str) -> User | None:
@@ -74,3 +74,26 @@ def upsert_directory_user(db: DbSession, username: str, roles: str, email: str, 
     user.roles, user.email, user.display_name, user.updated_at = roles, email, display_name, now
     db.flush()
     return user
+
+
+def replace_recovery_codes(db: DbSession, user_id: int, code_hashes: list[str]) -> None:
+    db.execute(delete(RecoveryCode).where(RecoveryCode.user_id == user_id))
+    db.add_all(RecoveryCode(user_id=user_id, code_hash=h) for h in code_hashes)
+
+
+def spend_recovery_code(db: DbSession, user_id: int, code_hash: str, now: float) -> bool:
+    """Mark an unused recovery code used; False if there is none (or it was spent meanwhile)."""
+    result = db.execute(update(RecoveryCode).where(RecoveryCode.user_id == user_id, RecoveryCode.code_hash == code_hash,
+                                                   RecoveryCode.used_at.is_(None)).values(used_at=now))
+    return result.rowcount == 1
+
+
+def advance_totp_step(db: DbSession, user_id: int, step: int) -> bool:
+    """Record `step` as spent; False if this or a later step was spent already (a replay)."""
+    result = db.execute(update(User).where(User.id == user_id, User.totp_last_step < step)
+                        .values(totp_last_step=step))
+    return result.rowcount == 1
+
+
+def mark_session_mfa(db: DbSession, session_id: str, now: float) -> None:
+    db.execute(update(Session).where(Session.id == session_id).values(mfa_at=now))

@@ -24,6 +24,9 @@ class User(Base):
     must_change_password: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[float] = mapped_column(Float)
     updated_at: Mapped[float] = mapped_column(Float)
+    totp_secret: Mapped[str | None] = mapped_column(Text, nullable=True)  # Fernet token of the secret
+    totp_enabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    totp_last_step: Mapped[int] = mapped_column(Integer, default=0)  # codes of this step or older are spent
 
     @property
     def role_set(self) -> frozenset[str]:
@@ -52,6 +55,16 @@ class Session(Base):
     last_seen_at: Mapped[float] = mapped_column(Float)
     expires_at: Mapped[float] = mapped_column(Float)  # absolute lifetime
     revoked_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    mfa_at: Mapped[float | None] = mapped_column(Float, nullable=True)  # when a one-time code was last proved
+
+
+class RecoveryCode(Base):
+    __tablename__ = "recovery_codes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    code_hash: Mapped[str] = mapped_column(String(64), unique=True)  # SHA-256 hex of the code
+    used_at: Mapped[float | None] = mapped_column(Float, nullable=True)
 
 
 class AuditEvent(Base):

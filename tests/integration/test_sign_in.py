@@ -5,9 +5,10 @@ from __future__ import annotations
 import re
 import time
 
+import pyotp
 import requests
 
-from tests.conftest import ADMIN, ADMIN_PASSWORD, TEST_GATE_CONFIG, Server, start_gate, wait_for_audit
+from tests.conftest import ADMIN, ADMIN_PASSWORD, Server, start_gate, wait_for_audit
 from tests.harness import OrthancProcess
 
 
@@ -74,8 +75,8 @@ def test_unknown_or_forged_session_cookie_is_refused(server: Server):
     assert wait_for_audit(server, "outcome='deny' AND reason LIKE '%unknown session%'")
 
 
-def test_first_admin_must_replace_the_one_time_password(tmp_path):
-    proc = OrthancProcess(tmp_path, gate=TEST_GATE_CONFIG)
+def test_first_admin_replaces_the_one_time_password_then_sets_up_mfa(tmp_path):
+    proc = OrthancProcess(tmp_path, gate={"DatabaseTimeoutSeconds": 1})  # the shipped rule: admins use MFA
     printed = proc.gatectl("ensure-admin").stdout
     username = re.search(r"username: (\S+)", printed).group(1)
     password = re.search(r"one-time password: (\S+)", printed).group(1)
@@ -91,7 +92,11 @@ def test_first_admin_must_replace_the_one_time_password(tmp_path):
         csrf = re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)
         changed = session.post(proc.url("/gate/password"), timeout=10, allow_redirects=False,
                                data={"csrf_token": csrf, "current": password, "new": "a brand new passphrase"})
-        assert changed.status_code == 303
+        assert changed.headers["Location"] == "/gate/mfa"
+        assert session.get(proc.url("/patients"), timeout=10).status_code == 403  # no second factor yet
+        enrolment = session.get(proc.url("/gate/mfa"), timeout=10).text
+        secret = re.search(r'class="secret">([A-Z2-7]+)<', enrolment).group(1)
+        session.post(proc.url("/gate/mfa"), timeout=10, data={"csrf_token": csrf, "code": pyotp.TOTP(secret).now()})
         assert session.get(proc.url("/patients"), timeout=10).status_code == 200
         relogin = requests.post(proc.url("/gate/login"), json={"username": username, "password": password},
                                 timeout=10)

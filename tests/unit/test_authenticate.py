@@ -356,9 +356,15 @@ def test_invalidate_all_forgets_verified_passwords(auth, user, argon2_calls):
 
 
 def test_must_change_password_is_carried_on_the_principal(auth, store, sink, clock):
-    accounts.create_user(store, sink, "test", clock(), "newadmin", ["admin"], "one time password",
+    accounts.create_user(store, sink, "test", clock(), "newrad", ["radiologist"], "one time password",
                          must_change_password=True)
-    assert auth.identify(basic("newadmin", "one time password")).principal.must_change_password
+    assert auth.identify(basic("newrad", "one time password")).principal.must_change_password
+
+
+def test_accounts_that_need_a_one_time_code_cannot_use_basic(auth, store, sink, clock):
+    accounts.create_user(store, sink, "test", clock(), "newadmin", ["admin"], "admin password 123")
+    refused = auth.identify(basic("newadmin", "admin password 123"))
+    assert refused.principal.is_anonymous and "one-time code" in refused.failure
 
 
 def test_basic_credentials_that_are_not_utf8_are_read_as_latin1(auth, store, sink, clock):

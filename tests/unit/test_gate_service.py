@@ -25,7 +25,8 @@ class Gate:
 
     def __init__(self, store: Store, log: AuditLog, clock, decision_ttl: float = DECISION_TTL) -> None:
         self.store, self.log, self.clock = store, log, clock
-        self.auth = Authenticator(store, IDENTITY_TTL, 60.0, 1800.0, clock=clock)
+        # No role needs a one-time code here: MFA has its own tests (test_mfa.py).
+        self.auth = Authenticator(store, IDENTITY_TTL, 60.0, 1800.0, clock=clock, mfa_required_roles=frozenset())
         self.service = GateService(store, self.auth, log, decision_ttl, clock=clock)
         self.events: list = []
 

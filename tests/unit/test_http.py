@@ -72,9 +72,10 @@ def test_json_response_copies_its_headers():
     assert (response.status, json.loads(response.body), response.headers) == (201, {"a": 1}, {"X-A": "1"})
 
 
-def test_unauthenticated_becomes_a_401_challenge_without_body():
-    response = error_response(Unauthenticated("sign in or send credentials"))
-    assert (response.status, response.challenge, response.body) == (401, "Orthanc Gate", b"")
+def test_unauthenticated_becomes_a_401_challenge_with_a_json_body():
+    response = error_response(Unauthenticated("sign in first"))
+    assert (response.status, response.challenge) == (401, "Orthanc Gate")
+    assert json.loads(response.body) == {"error": "unauthenticated", "message": "sign in first"}
 
 
 @pytest.mark.parametrize(("error", "status", "code"), [

@@ -113,16 +113,12 @@ def test_200_json_keeps_its_content_type(api):
     assert output.calls == [("AnswerBuffer", b'{"ok": true}', "application/json")]
 
 
-def test_401_sends_unauthorized_with_the_realm_and_nothing_else(api):
+def test_401_carries_the_challenge_and_a_json_body(api):
     output = Output()
-    api.send(output, Response(401, challenge="Orthanc Gate", headers={"X-Ignored": "1"}))
-    assert output.calls == [("SendUnauthorized", "Orthanc Gate")]
-
-
-def test_401_without_challenge_still_names_a_realm(api):
-    output = Output()
-    api.send(output, Response(401))
-    assert output.calls == [("SendUnauthorized", "Orthanc Gate")]
+    api.send(output, Response(401, b'{"error": "unauthenticated"}', "application/json", challenge="Orthanc Gate"))
+    assert ("SetHttpHeader", "WWW-Authenticate", 'Basic realm="Orthanc Gate", charset="UTF-8"') in output.calls
+    assert output.calls[-1] == ("SendHttpStatus", 401, b'{"error": "unauthenticated"}')
+    assert "SendUnauthorized" not in names(output)
 
 
 def test_405_names_the_allowed_methods(api):
