@@ -40,6 +40,9 @@ _KEYS: tuple[_Key, ...] = (
     _Key("HomePage", str, "/app/explorer.html"),
     _Key("Ldap", dict, None),
     _Key("MfaRequiredRoles", list, ["admin"]),
+    _Key("LockoutFailures", float, 5.0, 1),
+    _Key("LockoutMinutes", float, 15.0, 0.1),
+    _Key("SignInFailuresPerAddress", float, 20.0, 1),
     _Key("MfaIssuer", str, "Orthanc Gate"),
 )
 
@@ -101,6 +104,9 @@ class GateConfig:
     ldap: LdapConfig | None = None
     mfa_required_roles: frozenset[str] = frozenset({"admin"})
     mfa_issuer: str = "Orthanc Gate"
+    lockout_failures: int = 5
+    lockout_minutes: float = 15.0
+    sign_in_failures_per_address: int = 20
 
     @property
     def audit_spool_file(self) -> Path:
@@ -241,6 +247,9 @@ def load_gate_config(orthanc: dict[str, Any], base_dir: str | Path) -> GateConfi
         ldap=_ldap_config(values["Ldap"], base) if values["Ldap"] is not None else None,
         mfa_required_roles=_roles(values["MfaRequiredRoles"], "Gate.MfaRequiredRoles"),
         mfa_issuer=values["MfaIssuer"],
+        lockout_failures=int(values["LockoutFailures"]),
+        lockout_minutes=values["LockoutMinutes"],
+        sign_in_failures_per_address=int(values["SignInFailuresPerAddress"]),
     )
 
 

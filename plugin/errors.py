@@ -39,6 +39,16 @@ class Forbidden(GateError):
     code = "forbidden"
 
 
+class RateLimited(Forbidden):
+    """Too many failed sign-ins. 403, not 429: Orthanc 1.10's plugin SDK drops a 429 answer."""
+
+    code = "rate_limited"
+
+    def __init__(self, message: str, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 class NotFound(GateError):
     status = 404
     code = "not_found"

@@ -22,7 +22,10 @@ DOCTOR, DOCTOR_PASSWORD = "drnkosi", "doctor password 123"
 # Settings that make failures show quickly in tests; everything else is the shipped default.
 # Admins are not made to prove a one-time code here, so tests can sign them in as often as they
 # like (a code is good once per 30 s); test_mfa.py runs the default, admins-must-use-MFA, setup.
-TEST_GATE_CONFIG = {"DatabaseTimeoutSeconds": 1, "MfaRequiredRoles": []}
+# Tests make many deliberate failures from 127.0.0.1, so lockout and throttling are out of their
+# way here; their own tests (test_lockout.py, test_sign_in.py) run the shipped limits.
+TEST_GATE_CONFIG = {"DatabaseTimeoutSeconds": 1, "MfaRequiredRoles": [], "LockoutFailures": 100000,
+                    "SignInFailuresPerAddress": 100000}
 
 
 def dicomdir_files() -> list[Path]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from plugin.errors import DirectoryDown, NotFound, Unauthenticated
+from plugin.errors import DirectoryDown, NotFound, RateLimited, Unauthenticated
 from plugin.handlers.http import Request, Response
 from plugin.policies.types import Principal
 from plugin.services.health import health_report
@@ -11,9 +11,11 @@ from plugin.services.runtime import Runtime
 
 def caller(runtime: Runtime, request: Request) -> Principal:
     """The signed-in caller; a 401 with a challenge, or a 503 when the directory is down."""
-    identification = runtime.authenticator.identify(request.headers)
+    identification = runtime.authenticator.identify(request.headers, request.ip)
     if identification.unavailable:
         raise DirectoryDown("the directory is unavailable; directory accounts cannot sign in just now")
+    if identification.retry_after:
+        raise RateLimited(identification.failure, identification.retry_after)
     if identification.principal.is_anonymous:
         # The reason presented credentials failed tells the caller what to do (e.g. use the login
         # page for a one-time code); it names nothing they did not send.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs
@@ -82,7 +83,9 @@ class Response:
 
 def error_response(error: GateError) -> Response:
     """The single mapping of typed errors to HTTP answers."""
-    response = Response.json({"error": error.code, "message": error.message}, error.status)
+    retry_after = getattr(error, "retry_after", None)
+    headers = {"Retry-After": str(math.ceil(retry_after))} if retry_after else None
+    response = Response.json({"error": error.code, "message": error.message}, error.status, headers)
     if error.status == 401:
         return dataclasses.replace(response, challenge="Orthanc Gate")
     return response

@@ -8,7 +8,7 @@ from pathlib import Path
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from markupsafe import Markup
 
-from plugin.errors import BadRequest, DirectoryDown, GateError, Unauthenticated
+from plugin.errors import BadRequest, DirectoryDown, GateError, RateLimited, Unauthenticated
 from plugin.handlers.http import Request, Response
 from plugin.identity.authenticate import SESSION_COOKIE
 from plugin.policies.csrf import csrf_ok, same_origin
@@ -44,7 +44,7 @@ def _cookie(runtime: Runtime, value: str, max_age: int) -> str:
 
 def root(runtime: Runtime, request: Request) -> Response:
     home = runtime.config.home_page
-    identification = runtime.authenticator.identify(request.headers)
+    identification = runtime.authenticator.identify(request.headers, request.ip)
     if identification.principal.is_anonymous:
         return Response.redirect(f"/gate/login?next={home}")
     return Response.redirect(next_step(identification.principal, home))
@@ -52,7 +52,7 @@ def root(runtime: Runtime, request: Request) -> Response:
 
 def login_page(runtime: Runtime, request: Request) -> Response:
     target = local_path(request.query.get("next"), runtime.config.home_page)
-    principal = runtime.authenticator.identify(request.headers).principal
+    principal = runtime.authenticator.identify(request.headers, request.ip).principal
     if principal.via == "session":
         return Response.redirect(next_step(principal, target))
     return render("login.html", next=target, error="", username="")
@@ -69,7 +69,7 @@ def login(runtime: Runtime, request: Request) -> Response:
         signed = accounts.sign_in(runtime.store, runtime.audit_now, runtime.authenticator, runtime.clock(), username,
                                   password, request.ip, config.session_idle_minutes * 60,
                                   config.session_max_hours * 3600, mfa=runtime.mfa, otp=form.get("otp", ""))
-    except (Unauthenticated, DirectoryDown) as exc:
+    except (Unauthenticated, DirectoryDown, RateLimited) as exc:
         if request.wants_json:
             raise
         return render("login.html", status=200 if exc.status == 401 else exc.status, next=target,
@@ -93,7 +93,7 @@ def next_step(principal: Principal, target: str) -> str:
 
 
 def logout(runtime: Runtime, request: Request) -> Response:
-    identification = runtime.authenticator.identify(request.headers)
+    identification = runtime.authenticator.identify(request.headers, request.ip)
     principal = identification.principal
     if principal.via == "session":
         form = request.form()
@@ -108,7 +108,7 @@ def logout(runtime: Runtime, request: Request) -> Response:
 
 
 def password_page(runtime: Runtime, request: Request) -> Response:
-    identification = runtime.authenticator.identify(request.headers)
+    identification = runtime.authenticator.identify(request.headers, request.ip)
     if identification.principal.via != "session":
         return Response.redirect("/gate/login?next=/gate/password")
     return render("password.html", csrf_token=identification.csrf_token,
@@ -117,7 +117,7 @@ def password_page(runtime: Runtime, request: Request) -> Response:
 
 
 def change_password(runtime: Runtime, request: Request) -> Response:
-    identification = runtime.authenticator.identify(request.headers)
+    identification = runtime.authenticator.identify(request.headers, request.ip)
     principal = identification.principal
     if principal.via != "session":
         raise Unauthenticated("sign in first")
@@ -141,7 +141,7 @@ def change_password(runtime: Runtime, request: Request) -> Response:
 
 
 def mfa_page(runtime: Runtime, request: Request) -> Response:
-    identification = runtime.authenticator.identify(request.headers)
+    identification = runtime.authenticator.identify(request.headers, request.ip)
     principal = identification.principal
     if principal.via != "session":
         return Response.redirect("/gate/login?next=/gate/mfa")
@@ -153,7 +153,7 @@ def mfa_page(runtime: Runtime, request: Request) -> Response:
 
 
 def mfa_confirm(runtime: Runtime, request: Request) -> Response:
-    identification = runtime.authenticator.identify(request.headers)
+    identification = runtime.authenticator.identify(request.headers, request.ip)
     principal = identification.principal
     if principal.via != "session":
         raise Unauthenticated("sign in first")

@@ -13,6 +13,7 @@ import base64
 import binascii
 import hashlib
 import hmac
+import math
 import secrets
 import threading
 import time
@@ -20,6 +21,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from plugin.identity.attempts import SignInGuard
 from plugin.identity.directory import Directory, DirectoryUnavailable
 from plugin.identity.mfa import needs_mfa
 from plugin.identity.secrets import token_hash, verify_password
@@ -31,6 +33,7 @@ from plugin.store.models import User
 
 SESSION_COOKIE = "gate_session"
 DIRECTORY = "directory"  # what a remembered password check made against the directory records
+BAD_CREDENTIALS = "wrong username or password"
 TOUCH_EVERY_SECONDS = 60.0
 
 
@@ -41,6 +44,7 @@ class Identification:
     csrf_token: str | None = None
     valid_until: float = 0.0  # until when this answer may be reused without asking the store
     unavailable: bool = False  # the credentials could not be checked (the directory is down)
+    retry_after: float = 0.0  # refused for too many failed sign-ins: seconds to wait
 
 
 @dataclass(frozen=True)
@@ -48,6 +52,7 @@ class CredentialCheck:
     user: User | None  # the account, when the password is right and the account may sign in
     failure: str = ""
     unavailable: bool = False
+    retry_after: float = 0.0  # seconds, when refused because of too many failed attempts
 
 
 class TtlCache:
@@ -111,8 +116,9 @@ class Authenticator:
     def __init__(self, store: Store, identity_cache_seconds: float, basic_cache_seconds: float,
                  session_idle_seconds: float, clock: Callable[[], float] = time.time,
                  directory: Directory | None = None, group_roles: Mapping[str, tuple[str, ...]] | None = None,
-                 mfa_required_roles: frozenset[str] = frozenset({"admin"})) -> None:
+                 mfa_required_roles: frozenset[str] = frozenset({"admin"}), guard: SignInGuard | None = None) -> None:
         self._store = store
+        self._guard = guard
         self.mfa_required_roles = mfa_required_roles
         self._directory = directory
         self._group_roles = group_roles or {}
@@ -126,14 +132,14 @@ class Authenticator:
         self.generation = 0  # bumped on every invalidation
         self._on_invalidate: list[Callable[[], None]] = []
 
-    def identify(self, headers: dict[str, str]) -> Identification:
+    def identify(self, headers: dict[str, str], ip: str = "") -> Identification:
         """Identify the caller from the request headers. Raises StoreUnavailable if it must ask the store."""
         authorization = headers.get("authorization", "")
         if authorization:
             scheme, _, value = authorization.partition(" ")
             scheme = scheme.lower()
             if scheme == "basic":
-                return self._basic(value)
+                return self._basic(value, ip)
             if scheme == "bearer":
                 return self._api_key(value.strip())
             return Identification(ANONYMOUS, "unsupported authorization scheme")
@@ -209,7 +215,7 @@ class Authenticator:
         self._cache.put(("api_key", key_hash), result, now + self._ttl)
         return result
 
-    def _basic(self, value: str) -> Identification:
+    def _basic(self, value: str, ip: str) -> Identification:
         credentials = parse_basic(value)
         if credentials is None:
             return Identification(ANONYMOUS, "malformed Basic credentials")
@@ -221,9 +227,10 @@ class Authenticator:
         verified = self._verified_basic.get(proof, now)
         if cached is not None and verified is not None:
             return cached
-        check = self.check_password(username, password, now, verified)
+        check = self.check_password(username, password, now, verified, ip)
         if check.user is None:
-            return Identification(ANONYMOUS, check.failure, unavailable=check.unavailable)
+            return Identification(ANONYMOUS, check.failure, unavailable=check.unavailable,
+                                  retry_after=check.retry_after)
         user = check.user
         if needs_mfa(user, self.mfa_required_roles):
             # Basic cannot carry a one-time code: such accounts sign in at /gate/login (or use an API key).
@@ -234,21 +241,37 @@ class Authenticator:
         self._cache.put(user_key, result, now + self._ttl)
         return result
 
-    def check_password(self, username: str, password: str, now: float, verified: str | None = None) -> CredentialCheck:
+    def check_password(self, username: str, password: str, now: float, verified: str | None = None,
+                       ip: str = "") -> CredentialCheck:
         """Check a username and password against the local account or, for others, the directory.
 
         A local account is never looked up in the directory, so a directory entry of the same
         name cannot take it over. `verified` is what a recent successful check remembered (the
         local password hash it was made against, or DIRECTORY): a remembered check is only
-        trusted for what it was made against, and is not renewed by use.
+        trusted for what it was made against, and is not renewed by use. Failed attempts count
+        towards the lockout of the account and the throttling of the address (see SignInGuard).
         """
+        if self._guard is not None and verified is None:
+            wait = self._guard.wait_seconds(username, ip, now)
+            if wait > 0:
+                return CredentialCheck(None, f"too many failed sign-ins; try again in {math.ceil(wait / 60)} min",
+                                       retry_after=wait)
+        check = self._check_password(username, password, now, verified)
+        if self._guard is not None and check.user is None and check.failure == BAD_CREDENTIALS:
+            if self._guard.failed(username, ip, now):
+                return CredentialCheck(None, f"{BAD_CREDENTIALS}; too many failures, the account is locked for now")
+        elif self._guard is not None and check.user is not None and verified is None:
+            self._guard.succeeded(username)
+        return check
+
+    def _check_password(self, username: str, password: str, now: float, verified: str | None) -> CredentialCheck:
         with self._store.read() as db:
             user = accounts.user_by_name(db, username)
         if (user is not None and user.source == "local") or self._directory is None:
             password_hash = user.password_hash if user is not None else None
             if verified is None or verified != password_hash:
                 if not verify_password(password_hash, password) or user is None:
-                    return CredentialCheck(None, "wrong username or password")
+                    return CredentialCheck(None, BAD_CREDENTIALS)
                 self._remember(username, password, password_hash, now)
         elif verified != DIRECTORY:
             try:
@@ -256,14 +279,14 @@ class Authenticator:
             except DirectoryUnavailable as exc:
                 return CredentialCheck(None, str(exc), unavailable=True)
             if account is None:
-                return CredentialCheck(None, "wrong username or password")
+                return CredentialCheck(None, BAD_CREDENTIALS)
             roles = roles_for_groups(account.groups, self._group_roles)
             with self._store.transaction() as db:
                 user = accounts.upsert_directory_user(db, username, ",".join(sorted(roles)), account.email,
                                                       account.display_name, now)
             self._remember(username, password, DIRECTORY, now)
         if user is None:
-            return CredentialCheck(None, "wrong username or password")
+            return CredentialCheck(None, BAD_CREDENTIALS)
         if user.disabled:
             return CredentialCheck(None, "account disabled")
         if user.source == "directory" and not user.role_set:

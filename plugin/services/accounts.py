@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from plugin.audit.record import AuditRecord, iso_utc
-from plugin.errors import BadRequest, Conflict, DirectoryDown, NotFound, OtpRequired, Unauthenticated
+from plugin.errors import BadRequest, Conflict, DirectoryDown, NotFound, OtpRequired, RateLimited, Unauthenticated
 from plugin.identity.authenticate import Authenticator
 from plugin.identity.mfa import Mfa, needs_mfa
 from plugin.identity.secrets import hash_password, new_token, one_time_password, token_hash, verify_password
@@ -121,11 +121,13 @@ def sign_in(store: Store, audit: AuditSink, authenticator: Authenticator, now: f
 
     An account that needs MFA but has not enrolled yet gets a session that can only enrol.
     """
-    check = authenticator.check_password(username, password, now)
+    check = authenticator.check_password(username, password, now, ip=ip)
     if check.user is None:
         audit(_event(now, username[:128] or "anonymous", "login", "failure", check.failure, ip))
         if check.unavailable:
             raise DirectoryDown("the directory is unavailable; directory accounts cannot sign in just now")
+        if check.retry_after:
+            raise RateLimited(check.failure, check.retry_after)
         raise Unauthenticated(check.failure)
     user = check.user
     mfa_at = None

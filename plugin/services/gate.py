@@ -82,7 +82,7 @@ class GateService:
                      and "_method" not in query)
         route = classify(method, uri, query, headers)
         try:
-            identification = self._auth.identify(headers)
+            identification = self._auth.identify(headers, ip)
         except StoreUnavailable as exc:
             return self._deny(ANONYMOUS, route, ip, now, exc.message)
         principal = identification.principal

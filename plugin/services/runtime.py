@@ -13,9 +13,11 @@ from cryptography.fernet import Fernet
 from plugin.audit.log import AuditLog
 from plugin.audit.record import AuditRecord
 from plugin.config import GateConfig, ensure_secret_file
+from plugin.identity.attempts import SignInGuard
 from plugin.identity.authenticate import Authenticator
 from plugin.identity.directory import Directory
 from plugin.identity.mfa import Mfa
+from plugin.policies.lockout import LockoutRule
 from plugin.services.gate import GateService
 from plugin.store.db import Store
 
@@ -73,10 +75,18 @@ def build_runtime(config: GateConfig, log: Callable[[str], None], clock: Callabl
     authenticator = Authenticator(store, config.identity_cache_seconds, config.basic_credential_cache_seconds,
                                   config.session_idle_minutes * 60, clock, directory,
                                   config.ldap.group_roles if config.ldap is not None else None,
-                                  config.mfa_required_roles)
+                                  config.mfa_required_roles, sign_in_guard(config, store))
     gate = GateService(store, authenticator, audit, config.decision_cache_seconds, clock)
     audit.start()
     return Runtime(config, store, audit, authenticator, gate, open_mfa(config, store), clock)
+
+
+def sign_in_guard(config: GateConfig, store: Store) -> SignInGuard:
+    """LockoutFailures failures within LockoutMinutes lock an account for LockoutMinutes; an address
+    with SignInFailuresPerAddress failures in that time is refused as long."""
+    span = config.lockout_minutes * 60
+    return SignInGuard(store, LockoutRule(config.lockout_failures, span, span),
+                       LockoutRule(config.sign_in_failures_per_address, span, span))
 
 
 def open_mfa(config: GateConfig, store: Store) -> Mfa:

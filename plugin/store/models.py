@@ -113,3 +113,14 @@ class AuditCheckpoint(Base):
     row_hash: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[str] = mapped_column(String(32))
     mac: Mapped[str] = mapped_column(String(64))
+
+
+class SignInAttempts(Base):
+    """Failed sign-ins of one account ("user:<name>") or one address ("ip:<address>")."""
+
+    __tablename__ = "sign_in_attempts"
+
+    key: Mapped[str] = mapped_column(String(300), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer)
+    window_start: Mapped[float] = mapped_column(Float)
+    locked_until: Mapped[float] = mapped_column(Float)

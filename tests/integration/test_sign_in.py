@@ -8,7 +8,7 @@ import time
 import pyotp
 import requests
 
-from tests.conftest import ADMIN, ADMIN_PASSWORD, Server, start_gate, wait_for_audit
+from tests.conftest import ADMIN, ADMIN_PASSWORD, DOCTOR, DOCTOR_PASSWORD, Server, start_gate, wait_for_audit
 from tests.harness import OrthancProcess
 
 
@@ -135,3 +135,27 @@ def test_password_and_sign_out_pages_need_a_session(server: Server):
     out = requests.post(server.url("/gate/logout"), timeout=10, allow_redirects=False)
     assert out.status_code == 303  # nothing to end; the cookie is cleared all the same
     assert "Max-Age=0" in out.headers["Set-Cookie"]
+
+
+def test_lockout_survives_a_restart_and_is_audited(tmp_path):
+    srv = start_gate(tmp_path, gate={"LockoutFailures": 3, "SignInFailuresPerAddress": 20})
+    try:
+        for _ in range(3):
+            assert requests.post(srv.url("/gate/login"), json={"username": DOCTOR, "password": "guess"},
+                                 timeout=10).status_code == 401
+        locked = requests.post(srv.url("/gate/login"), json={"username": DOCTOR, "password": DOCTOR_PASSWORD},
+                               timeout=10)
+        assert locked.status_code == 403 and locked.json()["error"] == "rate_limited"
+        assert 800 < int(locked.headers["Retry-After"]) <= 900
+        srv.proc.stop()
+        srv.proc.start()
+        still = requests.post(srv.url("/gate/login"), json={"username": DOCTOR, "password": DOCTOR_PASSWORD},
+                              timeout=10)
+        assert still.status_code == 403 and still.json()["error"] == "rate_limited"
+        # Basic is locked out too, and says so on our routes.
+        basic = requests.get(srv.url("/gate/api/me"), auth=(DOCTOR, DOCTOR_PASSWORD), timeout=10)
+        assert basic.status_code == 403 and basic.json()["error"] == "rate_limited"
+        assert wait_for_audit(srv, "action='login' AND outcome='failure' AND reason LIKE '%locked%'")
+        assert wait_for_audit(srv, "action='login' AND outcome='failure' AND reason LIKE 'too many failed%'")
+    finally:
+        srv.proc.stop()

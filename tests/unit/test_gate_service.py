@@ -187,7 +187,7 @@ def test_cached_decisions_count_reads_across_cache_expiry(gate, admin_key, clock
 
 def test_cache_hit_skips_identification(gate, admin_key, monkeypatch):
     gate.check("GET", "/patients", bearer(admin_key))
-    monkeypatch.setattr(gate.auth, "identify", lambda headers: pytest.fail("identified again"))
+    monkeypatch.setattr(gate.auth, "identify", lambda headers, ip="": pytest.fail("identified again"))
     assert gate.check("GET", "/patients", bearer(admin_key))
 
 
@@ -225,7 +225,7 @@ def test_forget_remembered_drops_cached_decisions(gate, admin_key, monkeypatch):
     gate.service.forget_remembered()
     calls: list[int] = []
     real = gate.auth.identify
-    monkeypatch.setattr(gate.auth, "identify", lambda headers: calls.append(1) or real(headers))
+    monkeypatch.setattr(gate.auth, "identify", lambda headers, ip="": calls.append(1) or real(headers, ip))
     gate.check("GET", "/patients", bearer(admin_key))
     assert calls == [1]
 
@@ -278,6 +278,6 @@ def test_our_own_routes_are_never_remembered(gate, admin_key, monkeypatch):
     assert gate.check("GET", "/gate/api/me", bearer(admin_key))
     calls: list[int] = []
     real = gate.auth.identify
-    monkeypatch.setattr(gate.auth, "identify", lambda headers: calls.append(1) or real(headers))
+    monkeypatch.setattr(gate.auth, "identify", lambda headers, ip="": calls.append(1) or real(headers, ip))
     assert gate.check("GET", "/gate/api/me", bearer(admin_key))
     assert calls == [1]
