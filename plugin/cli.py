@@ -5,12 +5,14 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from pathlib import Path
+from typing import TextIO
 
 from plugin.audit.log import append_now
 from plugin.audit.verify import verify_store
 from plugin.config import GateConfig, config_base, load_gate_config, read_orthanc_config
 from plugin.errors import GateError
-from plugin.services import accounts, mfa
+from plugin.services import accounts, mfa, user_import, users
 from plugin.services.runtime import checkpoint_file, ensure_secrets, open_mfa, open_store
 from plugin.store.db import Store
 
@@ -54,6 +56,45 @@ def cmd_disable_user(args: argparse.Namespace) -> int:
     store = _store(_config(args.config))
     accounts.disable_user(store, _audit(store), "gatectl", time.time(), args.name)
     print(f"disabled {args.name}; their sessions are ended")
+    return 0
+
+
+class ProgressBar:
+    """A one-line bar redrawn with a carriage return, shown for files of `min_rows` rows or more."""
+
+    def __init__(self, stream: TextIO, min_rows: int = 200, width: int = 30) -> None:
+        self._stream, self._min_rows, self._width = stream, min_rows, width
+        self._shown = False
+
+    def __call__(self, phase: str, done: int, total: int) -> None:
+        if total < self._min_rows:
+            return
+        filled = self._width * done // total
+        self._stream.write(f"\r{phase:<9} [{'#' * filled}{'.' * (self._width - filled)}] {done}/{total}")
+        self._stream.flush()
+        self._shown = True
+
+    def finish(self) -> None:
+        if self._shown:
+            self._stream.write("\n")
+            self._shown = False
+
+
+def cmd_import_users(args: argparse.Namespace) -> int:
+    store = _store(_config(args.config))
+    text = user_import.decode_csv(Path(args.file).read_bytes())
+    bar = ProgressBar(sys.stderr)
+    try:
+        count = users.import_users(store, _audit(store), users.GATECTL, time.time(), text, args.dry_run, bar)
+    except user_import.BadCsv as exc:
+        bar.finish()
+        for problem in exc.problems:
+            for error in problem.errors:
+                print(f"line {problem.line}: {error}", file=sys.stderr)
+        print(f"gatectl: {exc.message}", file=sys.stderr)
+        return 1
+    bar.finish()
+    print(f"{count} rows would be imported" if args.dry_run else f"imported {count} users")
     return 0
 
 
@@ -108,6 +149,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--user", required=True)
     p = command("disable-user", cmd_disable_user, "disable a user and end their sessions")
     p.add_argument("name")
+    p = command("import-users", cmd_import_users, "create the users of a CSV file, all or none; every bad line "
+                "is named on stderr")
+    p.add_argument("file", metavar="FILE.csv",
+                   help="header row: username,email,display_name,roles[,hpcsa_number]; roles separated by ; or |")
+    p.add_argument("--dry-run", action="store_true", help="check the file and report, without writing anything")
     p = command("totp-reset", cmd_totp_reset, "forget a user's one-time-code secret and recovery codes")
     p.add_argument("name")
     command("audit-verify", cmd_audit_verify, "prove the audit chain; non-zero and the bad row if broken")

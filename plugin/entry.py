@@ -29,7 +29,7 @@ _use_repository_venv()
 from plugin import orthanc_api  # noqa: E402
 from plugin.config import load_gate_config  # noqa: E402
 from plugin.errors import ConfigError, GateError, StoreUnavailable  # noqa: E402
-from plugin.handlers import api, pages  # noqa: E402
+from plugin.handlers import api, pages, users  # noqa: E402
 from plugin.handlers.http import Request, Response, error_response  # noqa: E402
 from plugin.services.runtime import Runtime, build_runtime  # noqa: E402
 
@@ -52,6 +52,13 @@ ROUTES = (
     ("/gate/mfa", {"GET": pages.mfa_page, "POST": pages.mfa_confirm}),
     ("/gate/static/([^/]+)", {"GET": pages.static}),
     ("/gate/api/me", {"GET": api.me}),
+    ("/gate/api/users", {"GET": users.users_collection, "POST": users.users_collection}),
+    ("/gate/api/users/import", {"POST": users.import_users}),  # before the username route, which would take it
+    # PUT is the partial change API.md calls PATCH: Orthanc refuses PATCH itself (handlers/users.py).
+    ("/gate/api/users/([^/]+)", {"GET": users.user_resource, "PUT": users.user_resource,
+                                 "DELETE": users.user_resource}),
+    ("/gate/api/api-keys", {"POST": users.api_keys}),
+    ("/gate/api/api-keys/([0-9]+)", {"DELETE": users.api_key}),
     ("/gate/(.*)", {"GET": api.not_found, "POST": api.not_found, "PUT": api.not_found,
                     "DELETE": api.not_found}),
 )

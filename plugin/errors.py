@@ -67,3 +67,9 @@ class StoreUnavailable(GateError):
 class DirectoryDown(GateError):
     status = 503
     code = "directory_unavailable"
+
+
+class MfaRequired(Forbidden):
+    """A privileged change needs a one-time code proved moments ago."""
+
+    code = "mfa_required"

@@ -97,3 +97,25 @@ def advance_totp_step(db: DbSession, user_id: int, step: int) -> bool:
 
 def mark_session_mfa(db: DbSession, session_id: str, now: float) -> None:
     db.execute(update(Session).where(Session.id == session_id).values(mfa_at=now))
+
+
+def all_users(db: DbSession) -> list[User]:
+    return list(db.execute(select(User).order_by(User.username)).scalars())
+
+
+def usernames(db: DbSession) -> set[str]:
+    return set(db.execute(select(User.username)).scalars())
+
+
+def add_users(db: DbSession, users: list[User]) -> None:
+    db.add_all(users)
+    db.flush()
+
+
+def api_key_by_id(db: DbSession, key_id: int) -> ApiKey | None:
+    return db.get(ApiKey, key_id)
+
+
+def session_mfa_at(db: DbSession, session_id: str) -> float | None:
+    """When the session last proved a one-time code; None if never (or no such session)."""
+    return db.execute(select(Session.mfa_at).where(Session.id == session_id)).scalar_one_or_none()

@@ -1,0 +1,107 @@
+"""JSON API for admins: /gate/api/users (and its CSV import) and /gate/api/api-keys.
+
+Orthanc 1.10 answers PATCH with 400 before any plugin sees it, so a partial change of a user is
+sent as PUT /gate/api/users/{username}: the fields given change, the others stay. Nor does it hand
+a POST's query string to plugins, so an import's dry run is asked for with the header
+`X-Dry-Run: 1` (`?dry_run=1` is honoured too, where the server passes it on).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from typing import Any
+
+from plugin.errors import BadRequest, Forbidden
+from plugin.handlers.api import caller
+from plugin.handlers.http import BadBody, Request, Response
+from plugin.policies.csrf import csrf_ok
+from plugin.policies.routes import SAFE_METHODS
+from plugin.services import users
+from plugin.services.runtime import Runtime
+from plugin.services.user_import import BadCsv, decode_csv
+
+DRY_RUN_VALUES = ("1", "true", "yes")
+
+
+def users_collection(runtime: Runtime, request: Request) -> Response:
+    actor = _admin(runtime, request)
+    if request.method == "GET":
+        return Response.json({"users": users.list_users(runtime.store)})
+    data = _json_object(request)
+    created = users.create_user(runtime.store, runtime.audit_now, runtime.mfa, _with_otp(actor, data),
+                                runtime.clock(), data)
+    return Response.json(created, 201)
+
+
+def user_resource(runtime: Runtime, request: Request, username: str) -> Response:
+    actor = _admin(runtime, request)
+    if request.method == "GET":
+        return Response.json(users.get_user(runtime.store, username))
+    if request.method == "DELETE":
+        users.disable_user(runtime.store, runtime.audit_now, actor, runtime.clock(), username)
+        runtime.authenticator.invalidate()
+        return Response.json({"disabled": True})
+    data = _json_object(request)
+    changed = users.update_user(runtime.store, runtime.audit_now, runtime.mfa, _with_otp(actor, data),
+                                runtime.clock(), username, data)
+    runtime.authenticator.invalidate()  # new roles, password or state count at once on this node
+    return Response.json(changed)
+
+
+def import_users(runtime: Runtime, request: Request) -> Response:
+    actor = _admin(runtime, request)
+    if request.headers.get("content-type", "").split(";")[0].strip().lower() != "text/csv":
+        raise BadRequest("send the CSV file as the body, with Content-Type: text/csv")
+    dry_run = (request.query.get("dry_run") or request.headers.get("x-dry-run", "")).lower() in DRY_RUN_VALUES
+    try:
+        count = users.import_users(runtime.store, runtime.audit_now, actor, runtime.clock(),
+                                   decode_csv(request.body), dry_run)
+    except BadCsv as exc:
+        return Response.json({"error": exc.code, "message": exc.message, "rows": exc.rows()}, exc.status)
+    if dry_run:
+        return Response.json({"imported": 0, "would_import": count, "dry_run": True})
+    return Response.json({"imported": count, "dry_run": False})
+
+
+def api_keys(runtime: Runtime, request: Request) -> Response:
+    actor = _admin(runtime, request)
+    data = _json_object(request)
+    created = users.create_api_key(runtime.store, runtime.audit_now, runtime.mfa, _with_otp(actor, data),
+                                   runtime.clock(), data)
+    return Response.json(created, 201)
+
+
+def api_key(runtime: Runtime, request: Request, key_id: str) -> Response:
+    actor = _admin(runtime, request)
+    users.revoke_api_key(runtime.store, runtime.audit_now, actor, runtime.clock(), int(key_id))
+    runtime.authenticator.invalidate()  # the key stops working at once on this node
+    return Response.json({"revoked": True, "id": int(key_id)})
+
+
+def _admin(runtime: Runtime, request: Request) -> users.Actor:
+    """The calling admin; a state change relying on the session cookie must pass the CSRF check."""
+    principal = caller(runtime, request)
+    users.require_admin(principal)
+    if request.method not in SAFE_METHODS:
+        session_csrf = runtime.authenticator.identify(request.headers, request.ip).csrf_token
+        if not csrf_ok(request.method, principal.via, request.headers, session_csrf):
+            raise Forbidden("cross-site request refused: send the X-CSRF-Token header given at sign-in")
+    return users.Actor.calling(principal, request.ip)
+
+
+def _with_otp(actor: users.Actor, data: dict[str, Any]) -> users.Actor:
+    otp = data.get(users.OTP_FIELD, "")
+    return dataclasses.replace(actor, otp=otp if isinstance(otp, str) else "")
+
+
+def _json_object(request: Request) -> dict[str, Any]:
+    if request.headers.get("content-type", "").split(";")[0].strip().lower() != "application/json":
+        raise BadBody("send a JSON object, with Content-Type: application/json")
+    try:
+        data = json.loads(request.body.decode("utf-8") or "{}")
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise BadBody("the request body is not valid JSON") from exc
+    if not isinstance(data, dict):
+        raise BadBody("the request body must be a JSON object")
+    return data
