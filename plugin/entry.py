@@ -57,6 +57,7 @@ ROUTES = (
     # PUT is the partial change API.md calls PATCH: Orthanc refuses PATCH itself (handlers/users.py).
     ("/gate/api/users/([^/]+)", {"GET": users.user_resource, "PUT": users.user_resource,
                                  "DELETE": users.user_resource}),
+    ("/gate/api/users/([^/]+)/sessions", {"DELETE": users.user_sessions}),
     ("/gate/api/api-keys", {"POST": users.api_keys}),
     ("/gate/api/api-keys/([0-9]+)", {"DELETE": users.api_key}),
     ("/gate/(.*)", {"GET": api.not_found, "POST": api.not_found, "PUT": api.not_found,

@@ -49,6 +49,14 @@ def user_resource(runtime: Runtime, request: Request, username: str) -> Response
     return Response.json(changed)
 
 
+def user_sessions(runtime: Runtime, request: Request, username: str) -> Response:
+    """DELETE: sign the user out everywhere, at once on this node (IdentityCacheSeconds elsewhere)."""
+    actor = _admin(runtime, request)
+    users.sign_out_everywhere(runtime.store, runtime.audit_now, actor, runtime.clock(), username)
+    runtime.authenticator.invalidate()
+    return Response.json({"signed_out": True})
+
+
 def import_users(runtime: Runtime, request: Request) -> Response:
     actor = _admin(runtime, request)
     if request.headers.get("content-type", "").split(";")[0].strip().lower() != "text/csv":

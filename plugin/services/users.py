@@ -148,6 +148,14 @@ def disable_user(store: Store, audit: AuditSink, actor: Actor, now: float, usern
     audit(_event(now, actor, "user.disable", f"disabled {username} and ended their sessions"))
 
 
+def sign_out_everywhere(store: Store, audit: AuditSink, actor: Actor, now: float, username: str) -> None:
+    """End every session of the account (its API keys and Basic access are untouched)."""
+    with store.transaction() as db:
+        user = _existing(db, username)
+        accounts.revoke_user_sessions(db, user.id, now)
+    audit(_event(now, actor, "user.sign_out_everywhere", f"ended every session of {username}"))
+
+
 def create_api_key(store: Store, audit: AuditSink, mfa: Mfa | None, actor: Actor, now: float,
                    data: dict[str, Any]) -> dict[str, Any]:
     """A new key for `user` (the caller by default); the key is returned once and kept hashed."""

@@ -11,7 +11,16 @@ import pyotp
 import pytest
 import requests
 
-from tests.conftest import ADMIN, ADMIN_PASSWORD, DOCTOR, Server, audit_rows, start_gate
+from tests.conftest import (
+    ADMIN,
+    ADMIN_PASSWORD,
+    DOCTOR,
+    DOCTOR_PASSWORD,
+    Server,
+    audit_rows,
+    start_gate,
+    wait_for_audit,
+)
 from tests.unit.test_user_import import BAD_LINES, HEADER, thousand_rows
 
 CSV = {"Content-Type": "text/csv"}
@@ -190,3 +199,18 @@ def test_gatectl_import_users_names_bad_lines_then_imports_a_clean_file(server: 
     assert "imported 1000 users" in done.stdout and "importing" in done.stderr  # the progress bar
     assert server.admin("GET", "/gate/api/users/user0002").json()["roles"] == ["billing", "radiologist"]
     assert len(server.admin("GET", "/gate/api/users").json()["users"]) > 1000
+
+
+def test_an_admin_signs_a_user_out_everywhere_at_once(server: Server):
+    doctor = requests.Session()
+    signed = doctor.post(server.url("/gate/login"), json={"username": DOCTOR, "password": DOCTOR_PASSWORD},
+                         timeout=10)
+    assert signed.status_code == 200
+    assert doctor.get(server.url("/gate/api/me"), timeout=10).status_code == 200
+    refused = server.doctor("DELETE", f"/gate/api/users/{ADMIN}/sessions")  # not an admin
+    assert refused.status_code == 403
+    done = server.admin("DELETE", f"/gate/api/users/{DOCTOR}/sessions")
+    assert done.status_code == 200 and done.json() == {"signed_out": True}
+    assert doctor.get(server.url("/gate/api/me"), timeout=10).status_code == 401  # no wait: this node
+    assert server.doctor("GET", "/gate/api/me").status_code == 200  # Basic and keys are untouched
+    assert wait_for_audit(server, "action='user.sign_out_everywhere'")

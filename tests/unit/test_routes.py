@@ -174,6 +174,7 @@ ROUTES: list[tuple[str, str, dict[str, str], dict[str, str], str, Action]] = [
     ("GET", "/gate/api/users", {}, {}, "gate", A),
     ("POST", "/gate/api/users/import", {}, {}, "gate", A),
     ("PUT", "/gate/api/users/drnkosi", {}, {}, "gate", A),
+    ("DELETE", "/gate/api/users/drnkosi/sessions", {}, {}, "gate", A),
     ("DELETE", "/gate/api/users/drnkosi", {}, {}, "gate", A),
     ("POST", "/gate/api/api-keys", {}, {}, "gate", A),
     ("DELETE", "/gate/api/api-keys/7", {}, {}, "gate", A),
