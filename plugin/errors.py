@@ -40,7 +40,8 @@ class Forbidden(GateError):
 
 
 class RateLimited(Forbidden):
-    """Too many failed sign-ins. 403, not 429: Orthanc 1.10's plugin SDK drops a 429 answer."""
+    """Too many failed sign-ins. 403, not 429: Orthanc drops a 429 sent by a plugin (an empty
+    reply, seen on 1.10.1 with Python plugin 4.0 and on 1.12.7 with 5.0)."""
 
     code = "rate_limited"
 
