@@ -10,7 +10,7 @@ from markupsafe import Markup
 
 from plugin.errors import BadRequest, DirectoryDown, GateError, RateLimited, Unauthenticated
 from plugin.handlers.http import Request, Response
-from plugin.identity.authenticate import SESSION_COOKIE
+from plugin.identity.authenticate import SESSION_COOKIE, Identification
 from plugin.policies.csrf import csrf_ok, same_origin
 from plugin.policies.types import Principal
 from plugin.services import accounts, mfa
@@ -117,13 +117,8 @@ def password_page(runtime: Runtime, request: Request) -> Response:
 
 
 def change_password(runtime: Runtime, request: Request) -> Response:
-    identification = runtime.authenticator.identify(request.headers, request.ip)
+    identification, form = _session_form(runtime, request)
     principal = identification.principal
-    if principal.via != "session":
-        raise Unauthenticated("sign in first")
-    form = request.form()
-    if not csrf_ok("POST", "session", request.headers, identification.csrf_token, form.get("csrf_token")):
-        raise BadRequest("the form is stale or came from another site; reload the page")
     try:
         accounts.change_password(runtime.store, runtime.audit_now, runtime.clock(), principal.username or "",
                                  form.get("current", ""), form.get("new", ""), request.ip)
@@ -153,13 +148,8 @@ def mfa_page(runtime: Runtime, request: Request) -> Response:
 
 
 def mfa_confirm(runtime: Runtime, request: Request) -> Response:
-    identification = runtime.authenticator.identify(request.headers, request.ip)
+    identification, form = _session_form(runtime, request)
     principal = identification.principal
-    if principal.via != "session":
-        raise Unauthenticated("sign in first")
-    form = request.form()
-    if not csrf_ok("POST", "session", request.headers, identification.csrf_token, form.get("csrf_token")):
-        raise BadRequest("the form is stale or came from another site; reload the page")
     try:
         codes = mfa.confirm(runtime.store, runtime.mfa, runtime.audit_now, principal, form.get("code", ""),
                             runtime.clock(), request.ip)
@@ -171,6 +161,17 @@ def mfa_confirm(runtime: Runtime, request: Request) -> Response:
     if request.wants_json:
         return Response.json({"enrolled": True, "recovery_codes": codes})
     return render("mfa.html", enrolled=True, recovery_codes=codes, home=runtime.config.home_page)
+
+
+def _session_form(runtime: Runtime, request: Request) -> tuple[Identification, dict[str, str]]:
+    """A form posted by a signed-in browser: its session and fields, once the CSRF token checks out."""
+    identification = runtime.authenticator.identify(request.headers, request.ip)
+    if identification.principal.via != "session":
+        raise Unauthenticated("sign in first")
+    form = request.form()
+    if not csrf_ok("POST", "session", request.headers, identification.csrf_token, form.get("csrf_token")):
+        raise BadRequest("the form is stale or came from another site; reload the page")
+    return identification, form
 
 
 def _enrolment_page(runtime: Runtime, principal: Principal, csrf_token: str | None, error: str) -> Response:
