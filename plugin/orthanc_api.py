@@ -53,10 +53,6 @@ def configuration_base() -> Path:
     return Path.cwd()
 
 
-def log_info(message: str) -> None:
-    orthanc.LogInfo(message)
-
-
 def log_warning(message: str) -> None:
     orthanc.LogWarning(message)
 

@@ -221,7 +221,7 @@ class Authenticator:
             return Identification(ANONYMOUS, "malformed Basic credentials")
         username, password = credentials
         now = self._clock()
-        proof = hmac.new(self._basic_key, f"{username}\0{password}".encode(), hashlib.sha256).digest()
+        proof = self._proof(username, password)
         user_key = ("basic", username)
         cached = self._cache.get(user_key, now)
         verified = self._verified_basic.get(proof, now)
@@ -294,5 +294,8 @@ class Authenticator:
         return CredentialCheck(user)
 
     def _remember(self, username: str, password: str, verified: str | None, now: float) -> None:
-        proof = hmac.new(self._basic_key, f"{username}\0{password}".encode(), hashlib.sha256).digest()
-        self._verified_basic.put(proof, verified, now + self._basic_ttl)
+        self._verified_basic.put(self._proof(username, password), verified, now + self._basic_ttl)
+
+    def _proof(self, username: str, password: str) -> bytes:
+        """The key a verified password is remembered under: a keyed hash, never the password."""
+        return hmac.new(self._basic_key, f"{username}\0{password}".encode(), hashlib.sha256).digest()

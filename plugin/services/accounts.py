@@ -30,8 +30,9 @@ class SignIn:
     principal: Principal
 
 
-def _event(now: float, actor: str, action: str, outcome: str, reason: str, ip: str = "", roles: str = "",
+def account_event(now: float, actor: str, action: str, outcome: str, reason: str, ip: str = "", roles: str = "",
            detail: str = "") -> AuditRecord:
+    """An audit record of an account change or a sign-in (route class "account")."""
     return AuditRecord(ts=iso_utc(now), actor=actor, action=action, outcome=outcome, reason=reason,
                        source_ip=ip, roles=roles, route_class="account", detail=detail)
 
@@ -71,7 +72,7 @@ def create_user(store: Store, audit: AuditSink, actor: str, now: float, username
             username=username, roles=",".join(roles), password_hash=hash_password(password) if password else None,
             source="local", disabled=False, must_change_password=must_change_password, display_name="", email="",
             created_at=now, updated_at=now))
-    audit(_event(now, actor, "user.create", "success", f"created user {username} with roles {','.join(roles)}"))
+    audit(account_event(now, actor, "user.create", "success", f"created user {username} with roles {','.join(roles)}"))
     return user
 
 
@@ -98,7 +99,7 @@ def create_api_key(store: Store, audit: AuditSink, actor: str, now: float, name:
         if user.disabled:
             raise Conflict(f"user {username!r} is disabled")
         accounts.add_api_key(db, ApiKey(user_id=user.id, name=name, key_hash=token_hash(token), created_at=now))
-    audit(_event(now, actor, "api_key.create", "success", f"API key {name!r} for {username}"))
+    audit(account_event(now, actor, "api_key.create", "success", f"API key {name!r} for {username}"))
     return token
 
 
@@ -110,7 +111,7 @@ def disable_user(store: Store, audit: AuditSink, actor: str, now: float, usernam
         user.disabled = True
         user.updated_at = now
         accounts.revoke_user_sessions(db, user.id, now)
-    audit(_event(now, actor, "user.disable", "success", f"disabled {username} and ended their sessions"))
+    audit(account_event(now, actor, "user.disable", "success", f"disabled {username} and ended their sessions"))
 
 
 def sign_in(store: Store, audit: AuditSink, authenticator: Authenticator, now: float, username: str,
@@ -123,7 +124,7 @@ def sign_in(store: Store, audit: AuditSink, authenticator: Authenticator, now: f
     """
     check = authenticator.check_password(username, password, now, ip=ip)
     if check.user is None:
-        audit(_event(now, username[:128] or "anonymous", "login", "failure", check.failure, ip))
+        audit(account_event(now, username[:128] or "anonymous", "login", "failure", check.failure, ip))
         if check.unavailable:
             raise DirectoryDown("the directory is unavailable; directory accounts cannot sign in just now")
         if check.retry_after:
@@ -133,10 +134,10 @@ def sign_in(store: Store, audit: AuditSink, authenticator: Authenticator, now: f
     mfa_at = None
     if user.totp_enabled:
         if not otp:
-            audit(_event(now, username, "login", "failure", "one-time code missing", ip))
+            audit(account_event(now, username, "login", "failure", "one-time code missing", ip))
             raise OtpRequired("enter the 6-digit code from your authenticator app, or a recovery code")
         if mfa is None or not mfa.verify(user.id, otp, now):
-            audit(_event(now, username, "login", "failure", "wrong or already used one-time code", ip))
+            audit(account_event(now, username, "login", "failure", "wrong or already used one-time code", ip))
             raise Unauthenticated("wrong or already used one-time code")
         mfa_at = now
     token, csrf = new_token(), secrets.token_urlsafe(24)
@@ -148,7 +149,8 @@ def sign_in(store: Store, audit: AuditSink, authenticator: Authenticator, now: f
                           session_id=token_hash(token),
                           mfa_pending=needs_mfa(user, authenticator.mfa_required_roles) and mfa_at is None)
     how = "password and one-time code" if mfa_at else "password"
-    audit(_event(now, username, "login", "success", f"signed in with {how}", ip, ",".join(sorted(user.role_set))))
+    audit(account_event(now, username, "login", "success", f"signed in with {how}", ip,
+                        ",".join(sorted(user.role_set))))
     return SignIn(token, csrf, principal)
 
 
@@ -157,7 +159,7 @@ def sign_out(store: Store, audit: AuditSink, now: float, principal: Principal, i
         return
     with store.transaction() as db:
         accounts.revoke_session(db, principal.session_id, now)
-    audit(_event(now, principal.username or "anonymous", "logout", "success", "signed out", ip))
+    audit(account_event(now, principal.username or "anonymous", "logout", "success", "signed out", ip))
 
 
 def change_password(store: Store, audit: AuditSink, now: float, username: str, current: str, new: str,
@@ -172,4 +174,4 @@ def change_password(store: Store, audit: AuditSink, now: float, username: str, c
         user.password_hash = hash_password(new)
         user.must_change_password = False
         user.updated_at = now
-    audit(_event(now, username, "password.change", "success", "password changed", ip))
+    audit(account_event(now, username, "password.change", "success", "password changed", ip))

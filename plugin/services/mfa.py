@@ -6,11 +6,10 @@ from dataclasses import dataclass
 
 import segno
 
-from plugin.audit.record import AuditRecord, iso_utc
 from plugin.errors import BadRequest, NotFound
 from plugin.identity.mfa import Mfa
 from plugin.policies.types import Principal
-from plugin.services.accounts import AuditSink
+from plugin.services.accounts import AuditSink, account_event
 from plugin.store import accounts
 from plugin.store.db import Store
 
@@ -19,11 +18,6 @@ from plugin.store.db import Store
 class Enrolment:
     secret: str  # shown as text too, for apps that cannot scan
     qr_svg: str  # an inline SVG of the otpauth:// URI
-
-
-def _event(now: float, actor: str, action: str, reason: str, ip: str = "") -> AuditRecord:
-    return AuditRecord(ts=iso_utc(now), actor=actor, action=action, outcome="success", reason=reason,
-                       source_ip=ip, route_class="account")
 
 
 def _user_id(store: Store, username: str) -> int:
@@ -54,7 +48,8 @@ def confirm(store: Store, mfa: Mfa, audit: AuditSink, principal: Principal, code
     if principal.session_id:
         with store.transaction() as db:
             accounts.mark_session_mfa(db, principal.session_id, now)
-    audit(_event(now, principal.username or "", "mfa.enrol", "one-time codes turned on; 10 recovery codes issued", ip))
+    audit(account_event(now, principal.username or "", "mfa.enrol", "success",
+                        "one-time codes turned on; 10 recovery codes issued", ip))
     return codes
 
 
@@ -64,4 +59,5 @@ def reset(store: Store, mfa: Mfa, audit: AuditSink, actor: str, username: str, n
     with store.transaction() as db:
         user = accounts.user_by_name(db, username)
         accounts.revoke_user_sessions(db, user.id, now)
-    audit(_event(now, actor, "mfa.reset", f"one-time codes reset for {username}; their sessions ended"))
+    audit(account_event(now, actor, "mfa.reset", "success",
+                        f"one-time codes reset for {username}; their sessions ended"))

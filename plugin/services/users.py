@@ -20,13 +20,13 @@ from typing import Any
 
 from sqlalchemy.orm import Session as DbSession
 
-from plugin.audit.record import AuditRecord, iso_utc
+from plugin.audit.record import AuditRecord
 from plugin.errors import BadRequest, Conflict, Forbidden, MfaRequired, NotFound
 from plugin.identity.mfa import Mfa
 from plugin.identity.secrets import hash_password, new_token, token_hash
 from plugin.policies.types import Principal, Role
 from plugin.services import user_import
-from plugin.services.accounts import AuditSink, check_password, check_roles, check_username
+from plugin.services.accounts import AuditSink, account_event, check_password, check_roles, check_username
 from plugin.services.user_import import BadCsv, ImportRow, Progress, RowProblem, check_display_name, check_email
 from plugin.store import accounts
 from plugin.store.db import Store
@@ -249,9 +249,8 @@ def require_fresh_mfa(store: Store, audit: AuditSink, mfa: Mfa | None, actor: Ac
 
 def _event(now: float, actor: Actor, action: str, reason: str, outcome: str = "success",
            detail: str = "") -> AuditRecord:
-    return AuditRecord(ts=iso_utc(now), actor=actor.username, action=action, outcome=outcome, reason=reason[:512],
-                       source_ip=actor.ip, roles=",".join(sorted(actor.roles)), route_class="account",
-                       detail=detail)
+    return account_event(now, actor.username, action, outcome, reason[:512], actor.ip, ",".join(sorted(actor.roles)),
+                         detail)
 
 
 def _mfa_refusal(audit: AuditSink, actor: Actor, now: float, action: str, message: str) -> MfaRequired:
