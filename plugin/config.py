@@ -44,6 +44,9 @@ _KEYS: tuple[_Key, ...] = (
     _Key("LockoutMinutes", float, 15.0, 0.1),
     _Key("SignInFailuresPerAddress", float, 20.0, 1),
     _Key("MfaIssuer", str, "Orthanc Gate"),
+    _Key("HpcsaPrefixes", list, ["MP", "DP", "PR", "PS", "DR", "MT", "OT", "RT", "SP", "DA", "DT", "PT"]),
+    _Key("GrantPollSeconds", float, 1.0, 0.1),
+    _Key("ResourceCacheEntries", float, 200000.0, 100),
 )
 
 DEFAULT_USER_FILTER = ("(&(|(objectClass=person)(objectClass=inetOrgPerson))"
@@ -107,6 +110,10 @@ class GateConfig:
     lockout_failures: int = 5
     lockout_minutes: float = 15.0
     sign_in_failures_per_address: int = 20
+    hpcsa_prefixes: frozenset[str] = frozenset({"MP", "DP", "PR", "PS", "DR", "MT", "OT", "RT", "SP", "DA",
+                                                "DT", "PT"})
+    grant_poll_seconds: float = 1.0
+    resource_cache_entries: int = 200000
 
     @property
     def audit_spool_file(self) -> Path:
@@ -250,7 +257,18 @@ def load_gate_config(orthanc: dict[str, Any], base_dir: str | Path) -> GateConfi
         lockout_failures=int(values["LockoutFailures"]),
         lockout_minutes=values["LockoutMinutes"],
         sign_in_failures_per_address=int(values["SignInFailuresPerAddress"]),
+        hpcsa_prefixes=_hpcsa_prefixes(values["HpcsaPrefixes"]),
+        grant_poll_seconds=values["GrantPollSeconds"],
+        resource_cache_entries=int(values["ResourceCacheEntries"]),
     )
+
+
+def _hpcsa_prefixes(value: list) -> frozenset[str]:
+    """HPCSA register prefixes (MP medical practitioner, DP dentist, ...): two or three capitals."""
+    if not value or not all(isinstance(p, str) and re.fullmatch(r"[A-Z]{2,3}", p) for p in value):
+        raise ConfigError("Gate.HpcsaPrefixes must be a non-empty list of two or three capital letters, "
+                          'e.g. ["MP", "DP"]')
+    return frozenset(value)
 
 
 def _roles(value: list, label: str) -> frozenset[str]:

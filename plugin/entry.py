@@ -29,7 +29,7 @@ _use_repository_venv()
 from plugin import orthanc_api  # noqa: E402
 from plugin.config import load_gate_config  # noqa: E402
 from plugin.errors import ConfigError, GateError, StoreUnavailable  # noqa: E402
-from plugin.handlers import api, pages, users  # noqa: E402
+from plugin.handlers import api, doctors, pages, users  # noqa: E402
 from plugin.handlers.http import Request, Response, error_response  # noqa: E402
 from plugin.services.runtime import Runtime, build_runtime  # noqa: E402
 
@@ -60,6 +60,10 @@ ROUTES = (
     ("/gate/api/users/([^/]+)/sessions", {"DELETE": users.user_sessions}),
     ("/gate/api/api-keys", {"POST": users.api_keys}),
     ("/gate/api/api-keys/([0-9]+)", {"DELETE": users.api_key}),
+    ("/gate/api/doctors", {"GET": doctors.doctors_collection, "POST": doctors.doctors_collection}),
+    # PUT is the partial change API.md calls PATCH, as for users.
+    ("/gate/api/doctors/([0-9]+)", {"GET": doctors.doctor_resource, "PUT": doctors.doctor_resource,
+                                   "DELETE": doctors.doctor_resource}),
     ("/gate/(.*)", {"GET": api.not_found, "POST": api.not_found, "PUT": api.not_found,
                     "DELETE": api.not_found}),
 )

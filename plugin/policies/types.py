@@ -24,7 +24,9 @@ class Action(enum.StrEnum):
     LIST = "list"
     VIEW = "view"
     DOWNLOAD = "download"
-    ANNOTATE = "annotate"
+    ANNOTATE = "annotate"  # store annotations, key images or labels in a study
+    REPORT = "report"  # attach a report to a study
+    SHARE = "share"  # create a patient share link
     MODIFY = "modify"
     DELETE = "delete"
     ADMIN = "admin"

@@ -124,3 +124,57 @@ class SignInAttempts(Base):
     failures: Mapped[int] = mapped_column(Integer)
     window_start: Mapped[float] = mapped_column(Float)
     locked_until: Mapped[float] = mapped_column(Float)
+
+
+class Doctor(Base):
+    """A registered doctor: who referrals are matched to and grants can name."""
+
+    __tablename__ = "doctors"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    hpcsa_number: Mapped[str] = mapped_column(String(16), unique=True)
+    title: Mapped[str] = mapped_column(String(32), default="")
+    first_name: Mapped[str] = mapped_column(String(128), default="")
+    last_name: Mapped[str] = mapped_column(String(128))
+    email: Mapped[str] = mapped_column(String(256), default="")
+    mobile: Mapped[str] = mapped_column(String(20), default="")  # E.164
+    practice: Mapped[str] = mapped_column(String(256), default="")
+    aliases: Mapped[str] = mapped_column(Text, default="[]")  # JSON list of other spellings in DICOM
+    username: Mapped[str | None] = mapped_column(String(128), unique=True, nullable=True)
+    created_at: Mapped[float] = mapped_column(Float)
+    updated_at: Mapped[float] = mapped_column(Float)
+
+
+class Grant(Base):
+    """Who (a user, or a doctor and so the user tied to them) may do what with a patient or a study.
+
+    Exactly one of subject_user / subject_doctor_id, and one of patient_id / study_uid, is set
+    (`orthanc_id` only records the id the grant was asked for by). Rows are never deleted:
+    a revoked grant keeps `revoked_at`, so "who could see this, when" stays answerable.
+    """
+
+    __tablename__ = "grants"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    subject_user: Mapped[str | None] = mapped_column(String(128), nullable=True, index=True)
+    subject_doctor_id: Mapped[int | None] = mapped_column(Integer, nullable=True, index=True)
+    patient_id: Mapped[str | None] = mapped_column(String(128), nullable=True, index=True)
+    study_uid: Mapped[str | None] = mapped_column(String(128), nullable=True, index=True)
+    orthanc_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    level: Mapped[str] = mapped_column(String(16))
+    expires_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    source: Mapped[str] = mapped_column(String(16), default="manual")  # manual | bulk | referral
+    created_at: Mapped[float] = mapped_column(Float)
+    created_by: Mapped[str] = mapped_column(String(128))
+    revoked_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    revoked_by: Mapped[str | None] = mapped_column(String(128), nullable=True)
+
+
+class GrantVersion(Base):
+    """One row, bumped in the same transaction as every change that alters who may see what, so
+    every node sharing the store notices (services/access.py polls it)."""
+
+    __tablename__ = "grant_version"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    version: Mapped[int] = mapped_column(Integer)
