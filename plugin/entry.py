@@ -29,7 +29,7 @@ _use_repository_venv()
 from plugin import orthanc_api  # noqa: E402
 from plugin.config import load_gate_config  # noqa: E402
 from plugin.errors import ConfigError, GateError, StoreUnavailable  # noqa: E402
-from plugin.handlers import api, doctors, pages, users  # noqa: E402
+from plugin.handlers import api, doctors, grants, orthanc, pages, users  # noqa: E402
 from plugin.handlers.http import Request, Response, error_response  # noqa: E402
 from plugin.services.runtime import Runtime, build_runtime  # noqa: E402
 
@@ -64,6 +64,16 @@ ROUTES = (
     # PUT is the partial change API.md calls PATCH, as for users.
     ("/gate/api/doctors/([0-9]+)", {"GET": doctors.doctor_resource, "PUT": doctors.doctor_resource,
                                    "DELETE": doctors.doctor_resource}),
+    ("/gate/api/grants", {"GET": grants.grants_collection, "POST": grants.grants_collection}),
+    ("/gate/api/grants/bulk", {"POST": grants.grants_bulk}),
+    ("/gate/api/grants/([0-9]+)", {"DELETE": grants.grant_resource}),
+    ("/gate/api/check", {"GET": grants.check}),
+    # Orthanc's own lists and searches, answered here so they can be trimmed (handlers/orthanc.py).
+    ("/(patients|studies|series|instances)", {"GET": orthanc.resource_list, "POST": orthanc.resource_list}),
+    ("/tools/find", {"POST": orthanc.tools_find}),
+    ("/tools/count-resources", {"POST": orthanc.tools_find}),
+    ("/tools/lookup", {"POST": orthanc.tools_lookup}),
+    ("/statistics", {"GET": orthanc.statistics}),
     ("/gate/(.*)", {"GET": api.not_found, "POST": api.not_found, "PUT": api.not_found,
                     "DELETE": api.not_found}),
 )
@@ -89,13 +99,14 @@ def _filter(uri: str, **request: object) -> bool:
 
 def _full_check(uri: str, request: dict, headers: dict, query: dict, memo_key: tuple) -> bool:
     ip = request.get("ip") or ""
-    if uri == "/" or uri.startswith(("/gate/", "/share/")):
-        _request_local.ip = ip
+    # For the handler that may answer next on this thread (ours, and the trimmed searches: never
+    # remembered, so they always come through here).
+    _request_local.ip = ip
     method = orthanc_api.method_name(request.get("method"))
     try:
         if _runtime is None:
             return uri == "/gate/health"
-        return _runtime.gate.check(method, uri, ip, headers, query, memo_key)
+        return _runtime.gate.check(method, uri, ip, headers, query, memo_key, request.get("body") or b"")
     except Exception as exc:  # noqa: BLE001 - an error in the gate must deny, never allow
         orthanc_api.log_error(f"Gate: request refused after an internal error ({type(exc).__name__})")
         try:
@@ -149,7 +160,7 @@ def initialise() -> None:
         orthanc_api.log_error(f"Gate: bad configuration: {exc.message}")
         raise RuntimeError(f"Gate: bad configuration: {exc.message}") from None
     try:
-        _runtime = build_runtime(config, orthanc_api.log_warning)
+        _runtime = build_runtime(config, orthanc_api.log_warning, orthanc_api.CoreApi())
     except (StoreUnavailable, OSError) as exc:
         _startup_error = f"store unavailable at start-up: {getattr(exc, 'message', None) or exc}"
         orthanc_api.log_error(f"Gate: {_startup_error}; refusing every request but /gate/health")

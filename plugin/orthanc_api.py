@@ -14,6 +14,7 @@ from typing import Any
 import orthanc
 
 from plugin.handlers.http import Response
+from plugin.services.core import CoreError
 
 # The incoming-request filter receives the method as a plain int (orthanc.HttpMethod values).
 METHOD_NAMES = {int(orthanc.HttpMethod.GET): "GET", int(orthanc.HttpMethod.POST): "POST",
@@ -51,6 +52,44 @@ def configuration_base() -> Path:
             path = Path(arg)
             return path if path.is_dir() else path.parent.resolve()
     return Path.cwd()
+
+
+# Orthanc error codes (OrthancPluginErrorCode) -> the HTTP status the core would answer with.
+_ERROR_STATUS = {4: 400, 6: 404, 7: 400, 8: 400, 10: 501, 13: 400, 14: 404, 16: 400, 17: 404, 18: 400,
+                 19: 401, 37: 404, 2000: 400}
+
+
+class CoreApi:
+    """Orthanc's own REST API, called in-process (not through the gate): the services' `Core`."""
+
+    def get(self, path: str) -> Any:
+        return json.loads(self.get_raw(path))
+
+    def post(self, path: str, body: bytes | str) -> Any:
+        return json.loads(self.post_raw(path, body))
+
+    def get_raw(self, path: str) -> bytes:
+        try:
+            return _as_bytes(orthanc.RestApiGet(path))
+        except orthanc.OrthancException as exc:
+            raise _core_error(exc) from None
+
+    def post_raw(self, path: str, body: bytes | str) -> bytes:
+        try:
+            return _as_bytes(orthanc.RestApiPost(path, body))
+        except orthanc.OrthancException as exc:
+            raise _core_error(exc) from None
+
+
+def _as_bytes(answer: Any) -> bytes:
+    # Python plugin 4.0 answers str for some calls and bytes for others.
+    return answer.encode("utf-8") if isinstance(answer, str) else bytes(answer)
+
+
+def _core_error(exc: Exception) -> CoreError:
+    code = exc.args[0] if exc.args and isinstance(exc.args[0], int) else -1
+    message = str(exc.args[1]) if len(exc.args) > 1 else "error in Orthanc"
+    return CoreError(_ERROR_STATUS.get(code, 500), message)
 
 
 def log_warning(message: str) -> None:

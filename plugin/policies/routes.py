@@ -22,7 +22,12 @@ LEVELS = {"patients": "patient", "studies": "study", "series": "series", "instan
 DOWNLOAD_SUBROUTES = frozenset({"file", "archive", "media", "attachments"})
 # Sub-routes that change or create data whatever the method says.
 MODIFY_SUBROUTES = frozenset({"anonymize", "modify", "merge", "split", "reconstruct", "export"})
+# Changing these sub-routes of a study adds to it without altering its images.
+ANNOTATE_SUBROUTES = frozenset({"metadata", "labels"})
+REPORT_SUBROUTES = frozenset({"attachments"})
 
+# Searches the plugin answers itself (handlers/orthanc.py), trimmed to the caller's grants.
+TRIMMED_TOOLS = frozenset({"find", "count-resources", "lookup"})
 TOOLS_FAMILIES = {
     "find": ("tools_find", Action.LIST),
     "count-resources": ("tools_find", Action.LIST),
@@ -39,6 +44,8 @@ TOOLS_FAMILIES = {
 # Top-level Orthanc REST families that are administrative (jobs, network, server control).
 ADMIN_FAMILIES = frozenset({"changes", "exports", "jobs", "modalities", "peers", "queries",
                             "plugins", "system", "statistics", "storage-commitment"})
+# QIDO search keys are matched by keyword or by tag; these name what a search is about.
+SEARCH_KEYS = frozenset({"StudyInstanceUID", "0020000D", "PatientID", "00100020"})
 
 PUBLIC_GATE_PATHS = frozenset({"/gate/health", "/gate/login"})
 
@@ -115,15 +122,22 @@ def _classify_path(method: str, path: str, query: dict[str, str]) -> RouteInfo:
     if lower == "tools":
         sub = segments[1].lower() if len(segments) > 1 else ""
         family, action = TOOLS_FAMILIES.get(sub, ("tools_other", Action.ADMIN))
-        return RouteInfo(family, action, method, path)
+        return RouteInfo(family, action, method, path, trimmed=sub in TRIMMED_TOOLS and len(segments) == 2,
+                         query=_search_query(query) if family == "tools_archive" else ())
     if lower == "jobs" and len(segments) >= 3 and segments[2].lower() == "archive":
         return RouteInfo("jobs", Action.DOWNLOAD, method, path)
+    if len(segments) == 1 and lower in ("system", "statistics") and method == "GET":
+        # The server's name and version (Orthanc Explorer asks first); statistics answered by
+        # the plugin, counting only what the caller may see.
+        if lower == "system":
+            return RouteInfo("system_info", Action.VIEW, method, path, carries_phi=False)
+        return RouteInfo("statistics", Action.LIST, method, path, trimmed=True)
     if lower in ADMIN_FAMILIES:
         return RouteInfo(lower.replace("-", "_"), Action.ADMIN, method, path)
     if lower == "wado" and len(segments) == 1:
         return _classify_wado(method, path, query)
     if lower == "dicom-web":
-        return _classify_dicomweb(method, path, segments)
+        return _classify_dicomweb(method, path, segments, query)
     if lower == "webdav":
         action = _action_for_method(method, Action.DOWNLOAD)
         return RouteInfo("webdav", action, method, path)
@@ -145,14 +159,19 @@ def _classify_gate(method: str, path: str) -> RouteInfo:
 def _classify_resource(method: str, path: str, segments: list[str]) -> RouteInfo:
     level = LEVELS[segments[0].lower()]
     if len(segments) == 1:
+        # GET is answered by the plugin, trimmed; POST /instances stores new images (admins).
         return RouteInfo("resource_list", _action_for_method(method, Action.LIST), method, path,
-                         level=level)
+                         level=level, trimmed=method == "GET")
     resource_id = segments[1]
     sub = segments[2].lower() if len(segments) > 2 else ""
     if sub in ("archive", "media") or (sub in DOWNLOAD_SUBROUTES and method in SAFE_METHODS):
         action = Action.DOWNLOAD
     elif sub in MODIFY_SUBROUTES:
         action = Action.MODIFY
+    elif sub in ANNOTATE_SUBROUTES and method in ("PUT", "DELETE") and len(segments) > 3:
+        action = Action.ANNOTATE
+    elif sub in REPORT_SUBROUTES and method not in SAFE_METHODS and len(segments) > 3:
+        action = Action.REPORT
     else:
         action = _action_for_method(method, Action.VIEW)
     return RouteInfo(segments[0].lower(), action, method, path, level=level, resource_id=resource_id)
@@ -166,20 +185,23 @@ def _classify_wado(method: str, path: str, query: dict[str, str]) -> RouteInfo:
                      study_uid=_decoded(query.get("studyUID", "")) or None)
 
 
-def _classify_dicomweb(method: str, path: str, segments: list[str]) -> RouteInfo:
+def _classify_dicomweb(method: str, path: str, segments: list[str], query: dict[str, str]) -> RouteInfo:
     rest = [s.lower() for s in segments[1:]]
+    if len(rest) == 1 and rest[0] in ("studies", "series", "instances") and method in SAFE_METHODS:
+        # QIDO searches over the whole server: the DICOMweb plugin answers them, so a caller
+        # who is not an admin must name what they search for (see services/access.py).
+        return RouteInfo("dicomweb_search", Action.LIST, method, path, query=_search_query(query))
     if not rest or rest[0] != "studies":
-        # /dicom-web/servers/... pushes and pulls through remote servers; /series, /instances are
-        # QIDO searches over everything.
-        if rest and rest[0] in ("series", "instances") and len(rest) == 1:
-            return RouteInfo("dicomweb", _action_for_method(method, Action.LIST), method, path)
+        # /dicom-web/servers/... pushes and pulls through remote servers.
         return RouteInfo("dicomweb_admin", Action.ADMIN, method, path)
     study_uid = segments[2] if len(segments) > 2 else None
     if method not in SAFE_METHODS:
-        return RouteInfo("dicomweb", _action_for_method(method, Action.VIEW), method, path,
-                         level="study", study_uid=study_uid)
+        # STOW-RS into one study stores annotations or key images in it; into none, admins only.
+        action = Action.ANNOTATE if method == "POST" and len(rest) == 2 else _action_for_method(method, Action.VIEW)
+        return RouteInfo("dicomweb" if study_uid else "dicomweb_admin", action if study_uid else Action.ADMIN,
+                         method, path, level="study", study_uid=study_uid)
     last = rest[-1]
-    if study_uid is None or last in ("series", "instances"):
+    if last in ("series", "instances"):
         action = Action.LIST
     elif last in ("metadata", "rendered", "thumbnail") or "frames" in rest or "bulk" in rest:
         action = Action.VIEW
@@ -187,6 +209,11 @@ def _classify_dicomweb(method: str, path: str, segments: list[str]) -> RouteInfo
         action = Action.DOWNLOAD  # WADO-RS retrieve of whole DICOM objects
     return RouteInfo("dicomweb", action, method, path, level="study", resource_id=study_uid,
                      study_uid=study_uid)
+
+
+def _search_query(query: dict[str, str]) -> tuple[tuple[str, str], ...]:
+    """The search keys that name what a search is about, decoded (and `resources` of archives)."""
+    return tuple((key, _decoded(value)) for key, value in query.items() if key in SEARCH_KEYS or key == "resources")
 
 
 def _decoded(value: str) -> str:

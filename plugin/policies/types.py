@@ -74,6 +74,8 @@ class RouteInfo:
     resource_id: str | None = None  # Orthanc id, or a DICOM UID for DICOMweb/WADO
     study_uid: str | None = None
     own_route: bool = False  # served by the plugin's own REST callbacks, which authorise themselves
+    trimmed: bool = False  # a search or list the plugin answers itself, trimmed to the caller's grants
+    query: tuple[tuple[str, str], ...] = ()  # search keys of a DICOMweb search, decoded
     malformed: str | None = None  # set when the request cannot be classified safely
 
 

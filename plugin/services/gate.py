@@ -16,10 +16,11 @@ from plugin.audit.log import AuditLog, ReadWindow
 from plugin.audit.record import AuditRecord, iso_utc
 from plugin.errors import StoreUnavailable
 from plugin.identity.authenticate import Authenticator, Identification
-from plugin.policies.access import decide
+from plugin.policies.access import GRANTED_FAMILIES, decide
 from plugin.policies.csrf import csrf_ok
 from plugin.policies.routes import SAFE_METHODS, classify
 from plugin.policies.types import ANONYMOUS, Decision, Principal, RouteInfo
+from plugin.services.access import NO_SCOPE, AccessService, Scope
 from plugin.store.db import Store
 
 MAX_CACHED_DECISIONS = 50000
@@ -32,25 +33,28 @@ class _Remembered:
 
 
 def audit_record(principal: Principal, route: RouteInfo, ip: str, now: float, outcome: str,
-                 reason: str) -> AuditRecord:
+                 reason: str, scope: Scope = NO_SCOPE) -> AuditRecord:
     return AuditRecord(
         ts=iso_utc(now), actor=principal.username or "anonymous", roles=",".join(sorted(principal.roles)),
         source_ip=ip, method=route.method, path=route.path[:512], route_class=route.family,
         level=route.level or "", orthanc_id=route.resource_id if route.family in (
             "patients", "studies", "series", "instances") else "",
-        study_uid=route.study_uid or "", action=route.action.value, outcome=outcome, reason=reason[:512])
+        patient_id=scope.patient_ids[:128], study_uid=(scope.study_uids or route.study_uid or "")[:128],
+        action=route.action.value, outcome=outcome, reason=reason[:512])
 
 
 class GateService:
-    def __init__(self, store: Store, authenticator: Authenticator, audit: AuditLog,
+    def __init__(self, store: Store, authenticator: Authenticator, audit: AuditLog, access: AccessService,
                  decision_cache_seconds: float, clock: Callable[[], float] = time.time) -> None:
         self._health = store.health
         self._auth = authenticator
+        self._access = access
         self._audit = audit
         self._ttl = decision_cache_seconds
         self._clock = clock
         self._remembered: dict[Hashable, _Remembered] = {}
         authenticator.subscribe(self.forget_remembered)
+        access.subscribe(self.forget_remembered)
 
     def remembered(self, memo_key: Hashable) -> bool:
         """The hot path of viewers and downloads: True if this exact read was allowed moments ago.
@@ -70,14 +74,15 @@ class GateService:
         return window is None or (self._health.ok and window.repeat(now))
 
     def check(self, method: str, uri: str, ip: str, headers: dict[str, str], query: dict[str, str],
-              memo_key: Hashable = None) -> bool:
+              memo_key: Hashable = None, body: bytes = b"") -> bool:
         """Decide a request in full: True to let Orthanc serve it. Never raises for its content.
 
         An allowed read (safe method, no method override) is remembered under `memo_key` for
-        DecisionCacheSeconds, never past the caller's identity deadline.
+        DecisionCacheSeconds, never past the caller's identity deadline nor the expiry of the
+        grant that allowed it.
         """
         now = self._clock()
-        generation = self._auth.generation
+        generation = (self._auth.generation, self._access.generation)
         cacheable = (memo_key is not None and method in SAFE_METHODS and "x-http-method-override" not in headers
                      and "_method" not in query)
         route = classify(method, uri, query, headers)
@@ -86,24 +91,32 @@ class GateService:
         except StoreUnavailable as exc:
             return self._deny(ANONYMOUS, route, ip, now, exc.message)
         principal = identification.principal
-        decision = self._decide(principal, route, identification, headers)
+        scope = NO_SCOPE
+        if route.family in GRANTED_FAMILIES and not principal.is_anonymous and not route.malformed:
+            try:
+                scope = self._access.scope(principal, route, body, now)
+            except StoreUnavailable as exc:
+                return self._deny(principal, route, ip, now, exc.message)
+        decision = self._decide(principal, route, identification, headers, scope)
         if not decision.allowed:
             reason = decision.reason
             if identification.failure:
                 reason = f"{reason} ({identification.failure})"
-            return self._deny(principal, route, ip, now, reason)
+            return self._deny(principal, route, ip, now, reason, scope)
         window = None
-        if route.carries_phi:
+        # Trimmed searches are audited by their handler, which knows what the answer held.
+        if route.carries_phi and not route.trimmed:
             if route.method not in SAFE_METHODS:
-                return self._allow_change(principal, route, decision.reason, ip, now)
-            window = self._allow_read(principal, route, decision.reason, ip, now)
+                return self._allow_change(principal, route, decision.reason, ip, now, scope)
+            window = self._allow_read(principal, route, decision.reason, ip, now, scope)
             if window is None:
                 return False
         # Our own routes are never remembered: their handlers authorise (and audit, with the
         # caller's address that only this full check hands over) every request themselves. Nor
         # is anything decided while an identity was being invalidated.
-        if cacheable and not route.own_route and self._ttl > 0 and generation == self._auth.generation:
-            until = now + self._ttl
+        if (cacheable and not route.own_route and not route.trimmed and self._ttl > 0
+                and generation == (self._auth.generation, self._access.generation)):
+            until = min(now + self._ttl, scope.held.until)
             if not principal.is_anonymous:
                 until = min(until, identification.valid_until)
             if len(self._remembered) >= MAX_CACHED_DECISIONS:
@@ -123,37 +136,39 @@ class GateService:
 
     @staticmethod
     def _decide(principal: Principal, route: RouteInfo, identification: Identification,
-                headers: dict[str, str]) -> Decision:
-        decision = decide(principal, route)
+                headers: dict[str, str], scope: Scope) -> Decision:
+        decision = decide(principal, route, scope.held.level)
         if decision.allowed and not route.own_route and not csrf_ok(
                 route.method, principal.via, headers, identification.csrf_token):
             return Decision.deny("cross-site request refused (CSRF check)")
         return decision
 
     def _allow_read(self, principal: Principal, route: RouteInfo, reason: str, ip: str,
-                    now: float) -> ReadWindow | None:
+                    now: float, scope: Scope) -> ReadWindow | None:
         """The audit window covering this read once its row is durable; None (and a denial) if not.
 
         Reads coalesce by (actor, resource, action, outcome); the reason tells outcomes apart.
         """
         if not self._health.ok:
-            self._deny(principal, route, ip, now, f"store unavailable: {self._health.error}")
+            self._deny(principal, route, ip, now, f"store unavailable: {self._health.error}", scope)
             return None
         audit_key = (principal.username, route.family, route.resource_id or route.path, route.action.value, reason)
         window = self._audit.cover_read(
-            audit_key, lambda: audit_record(principal, route, ip, now, "allow", reason), now)
+            audit_key, lambda: audit_record(principal, route, ip, now, "allow", reason, scope), now)
         if window is None:
-            self._deny(principal, route, ip, now, "audit record could not be written; refused")
+            self._deny(principal, route, ip, now, "audit record could not be written; refused", scope)
         return window
 
-    def _allow_change(self, principal: Principal, route: RouteInfo, reason: str, ip: str, now: float) -> bool:
+    def _allow_change(self, principal: Principal, route: RouteInfo, reason: str, ip: str, now: float,
+                      scope: Scope) -> bool:
         """A state change gets its own durable row before it is let through."""
         if not self._health.ok:
-            return self._deny(principal, route, ip, now, f"store unavailable: {self._health.error}")
-        if self._audit.record(audit_record(principal, route, ip, now, "allow", reason), durable=True):
+            return self._deny(principal, route, ip, now, f"store unavailable: {self._health.error}", scope)
+        if self._audit.record(audit_record(principal, route, ip, now, "allow", reason, scope), durable=True):
             return True
-        return self._deny(principal, route, ip, now, "audit record could not be written; refused")
+        return self._deny(principal, route, ip, now, "audit record could not be written; refused", scope)
 
-    def _deny(self, principal: Principal, route: RouteInfo, ip: str, now: float, reason: str) -> bool:
-        self._audit.record(audit_record(principal, route, ip, now, "deny", reason))
+    def _deny(self, principal: Principal, route: RouteInfo, ip: str, now: float, reason: str,
+              scope: Scope = NO_SCOPE) -> bool:
+        self._audit.record(audit_record(principal, route, ip, now, "deny", reason, scope))
         return False

@@ -18,7 +18,11 @@ from plugin.identity.authenticate import Authenticator
 from plugin.identity.directory import Directory
 from plugin.identity.mfa import Mfa
 from plugin.policies.lockout import LockoutRule
+from plugin.services.access import AccessService, ResourceLocator
+from plugin.services.core import Core
 from plugin.services.gate import GateService
+from plugin.services.grants import GrantService
+from plugin.services.search import SearchService
 from plugin.store.db import Store
 
 
@@ -31,12 +35,17 @@ class Runtime:
     gate: GateService
     mfa: Mfa
     clock: Callable[[], float]
+    access: AccessService
+    core: Core
+    search: SearchService
+    grants: GrantService
 
     def audit_now(self, record: AuditRecord) -> bool:
         """Write a record that must be durable before the caller answers (logins, admin changes)."""
         return self.audit.record(record, durable=True)
 
     def stop(self) -> None:
+        self.access.stop()
         self.audit.stop()
         self.store.dispose()
 
@@ -62,7 +71,8 @@ def open_store(config: GateConfig) -> Store:
     return store
 
 
-def build_runtime(config: GateConfig, log: Callable[[str], None], clock: Callable[[], float] = time.time) -> Runtime:
+def build_runtime(config: GateConfig, log: Callable[[str], None], core: Core,
+                  clock: Callable[[], float] = time.time) -> Runtime:
     ensure_secrets(config, log)
     store = open_store(config)
     audit = AuditLog(store, config.audit_checkpoint_key_file.read_bytes().strip(), config.audit_spool_file,
@@ -76,9 +86,14 @@ def build_runtime(config: GateConfig, log: Callable[[str], None], clock: Callabl
                                   config.session_idle_minutes * 60, clock, directory,
                                   config.ldap.group_roles if config.ldap is not None else None,
                                   config.mfa_required_roles, sign_in_guard(config, store))
-    gate = GateService(store, authenticator, audit, config.decision_cache_seconds, clock)
+    access = AccessService(store, ResourceLocator(core, config.resource_cache_entries), clock,
+                           config.grant_poll_seconds, log)
+    gate = GateService(store, authenticator, audit, access, config.decision_cache_seconds, clock)
     audit.start()
-    return Runtime(config, store, audit, authenticator, gate, open_mfa(config, store), clock)
+    access.start()
+    grants = GrantService(store, access, core, lambda record: audit.record(record, durable=True))
+    return Runtime(config, store, audit, authenticator, gate, open_mfa(config, store), clock, access, core,
+                   SearchService(core, access), grants)
 
 
 def sign_in_guard(config: GateConfig, store: Store) -> SignInGuard:

@@ -1,0 +1,52 @@
+"""JSON API for admins: /gate/api/doctors, the doctors registry.
+
+A partial change is sent as PUT /gate/api/doctors/{id}, as for users (Orthanc refuses PATCH).
+"""
+
+from __future__ import annotations
+
+from plugin.errors import NotFound
+from plugin.handlers.http import Request, Response
+from plugin.handlers.users import _admin, _json_object
+from plugin.services import doctors
+from plugin.services.runtime import Runtime
+
+MAX_ID_DIGITS = 18  # beyond any stored id, and within the store's 64-bit integers
+
+
+def doctors_collection(runtime: Runtime, request: Request) -> Response:
+    actor = _admin(runtime, request)
+    if request.method == "GET":
+        found = doctors.list_doctors(runtime.store, request.query.get("q", ""), request.query.get("offset"),
+                                     request.query.get("limit"))
+        return Response.json({"doctors": found})
+    created = doctors.create_doctor(runtime.store, runtime.audit_now, actor, runtime.clock(),
+                                    runtime.config.hpcsa_prefixes, _json_object(request))
+    return Response.json(created, 201)
+
+
+def doctor_resource(runtime: Runtime, request: Request, doctor_id: str) -> Response:
+    actor = _admin(runtime, request)
+    if len(doctor_id) > MAX_ID_DIGITS:
+        raise NotFound(f"no doctor {doctor_id[:MAX_ID_DIGITS]}...")
+    number = int(doctor_id)
+    if request.method == "GET":
+        return Response.json(doctors.get_doctor(runtime.store, number))
+    if request.method == "DELETE":
+        deleted = doctors.delete_doctor(runtime.store, runtime.audit_now, actor, runtime.clock(), number)
+        _forget_who_sees_what(runtime)
+        return Response.json(deleted)
+    change = doctors.update_doctor(runtime.store, runtime.audit_now, actor, runtime.clock(),
+                                   runtime.config.hpcsa_prefixes, number, _json_object(request))
+    if change.reach_changed:
+        _forget_who_sees_what(runtime)
+    return Response.json(change.doctor)
+
+
+def _forget_who_sees_what(runtime: Runtime) -> None:
+    """The doctor's grants reach another login now (or none): count it at once on this node; other
+    nodes notice the grant version."""
+    runtime.authenticator.invalidate()
+    access = getattr(runtime, "access", None)
+    if access is not None:
+        access.invalidate()

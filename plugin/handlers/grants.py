@@ -1,0 +1,34 @@
+"""JSON API for admins: /gate/api/grants (one, bulk), /gate/api/grants/{id} and /gate/api/check."""
+
+from __future__ import annotations
+
+from plugin.handlers.api import caller
+from plugin.handlers.http import Request, Response
+from plugin.handlers.users import _admin, _json_object
+from plugin.services.runtime import Runtime
+
+
+def grants_collection(runtime: Runtime, request: Request) -> Response:
+    actor = _admin(runtime, request)
+    if request.method == "GET":
+        return Response.json({"grants": runtime.grants.list(request.query)})
+    created = runtime.grants.create(actor, runtime.clock(), _json_object(request))
+    return Response.json(created, 201)
+
+
+def grants_bulk(runtime: Runtime, request: Request) -> Response:
+    actor = _admin(runtime, request)
+    created = runtime.grants.bulk(actor, runtime.clock(), _json_object(request))
+    return Response.json({"created": len(created), "grants": created}, 201)
+
+
+def grant_resource(runtime: Runtime, request: Request, grant_id: str) -> Response:
+    actor = _admin(runtime, request)
+    revoked = runtime.grants.revoke(actor, runtime.clock(), int(grant_id))
+    return Response.json({"revoked": True, "grant": revoked})
+
+
+def check(runtime: Runtime, request: Request) -> Response:
+    """Admins check anyone; a signed-in user may check themselves."""
+    principal = caller(runtime, request)
+    return Response.json(runtime.grants.check(principal, runtime.clock(), request.query))

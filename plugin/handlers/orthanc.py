@@ -1,0 +1,139 @@
+"""Orthanc routes the plugin answers itself so the answer can be trimmed: the resource lists,
+/tools/find, /tools/lookup, /tools/count-resources (1.12) and /statistics.
+
+The gate has let the request through (signed in, second factor done); here admins get Orthanc's
+own answer and everyone else the trimmed one (services/search.py). Each answer is audited with
+what it held.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+from urllib.parse import quote
+
+from plugin.audit.record import AuditRecord, iso_utc
+from plugin.errors import BadRequest, GateError
+from plugin.handlers.api import caller
+from plugin.handlers.http import Request, Response
+from plugin.policies.types import Principal
+from plugin.services.core import CoreError
+from plugin.services.runtime import Runtime
+
+SINGULAR = {"patients": "patient", "studies": "study", "series": "series", "instances": "instance"}
+
+
+class CoreRefused(GateError):
+    """Orthanc's core answered an error; pass its status on."""
+
+    code = "orthanc_error"
+
+    def __init__(self, error: CoreError) -> None:
+        super().__init__(error.message)
+        self.status = error.status
+
+
+def resource_list(runtime: Runtime, request: Request, plural: str) -> Response:
+    """GET /patients|studies|series|instances[?expand&since&limit]; POST /instances stores (admins:
+    the gate refused everyone else)."""
+    principal = caller(runtime, request)
+    if request.method == "POST":
+        return _core_json(lambda: runtime.core.post_raw(request.path, request.body))
+    if principal.is_admin:
+        return _audited(runtime, principal, request, "resource_list",
+                        lambda: json.loads(runtime.core.get_raw(_with_query(request))))
+    since, limit = _paging(request.query)
+    expand = "expand" in request.query and request.query["expand"].lower() not in ("false", "0")
+    return _audited(runtime, principal, request, "resource_list", lambda: runtime.search.listing(
+        principal, SINGULAR[plural], expand, since, limit, runtime.clock()))
+
+
+def tools_find(runtime: Runtime, request: Request) -> Response:
+    principal = caller(runtime, request)
+    body = _json_body(request)
+    if principal.is_admin:
+        return _audited(runtime, principal, request, "tools_find",
+                        lambda: runtime.core.post(request.path, request.body))
+    if request.path.endswith("count-resources"):
+        return _audited(runtime, principal, request, "tools_find", lambda: {"Count": len(
+            runtime.search.find(principal, {**body, "Expand": False}, runtime.clock()))})
+    return _audited(runtime, principal, request, "tools_find",
+                    lambda: runtime.search.find(principal, body, runtime.clock()))
+
+
+def tools_lookup(runtime: Runtime, request: Request) -> Response:
+    principal = caller(runtime, request)
+    return _audited(runtime, principal, request, "tools_lookup",
+                    lambda: runtime.search.lookup(principal, request.body, runtime.clock()))
+
+
+def statistics(runtime: Runtime, request: Request) -> Response:
+    principal = caller(runtime, request)
+    if principal.is_admin:
+        return _audited(runtime, principal, request, "statistics", lambda: runtime.core.get(request.path))
+    return _audited(runtime, principal, request, "statistics",
+                    lambda: runtime.search.statistics(principal, runtime.clock()))
+
+
+def _audited(runtime: Runtime, principal: Principal, request: Request, family: str, answer) -> Response:  # noqa: ANN001
+    try:
+        data: Any = answer()
+    except CoreError as exc:
+        raise CoreRefused(exc) from None
+    count = len(data) if isinstance(data, list) else 1
+    record = AuditRecord(ts=iso_utc(runtime.clock()), actor=principal.username or "", action="list",
+                         outcome="allow", reason="admin" if principal.is_admin else "answer trimmed to grants",
+                         roles=",".join(sorted(principal.roles)), source_ip=request.ip, method=request.method,
+                         path=request.path[:512], route_class=family,
+                         patient_id=_patients(data)[:128], detail=json.dumps({"returned": count}))
+    if not runtime.audit_now(record):
+        return Response.json({"error": "store_unavailable", "message": "the audit could not be written"}, 503)
+    return Response.json(data)
+
+
+def _patients(data: Any) -> str:
+    """The PatientIDs an expanded answer names (ids-only answers name none)."""
+    if not isinstance(data, list):
+        return ""
+    found = set()
+    for item in data:
+        if isinstance(item, dict):
+            tags = item.get("PatientMainDicomTags") or item.get("MainDicomTags") or {}
+            if "PatientID" in tags:
+                found.add(str(tags["PatientID"]))
+    return ",".join(sorted(found))
+
+
+def _core_json(call) -> Response:  # noqa: ANN001
+    try:
+        return Response(200, call(), "application/json")
+    except CoreError as exc:
+        raise CoreRefused(exc) from None
+
+
+def _with_query(request: Request) -> str:
+    if not request.query:
+        return request.path
+    parts = [key if value == "" else f"{key}={quote(value, safe='')}" for key, value in request.query.items()]
+    return request.path + "?" + "&".join(parts)
+
+
+def _paging(query: dict[str, str]) -> tuple[int | None, int | None]:
+    try:
+        since = int(query["since"]) if "since" in query else None
+        limit = int(query["limit"]) if "limit" in query else None
+    except ValueError:
+        raise BadRequest("since and limit must be whole numbers") from None
+    if (since is not None and since < 0) or (limit is not None and limit < 0):
+        raise BadRequest("since and limit must not be negative")
+    return since, limit
+
+
+def _json_body(request: Request) -> dict[str, Any]:
+    try:
+        body = json.loads(request.body.decode("utf-8") or "null")
+    except (UnicodeDecodeError, ValueError):
+        raise BadRequest("the body must be a JSON object") from None
+    if not isinstance(body, dict):
+        raise BadRequest("the body must be a JSON object")
+    return body

@@ -1,0 +1,337 @@
+"""Who holds which level on the resource a request names: grants from the store, resources located
+through Orthanc's core.
+
+The grant sets of callers are cached in memory and dropped at once when a grant changes on this
+node (`invalidate`). Other nodes sharing the store learn of changes by polling the store's grant
+version every GrantPollSeconds (a background thread), so a revocation reaches them within that
+time plus one remembered decision (DecisionCacheSeconds). Expiry needs no invalidation: every
+check compares the grant's expiry with the injected clock.
+
+Orthanc ids are hashes of DICOM UIDs, so what an id names never changes: the id -> study/patient
+cache is bounded but never stale. UID lookups are cached only when they find exactly one resource.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from plugin.errors import StoreUnavailable
+from plugin.policies.grants import NEVER as NO_EXPIRY
+from plugin.policies.grants import NOTHING, GrantSet, GrantTerm, Held
+from plugin.policies.levels import parse_level
+from plugin.policies.types import Principal, RouteInfo
+from plugin.services.core import Core, CoreError
+from plugin.store import grants as grant_store
+from plugin.store.db import Store
+
+PLURAL = {"patient": "patients", "study": "studies", "series": "series", "instance": "instances"}
+LEVEL_OF_TYPE = {"Patient": "patient", "Study": "study", "Series": "series", "Instance": "instance"}
+# QIDO search keys that can name what a DICOMweb search is about (keyword or tag).
+QIDO_STUDY_KEYS = ("StudyInstanceUID", "0020000D")
+QIDO_PATIENT_KEYS = ("PatientID", "00100020")
+DICOM_WILDCARDS = ("*", "?")
+
+
+@dataclass(frozen=True)
+class Located:
+    """Where a resource sits: its patient (DICOM PatientID, Orthanc id) and, below patient level,
+    its study (StudyInstanceUID, Orthanc id)."""
+
+    patient_id: str
+    patient_oid: str
+    study_uid: str | None = None
+    study_oid: str | None = None
+
+
+@dataclass(frozen=True)
+class Scope:
+    """What a request touches and the level held on all of it (the lowest, when several)."""
+
+    held: Held
+    located: tuple[Located, ...] = ()
+
+    @property
+    def patient_ids(self) -> str:
+        return ",".join(sorted({loc.patient_id for loc in self.located}))
+
+    @property
+    def study_uids(self) -> str:
+        return ",".join(sorted({loc.study_uid for loc in self.located if loc.study_uid}))
+
+
+NO_SCOPE = Scope(NOTHING)
+
+
+class ResourceLocator:
+    """Orthanc ids and DICOM UIDs -> Located, asking the core once per resource."""
+
+    def __init__(self, core: Core, max_entries: int = 200000) -> None:
+        self._core = core
+        self._max = max_entries
+        self._by_id: dict[tuple[str, str], Located] = {}
+        self._by_uid: dict[tuple[str, str], Located] = {}
+
+    def by_orthanc_id(self, level: str, orthanc_id: str) -> Located | None:
+        key = (level, orthanc_id)
+        hit = self._by_id.get(key)
+        if hit is not None:
+            return hit
+        resource = self._get(f"/{PLURAL[level]}/{orthanc_id}")
+        if not isinstance(resource, dict):
+            return None
+        if level == "patient":
+            found = Located(_tag(resource, "MainDicomTags", "PatientID"), orthanc_id)
+        elif level == "study":
+            found = Located(_tag(resource, "PatientMainDicomTags", "PatientID"), str(resource.get("ParentPatient", "")),
+                            _tag(resource, "MainDicomTags", "StudyInstanceUID"), orthanc_id)
+        else:
+            parent_level, parent_key = ("study", "ParentStudy") if level == "series" else ("series", "ParentSeries")
+            found = self.by_orthanc_id(parent_level, str(resource.get(parent_key, "")))
+            if found is None:
+                return None
+        self._remember(self._by_id, key, found)
+        return found
+
+    def by_any_id(self, orthanc_id: str) -> tuple[str, Located] | None:
+        """An Orthanc id of a level the caller does not say (bodies of archive and bulk tools)."""
+        for level in ("study", "series", "instance", "patient"):
+            found = self._by_id.get((level, orthanc_id))
+            if found is not None:
+                return level, found
+        for level in ("study", "series", "instance", "patient"):
+            found = self.by_orthanc_id(level, orthanc_id)
+            if found is not None:
+                return level, found
+        return None
+
+    def by_uid(self, level: str, uid: str) -> tuple[Located, ...]:
+        """Every resource of `level` with this DICOM UID (the same StudyInstanceUID can exist
+        under two patients); empty when there is none."""
+        key = (level, uid)
+        hit = self._by_uid.get(key)
+        if hit is not None:
+            return (hit,)
+        try:
+            matches = self._core.post("/tools/lookup", uid)
+        except CoreError:
+            return ()
+        found = tuple(loc for loc in (self.by_orthanc_id(level, str(m.get("ID", ""))) for m in matches
+                                      if isinstance(m, dict) and LEVEL_OF_TYPE.get(m.get("Type")) == level)
+                      if loc is not None)
+        if len(found) == 1:
+            self._remember(self._by_uid, key, found[0])
+        return found
+
+    def _get(self, path: str) -> Any:
+        try:
+            return self._core.get(path)
+        except CoreError:
+            return None
+
+    def _remember(self, cache: dict, key: tuple[str, str], value: Located) -> None:
+        if len(cache) >= self._max:
+            cache.clear()
+        cache[key] = value
+
+
+def _tag(resource: dict, group: str, name: str) -> str:
+    return str((resource.get(group) or {}).get(name, ""))
+
+
+class AccessService:
+    """Grant sets of callers (cached, invalidated by version) and the scope of requests."""
+
+    def __init__(self, store: Store, locator: ResourceLocator, clock: Callable[[], float] = time.time,
+                 poll_seconds: float = 1.0, warn: Callable[[str], None] = lambda _m: None) -> None:
+        self._store = store
+        self.locator = locator
+        self._clock = clock
+        self._poll_seconds = poll_seconds
+        self._warn = warn
+        self._sets: dict[str, GrantSet] = {}
+        self._version: int | None = None
+        self.generation = 0  # bumped by every invalidation
+        self._subscribers: list[Callable[[], None]] = []
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # -- grants ------------------------------------------------------------------------------
+
+    def grants_of(self, username: str) -> GrantSet:
+        found = self._sets.get(username)
+        if found is not None:
+            return found
+        generation = self.generation
+        now = self._clock()
+        with self._store.read() as db:
+            rows = grant_store.active_grants_of_user(db, username, now)
+            patient_terms, study_terms = [], []
+            for row in rows:
+                level = parse_level(row.level)
+                if level is None:
+                    continue
+                term = GrantTerm(level, row.expires_at if row.expires_at is not None else NO_EXPIRY)
+                if row.patient_id is not None:
+                    patient_terms.append((row.patient_id, term))
+                elif row.study_uid is not None:
+                    study_terms.append((row.study_uid, term))
+        found = GrantSet.of(patient_terms, study_terms)
+        # A set read while a grant changed may predate the change: use it, but do not keep it.
+        if generation == self.generation:
+            if len(self._sets) >= 10000:
+                self._sets.clear()
+            self._sets[username] = found
+        return found
+
+    def subscribe(self, forget: Callable[[], None]) -> None:
+        """Call `forget` whenever grants change (the gate drops its remembered decisions)."""
+        self._subscribers.append(forget)
+
+    def invalidate(self) -> None:
+        """Grants changed: forget every cached set and every decision built on one, at once."""
+        self.generation += 1
+        self._sets.clear()
+        for forget in self._subscribers:
+            forget()
+
+    # -- what a request touches --------------------------------------------------------------
+
+    def scope(self, principal: Principal, route: RouteInfo, body: bytes, now: float) -> Scope:
+        """The resources `route` names and the lowest level the caller holds on them.
+
+        For admins only the location is worked out (for the audit). Anything that cannot be
+        located holds nothing. Raises StoreUnavailable when the caller's grants cannot be read.
+        """
+        located = self._locate(route, body)
+        if not located:
+            return NO_SCOPE
+        if principal.is_admin or principal.username is None:
+            return Scope(NOTHING, located)
+        grants = self.grants_of(principal.username)
+        return Scope(_lowest(grants, located, now), located)
+
+    def _locate(self, route: RouteInfo, body: bytes) -> tuple[Located, ...]:
+        family = route.family
+        if family in ("patients", "studies", "series", "instances"):
+            found = self.locator.by_orthanc_id(route.level or "", route.resource_id or "")
+            return (found,) if found is not None else ()
+        if family == "wado":
+            return self.locator.by_uid("instance", route.resource_id or "") if route.resource_id else ()
+        if family == "dicomweb":
+            return self.locator.by_uid("study", route.study_uid) if route.study_uid else ()
+        if family == "dicomweb_search":
+            return self._search_targets(route)
+        if family in ("tools_archive", "tools_bulk"):
+            return self._body_targets(route, body)
+        return ()
+
+    def _search_targets(self, route: RouteInfo) -> tuple[Located, ...]:
+        """A DICOMweb search is located by the StudyInstanceUIDs it names; failing that, by the one
+        PatientID it names exactly. A search naming neither is located nowhere (admins only)."""
+        query = dict(route.query)
+        uids = _exact_values(query, QIDO_STUDY_KEYS)
+        if uids:
+            found: list[Located] = []
+            for uid in uids:
+                matches = self.locator.by_uid("study", uid)
+                if not matches:
+                    return ()
+                found.extend(matches)
+            return tuple(found)
+        patient_ids = _exact_values(query, QIDO_PATIENT_KEYS)
+        if len(patient_ids) == 1:
+            return (Located(patient_ids[0], ""),)
+        return ()
+
+    def _body_targets(self, route: RouteInfo, body: bytes) -> tuple[Located, ...]:
+        """Resources named by the body of /tools/create-archive, create-media, bulk-*: a JSON list
+        of Orthanc ids or {"Resources": [...]}, or `?resources=` on a GET. Any id that cannot be
+        located makes the whole request located nowhere."""
+        ids = _resource_ids(route, body)
+        found: list[Located] = []
+        for orthanc_id in ids:
+            hit = self.locator.by_any_id(orthanc_id)
+            if hit is None:
+                return ()
+            level, located = hit
+            if level == "patient":
+                located = Located(located.patient_id, located.patient_oid)
+            found.append(located)
+        return tuple(found)
+
+    # -- keeping every node current ----------------------------------------------------------
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._poll_loop, name="gate-grant-poll", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def poll(self) -> None:
+        """Read the store's grant version; when another node (or gatectl) changed grants, invalidate."""
+        with self._store.read() as db:
+            version = grant_store.grant_version(db)
+        if self._version is not None and version != self._version:
+            self.invalidate()
+        self._version = version
+
+    def _poll_loop(self) -> None:
+        while not self._stopping.wait(self._poll_seconds):
+            try:
+                self.poll()
+            except StoreUnavailable:
+                # Revocations on other nodes cannot be seen: drop what is cached, so every check
+                # asks the store (and is refused while it is down).
+                self.invalidate()
+            except Exception as exc:  # noqa: BLE001 - the poller must outlive any one failure
+                self._warn(f"Gate: grant version poll failed ({type(exc).__name__})")
+
+
+def _lowest(grants: GrantSet, located: Iterable[Located], now: float) -> Held:
+    lowest: Held | None = None
+    for loc in located:
+        if loc.study_uid is None:
+            held = grants.on_patient(loc.patient_id, now)
+        else:
+            held = grants.on_study(loc.patient_id, loc.study_uid, now)
+        if held.level is None:
+            return NOTHING
+        if lowest is None or held.level < lowest.level or (held.level == lowest.level and held.until < lowest.until):
+            lowest = held
+    return lowest or NOTHING
+
+
+def _exact_values(query: dict[str, str], keys: tuple[str, ...]) -> list[str]:
+    """The values a QIDO key matches exactly (a list is `,` or `\\` separated); none if any has
+    a wildcard, since a wildcard can reach beyond what was granted."""
+    for key in keys:
+        raw = query.get(key)
+        if raw:
+            values = [v.strip() for v in raw.replace("\\", ",").split(",") if v.strip()]
+            if any(w in v for v in values for w in DICOM_WILDCARDS):
+                return []
+            return values
+    return []
+
+
+def _resource_ids(route: RouteInfo, body: bytes) -> list[str]:
+    if route.method == "GET":
+        raw = dict(route.query).get("resources", "")
+        return [r for r in raw.split(",") if r]
+    try:
+        data = json.loads(body.decode("utf-8") or "null")
+    except (UnicodeDecodeError, ValueError):
+        return []
+    if isinstance(data, dict):
+        data = data.get("Resources")
+    if not isinstance(data, list):
+        return []
+    return [r for r in data if isinstance(r, str)] if all(isinstance(r, str) for r in data) else []

@@ -1,0 +1,29 @@
+"""What the services need from Orthanc's own REST API (implemented by plugin/orthanc_api.py).
+
+Calls made this way reach Orthanc's core directly and do not pass through the gate.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+
+class CoreError(Exception):
+    """Orthanc's core refused a call; `status` is the HTTP status it would have answered."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+class Core(Protocol):
+    def get(self, path: str) -> Any:
+        """GET `path` (a query string allowed) and parse the JSON answer; raises CoreError."""
+
+    def post(self, path: str, body: bytes | str) -> Any:
+        """POST `body` to `path` and parse the JSON answer; raises CoreError."""
+
+    def get_raw(self, path: str) -> bytes: ...
+
+    def post_raw(self, path: str, body: bytes | str) -> bytes: ...

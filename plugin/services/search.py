@@ -1,0 +1,146 @@
+"""Searches and lists answered for callers who are not admins, trimmed to what they were granted.
+
+Every search is turned into one call of Orthanc's /tools/find with one more constraint: the
+StudyInstanceUIDs the caller may see (patient and series/instance levels: see `_constrain`).
+Since, Limit, Expand and the rest are applied by Orthanc after that constraint, so a caller
+asking for 100 gets up to 100 of their own. A caller with nothing visible gets an empty answer
+without asking Orthanc (an empty constraint would match everything).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from plugin.errors import BadRequest
+from plugin.policies.types import Principal
+from plugin.services.access import LEVEL_OF_TYPE, AccessService
+from plugin.services.core import Core
+
+LEVEL_NAMES = {"patient": "Patient", "study": "Study", "series": "Series", "instance": "Instance"}
+STUDY_UID_KEYS = frozenset({"studyinstanceuid", "0020000d"})
+PATIENT_ID_KEYS = frozenset({"patientid", "00100020"})
+WILDCARDS = ("*", "?")
+
+
+@dataclass(frozen=True)
+class Visible:
+    """What one caller may see now: patients by PatientID (patient grants), studies by UID (study
+    grants, and every study of a granted patient)."""
+
+    patient_ids: frozenset[str]
+    study_uids: frozenset[str]
+
+
+class SearchService:
+    def __init__(self, core: Core, access: AccessService) -> None:
+        self._core = core
+        self._access = access
+
+    def visible(self, principal: Principal, now: float) -> Visible:
+        grants = self._access.grants_of(principal.username or "")
+        patient_ids = frozenset(grants.patient_ids(now))
+        study_uids = set(grants.study_uids(now))
+        if patient_ids:
+            studies = self._core.post("/tools/find", json.dumps({
+                "Level": "Study", "Expand": True, "Query": {"PatientID": _uid_list(patient_ids)}}))
+            study_uids.update(s["MainDicomTags"]["StudyInstanceUID"] for s in studies
+                              if s.get("PatientMainDicomTags", {}).get("PatientID") in patient_ids)
+        return Visible(patient_ids, frozenset(study_uids))
+
+    def find(self, principal: Principal, request: dict[str, Any], now: float) -> list[Any]:
+        """/tools/find for a caller who is not an admin: the same answer Orthanc gives, trimmed."""
+        body = self._constrain(request, self.visible(principal, now))
+        if body is None:
+            return []
+        return self._core.post("/tools/find", json.dumps(body))
+
+    def listing(self, principal: Principal, level: str, expand: bool, since: int | None, limit: int | None,
+                now: float) -> list[Any]:
+        """GET /patients, /studies, /series, /instances (with expand, since, limit), trimmed."""
+        request: dict[str, Any] = {"Level": LEVEL_NAMES[level], "Query": {}, "Expand": expand}
+        if since is not None:
+            request["Since"] = since
+        if limit is not None:
+            request["Limit"] = limit
+        return self.find(principal, request, now)
+
+    def lookup(self, principal: Principal, body: bytes, now: float) -> list[Any]:
+        """/tools/lookup (a DICOM UID in, the resources that carry it out), kept to those the caller
+        holds a grant on."""
+        matches = self._core.post("/tools/lookup", body)
+        grants = self._access.grants_of(principal.username or "")
+        kept = []
+        for match in matches if isinstance(matches, list) else ():
+            level = LEVEL_OF_TYPE.get(match.get("Type")) if isinstance(match, dict) else None
+            located = self._access.locator.by_orthanc_id(level, str(match.get("ID", ""))) if level else None
+            if located is None:
+                continue
+            held = grants.on_patient(located.patient_id, now) if level == "patient" else \
+                grants.on_study(located.patient_id, located.study_uid or "", now)
+            if held.level is not None:
+                kept.append(match)
+        return kept
+
+    def statistics(self, principal: Principal, now: float) -> dict[str, int]:
+        """The caller's own counts (no disk sizes: those are the server's)."""
+        visible = self.visible(principal, now)
+        studies = self.find(principal, {"Level": "Study", "Query": {}, "Expand": True}, now)
+        instances = self.find(principal, {"Level": "Instance", "Query": {}}, now)
+        patients = self.find(principal, {"Level": "Patient", "Query": {}}, now) if visible.patient_ids else []
+        return {"CountPatients": len(patients), "CountStudies": len(studies),
+                "CountSeries": sum(len(s.get("Series", ())) for s in studies), "CountInstances": len(instances)}
+
+    def _constrain(self, request: dict[str, Any], visible: Visible) -> dict[str, Any] | None:
+        """The caller's find request with the visibility constraint added; None if nothing can match.
+
+        Patient level: PatientID among the granted patients (a study grant does not open the
+        patient's other studies, and the patient resource lists them). Other levels:
+        StudyInstanceUID among the visible studies. A caller's own constraint on the same tag,
+        however spelt, is intersected with ours rather than left to override it.
+        """
+        if not isinstance(request, dict):
+            raise BadRequest("the body of /tools/find must be a JSON object")
+        level = str(request.get("Level", "")).lower()
+        if level not in LEVEL_NAMES:
+            raise BadRequest('Level must be one of "Patient", "Study", "Series", "Instance"')
+        query = request.get("Query", {})
+        if not isinstance(query, dict) or not all(isinstance(v, str) for v in query.values()):
+            raise BadRequest("Query must be a JSON object of strings")
+        own_keys, allowed = (PATIENT_ID_KEYS, visible.patient_ids) if level == "patient" else \
+            (STUDY_UID_KEYS, visible.study_uids)
+        kept: dict[str, str] = {}
+        for key, value in query.items():
+            if _tag_key(key) in own_keys:
+                allowed = _matching(value, allowed)
+            else:
+                kept[key] = value
+        if not allowed:
+            return None
+        kept["PatientID" if level == "patient" else "StudyInstanceUID"] = _uid_list(allowed)
+        return {**request, "Query": kept}
+
+
+def _tag_key(key: str) -> str:
+    return key.strip().lower().replace(",", "").replace("(", "").replace(")", "")
+
+
+def _matching(pattern: str, values: frozenset[str]) -> frozenset[str]:
+    """The values a DICOM matching key selects: a list (`\\`), each item exact or with * and ?."""
+    if not pattern:
+        return values  # universal matching
+    found = set()
+    for item in pattern.split("\\"):
+        if any(w in item for w in WILDCARDS):
+            found.update(v for v in values if fnmatch.fnmatchcase(v, item.replace("[", "[[]")))
+        elif item in values:
+            found.add(item)
+    return frozenset(found)
+
+
+def _uid_list(values: frozenset[str] | set[str]) -> str:
+    r"""A DICOM list-of-values match. UIDs cannot hold `\`, `*` or `?`, and grants refuse
+    PatientIDs that do (services/grants.py), so each value matches only itself."""
+    return "\\".join(sorted(values))
