@@ -21,6 +21,8 @@ from plugin.services.core import CoreError
 from plugin.services.runtime import Runtime
 
 SINGULAR = {"patients": "patient", "studies": "study", "series": "series", "instances": "instance"}
+# Options of the resource lists and their /tools/find equivalents (Orthanc Explorer asks `full`).
+LIST_OPTIONS = {"expand": "Expand", "full": "Full", "short": "Short"}
 
 
 class CoreRefused(GateError):
@@ -43,9 +45,11 @@ def resource_list(runtime: Runtime, request: Request, plural: str) -> Response:
         return _audited(runtime, principal, request, "resource_list",
                         lambda: json.loads(runtime.core.get_raw(_with_query(request))))
     since, limit = _paging(request.query)
-    expand = "expand" in request.query and request.query["expand"].lower() not in ("false", "0")
+    options = {find_key: _flag(request.query[arg]) for arg, find_key in LIST_OPTIONS.items() if arg in request.query}
+    if "requestedTags" in request.query:
+        options["RequestedTags"] = [t for t in request.query["requestedTags"].split(";") if t]
     return _audited(runtime, principal, request, "resource_list", lambda: runtime.search.listing(
-        principal, SINGULAR[plural], expand, since, limit, runtime.clock()))
+        principal, SINGULAR[plural], options, since, limit, runtime.clock()))
 
 
 def tools_find(runtime: Runtime, request: Request) -> Response:
@@ -109,6 +113,11 @@ def _core_json(call) -> Response:  # noqa: ANN001
         return Response(200, call(), "application/json")
     except CoreError as exc:
         raise CoreRefused(exc) from None
+
+
+def _flag(value: str) -> bool:
+    """`?expand` alone means yes, as it does for Orthanc."""
+    return value.lower() not in ("false", "0")
 
 
 def _with_query(request: Request) -> str:

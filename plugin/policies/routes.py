@@ -132,6 +132,9 @@ def _classify_path(method: str, path: str, query: dict[str, str]) -> RouteInfo:
         if lower == "system":
             return RouteInfo("system_info", Action.VIEW, method, path, carries_phi=False)
         return RouteInfo("statistics", Action.LIST, method, path, trimmed=True)
+    if lower == "plugins" and path.lower() == "/plugins/explorer.js" and method in SAFE_METHODS:
+        # Orthanc Explorer loads the plugins' additions to its pages as one script.
+        return RouteInfo("ui_asset", Action.VIEW, method, path, carries_phi=False)
     if lower in ADMIN_FAMILIES:
         return RouteInfo(lower.replace("-", "_"), Action.ADMIN, method, path)
     if lower == "wado" and len(segments) == 1:

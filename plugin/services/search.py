@@ -57,10 +57,11 @@ class SearchService:
             return []
         return self._core.post("/tools/find", json.dumps(body))
 
-    def listing(self, principal: Principal, level: str, expand: bool, since: int | None, limit: int | None,
-                now: float) -> list[Any]:
-        """GET /patients, /studies, /series, /instances (with expand, since, limit), trimmed."""
-        request: dict[str, Any] = {"Level": LEVEL_NAMES[level], "Query": {}, "Expand": expand}
+    def listing(self, principal: Principal, level: str, options: dict[str, Any], since: int | None,
+                limit: int | None, now: float) -> list[Any]:
+        """GET /patients, /studies, /series, /instances (expand, full, short, requestedTags, since,
+        limit), trimmed; `options` are already in /tools/find's words (Expand, Full, ...)."""
+        request: dict[str, Any] = {"Level": LEVEL_NAMES[level], "Query": {}, **options}
         if since is not None:
             request["Since"] = since
         if limit is not None:
