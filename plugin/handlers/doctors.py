@@ -5,13 +5,10 @@ A partial change is sent as PUT /gate/api/doctors/{id}, as for users (Orthanc re
 
 from __future__ import annotations
 
-from plugin.errors import NotFound
-from plugin.handlers.http import Request, Response
+from plugin.handlers.http import Request, Response, record_id
 from plugin.handlers.users import _admin, _json_object
 from plugin.services import doctors
 from plugin.services.runtime import Runtime
-
-MAX_ID_DIGITS = 18  # beyond any stored id, and within the store's 64-bit integers
 
 
 def doctors_collection(runtime: Runtime, request: Request) -> Response:
@@ -27,9 +24,7 @@ def doctors_collection(runtime: Runtime, request: Request) -> Response:
 
 def doctor_resource(runtime: Runtime, request: Request, doctor_id: str) -> Response:
     actor = _admin(runtime, request)
-    if len(doctor_id) > MAX_ID_DIGITS:
-        raise NotFound(f"no doctor {doctor_id[:MAX_ID_DIGITS]}...")
-    number = int(doctor_id)
+    number = record_id(doctor_id, "doctor")
     if request.method == "GET":
         return Response.json(doctors.get_doctor(runtime.store, number))
     if request.method == "DELETE":

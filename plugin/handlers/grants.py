@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from plugin.handlers.api import caller
-from plugin.handlers.http import Request, Response
+from plugin.handlers.http import Request, Response, record_id
 from plugin.handlers.users import _admin, _json_object
 from plugin.services.runtime import Runtime
 
@@ -24,7 +24,7 @@ def grants_bulk(runtime: Runtime, request: Request) -> Response:
 
 def grant_resource(runtime: Runtime, request: Request, grant_id: str) -> Response:
     actor = _admin(runtime, request)
-    revoked = runtime.grants.revoke(actor, runtime.clock(), int(grant_id))
+    revoked = runtime.grants.revoke(actor, runtime.clock(), record_id(grant_id, "grant"))
     return Response.json({"revoked": True, "grant": revoked})
 
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs
 
-from plugin.errors import GateError
+from plugin.errors import GateError, NotFound
 
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
@@ -81,6 +81,16 @@ class Response:
         # 303 (not Orthanc's Redirect(), which sends a cacheable 301 and drops our headers).
         return Response(303, b"", "text/plain", {"Location": location, "Cache-Control": "no-store",
                                                   **(headers or {})})
+
+
+MAX_ID_DIGITS = 18  # store ids are 64-bit; a longer number can name nothing
+
+
+def record_id(text: str, what: str) -> int:
+    """The numeric id in a path (routes match [0-9]+); one too long to exist is simply unknown."""
+    if len(text) > MAX_ID_DIGITS:
+        raise NotFound(f"no {what} {text[:MAX_ID_DIGITS]}...")
+    return int(text)
 
 
 def error_response(error: GateError) -> Response:

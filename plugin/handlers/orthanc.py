@@ -45,7 +45,8 @@ def resource_list(runtime: Runtime, request: Request, plural: str) -> Response:
         return _audited(runtime, principal, request, "resource_list",
                         lambda: json.loads(runtime.core.get_raw(_with_query(request))))
     since, limit = _paging(request.query)
-    options = {find_key: _flag(request.query[arg]) for arg, find_key in LIST_OPTIONS.items() if arg in request.query}
+    # As for Orthanc, an option's presence turns it on, whatever its value.
+    options = {find_key: True for arg, find_key in LIST_OPTIONS.items() if arg in request.query}
     if "requestedTags" in request.query:
         options["RequestedTags"] = [t for t in request.query["requestedTags"].split(";") if t]
     return _audited(runtime, principal, request, "resource_list", lambda: runtime.search.listing(
@@ -67,6 +68,9 @@ def tools_find(runtime: Runtime, request: Request) -> Response:
 
 def tools_lookup(runtime: Runtime, request: Request) -> Response:
     principal = caller(runtime, request)
+    if principal.is_admin:
+        return _audited(runtime, principal, request, "tools_lookup",
+                        lambda: runtime.core.post(request.path, request.body))
     return _audited(runtime, principal, request, "tools_lookup",
                     lambda: runtime.search.lookup(principal, request.body, runtime.clock()))
 
@@ -113,11 +117,6 @@ def _core_json(call) -> Response:  # noqa: ANN001
         return Response(200, call(), "application/json")
     except CoreError as exc:
         raise CoreRefused(exc) from None
-
-
-def _flag(value: str) -> bool:
-    """`?expand` alone means yes, as it does for Orthanc."""
-    return value.lower() not in ("false", "0")
 
 
 def _with_query(request: Request) -> str:

@@ -14,7 +14,7 @@ from typing import Any
 
 from plugin.errors import BadRequest, Forbidden
 from plugin.handlers.api import caller
-from plugin.handlers.http import BadBody, Request, Response
+from plugin.handlers.http import BadBody, Request, Response, record_id
 from plugin.policies.csrf import csrf_ok
 from plugin.policies.routes import SAFE_METHODS
 from plugin.services import users
@@ -82,9 +82,9 @@ def api_keys(runtime: Runtime, request: Request) -> Response:
 
 def api_key(runtime: Runtime, request: Request, key_id: str) -> Response:
     actor = _admin(runtime, request)
-    users.revoke_api_key(runtime.store, runtime.audit_now, actor, runtime.clock(), int(key_id))
+    users.revoke_api_key(runtime.store, runtime.audit_now, actor, runtime.clock(), record_id(key_id, "API key"))
     runtime.authenticator.invalidate()  # the key stops working at once on this node
-    return Response.json({"revoked": True, "id": int(key_id)})
+    return Response.json({"revoked": True, "id": record_id(key_id, "API key")})
 
 
 def _admin(runtime: Runtime, request: Request) -> users.Actor:

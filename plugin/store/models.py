@@ -130,6 +130,7 @@ class Doctor(Base):
     """A registered doctor: who referrals are matched to and grants can name."""
 
     __tablename__ = "doctors"
+    __table_args__ = {"sqlite_autoincrement": True}  # ids are never reused (grants keep old ones)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     hpcsa_number: Mapped[str] = mapped_column(String(16), unique=True)

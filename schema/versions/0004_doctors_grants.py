@@ -28,6 +28,8 @@ def upgrade() -> None:
         sa.Column("username", sa.String(128), nullable=True, unique=True),
         sa.Column("created_at", sa.Float, nullable=False),
         sa.Column("updated_at", sa.Float, nullable=False),
+        # Ids are never reused: old grants name a deleted doctor's id, and must not reach a new one.
+        sqlite_autoincrement=True,
     )
     op.create_table(
         "grants",
