@@ -147,12 +147,17 @@ class GateService:
                     now: float, scope: Scope) -> ReadWindow | None:
         """The audit window covering this read once its row is durable; None (and a denial) if not.
 
-        Reads coalesce by (actor, resource, action, outcome); the reason tells outcomes apart.
+        Reads coalesce by (actor, what was read, action, outcome), what was read being the study
+        (or patient) once located, so a viewer's hundreds of frame requests on one study make one
+        row with a count; the reason tells outcomes apart.
         """
         if not self._health.ok:
             self._deny(principal, route, ip, now, f"store unavailable: {self._health.error}", scope)
             return None
-        audit_key = (principal.username, route.family, route.resource_id or route.path, route.action.value, reason)
+        subject: Hashable = (route.family, route.resource_id or route.path)
+        if scope.located:
+            subject = scope.study_uids or scope.patient_ids
+        audit_key = (principal.username, subject, route.action.value, reason)
         window = self._audit.cover_read(
             audit_key, lambda: audit_record(principal, route, ip, now, "allow", reason, scope), now)
         if window is None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import Row, or_, select, update
 from sqlalchemy.orm import Session as DbSession
 
 from plugin.store.models import Doctor, Grant, GrantVersion
@@ -23,13 +23,16 @@ def doctor_ids_of_user(db: DbSession, username: str) -> list[int]:
     return list(db.execute(select(Doctor.id).where(Doctor.username == username)).scalars())
 
 
-def active_grants_of_user(db: DbSession, username: str, now: float) -> list[Grant]:
-    """Unrevoked, unexpired grants naming the user or a doctor tied to the user (two indexed queries)."""
+def active_grants_of_user(db: DbSession, username: str, now: float) -> list[Row]:
+    """(patient_id, study_uid, level, expires_at) of the unrevoked, unexpired grants naming the user
+    or a doctor tied to the user: two indexed queries, plain rows (no ORM objects: this runs on
+    the request path whenever a caller's grants are not cached)."""
+    columns = (Grant.patient_id, Grant.study_uid, Grant.level, Grant.expires_at)
     live = [Grant.revoked_at.is_(None), or_(Grant.expires_at.is_(None), Grant.expires_at > now)]
-    rows = list(db.execute(select(Grant).where(Grant.subject_user == username, *live)).scalars())
+    rows = list(db.execute(select(*columns).where(Grant.subject_user == username, *live)))
     doctor_ids = doctor_ids_of_user(db, username)
     if doctor_ids:
-        rows += db.execute(select(Grant).where(Grant.subject_doctor_id.in_(doctor_ids), *live)).scalars()
+        rows += db.execute(select(*columns).where(Grant.subject_doctor_id.in_(doctor_ids), *live))
     return rows
 
 
