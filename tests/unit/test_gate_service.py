@@ -7,15 +7,22 @@ from collections.abc import Iterator
 import pytest
 
 from plugin.audit.log import AuditLog
+from plugin.errors import StoreUnavailable
 from plugin.identity.authenticate import SESSION_COOKIE, Authenticator
 from plugin.services import accounts
+from plugin.services.access import AccessService, ResourceLocator
 from plugin.services.gate import GateService
 from plugin.store import audit as audit_rows
+from plugin.store import grants as grant_store
 from plugin.store.db import Store
+from plugin.store.models import Grant
+from tests.unit.conftest import T0
+from tests.unit.fake_core import FakeCore
 
 pytestmark = pytest.mark.usefixtures("cheap_argon2")
 
 PID = "b9c08539-26f93bde-c81ab0d7-bffaf2cb-a4d0bdd0"
+STUDY = f"/studies/{PID}"  # not in the fake core: located nowhere, so for admins only
 IP = "10.0.0.7"
 IDENTITY_TTL, DECISION_TTL = 2.0, 1.0
 
@@ -27,7 +34,9 @@ class Gate:
         self.store, self.log, self.clock = store, log, clock
         # No role needs a one-time code here: MFA has its own tests (test_mfa.py).
         self.auth = Authenticator(store, IDENTITY_TTL, 60.0, 1800.0, clock=clock, mfa_required_roles=frozenset())
-        self.service = GateService(store, self.auth, log, decision_ttl, clock=clock)
+        self.core = FakeCore()
+        self.access = AccessService(store, ResourceLocator(self.core), clock=clock)
+        self.service = GateService(store, self.auth, log, self.access, decision_ttl, clock=clock)
         self.events: list = []
 
     def sink(self, event) -> bool:
@@ -38,13 +47,30 @@ class Gate:
         accounts.create_user(self.store, self.sink, "test", self.clock(), username, roles, f"{username} password 1")
         return accounts.create_api_key(self.store, self.sink, "test", self.clock(), "tests", username)
 
-    def check(self, method: str, uri: str, headers: dict[str, str] | None = None,
-              query: dict[str, str] | None = None) -> bool:
-        """What entry.py's filter does: the remembered decision first, the full check if none."""
+    @staticmethod
+    def memo_key(method: str, uri: str, headers: dict[str, str] | None = None,
+                 query: dict[str, str] | None = None) -> tuple:
         headers, query = headers or {}, query or {}
-        memo_key = (method, uri, headers.get("authorization"), headers.get("cookie"),
-                    headers.get("x-http-method-override"), tuple(query.items()) or None)
-        return self.service.remembered(memo_key) or self.service.check(method, uri, IP, headers, query, memo_key)
+        return (method, uri, headers.get("authorization"), headers.get("cookie"),
+                headers.get("x-http-method-override"), tuple(query.items()) or None)
+
+    def check(self, method: str, uri: str, headers: dict[str, str] | None = None,
+              query: dict[str, str] | None = None, body: bytes = b"") -> bool:
+        """What entry.py's filter does: the remembered decision first, the full check if none."""
+        memo_key = self.memo_key(method, uri, headers, query)
+        return self.service.remembered(memo_key) or self.service.check(method, uri, IP, headers or {}, query or {},
+                                                                        memo_key, body)
+
+    def grant(self, level: str, expires_at: float | None = None, **target: str) -> int:
+        with self.store.transaction() as db:
+            [added] = grant_store.add_grants(db, [Grant(
+                subject_user="drnkosi", level=level, expires_at=expires_at, source="manual", created_at=self.clock(),
+                created_by="test", **target)])
+            return added.id
+
+    def revoke(self, grant_id: int) -> None:
+        with self.store.transaction() as db:
+            grant_store.revoke_grants(db, [grant_store.grant_by_id(db, grant_id)], self.clock(), "test")
 
     def rows(self) -> list[dict]:
         self.log.flush()
@@ -92,11 +118,11 @@ def doctor_key(gate) -> str:
 
 
 def test_admin_api_key_is_allowed_and_audited(gate, admin_key):
-    assert gate.check("GET", "/patients", bearer(admin_key)) is True
+    assert gate.check("GET", STUDY, bearer(admin_key)) is True
     [row] = gate.rows()
     assert (row["actor"], row["roles"], row["outcome"], row["reason"]) == ("root1", "admin", "allow", "admin")
     assert (row["method"], row["path"], row["route_class"], row["action"], row["source_ip"]) == \
-        ("GET", "/patients", "resource_list", "list", IP)
+        ("GET", STUDY, "studies", "view", IP)
 
 
 def test_allowed_read_is_durable_before_check_returns(gate, admin_key):
@@ -155,16 +181,168 @@ def test_ui_asset_is_allowed_for_a_doctor_without_audit(gate, doctor_key):
     assert gate.rows() == []
 
 
+# -- grants through the gate ----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def study(gate):
+    """Study 1.1 of patient PAT-1, known to the gate's (fake) Orthanc core."""
+    return gate.core.add_study("PAT-1", "1.1")
+
+
+def test_a_doctor_with_a_grant_is_allowed_and_the_audit_names_patient_and_study(gate, doctor_key, study):
+    gate.grant("view_only", study_uid="1.1")
+    assert gate.check("GET", f"/studies/{study.study}", bearer(doctor_key)) is True
+    [row] = gate.rows()
+    assert (row["actor"], row["outcome"], row["reason"], row["action"]) == ("drnkosi", "allow", "grant view_only",
+                                                                            "view")
+    assert (row["patient_id"], row["study_uid"], row["orthanc_id"], row["level"]) == ("PAT-1", "1.1", study.study,
+                                                                                      "study")
+
+
+def test_a_doctor_without_a_grant_is_denied_and_the_denial_names_patient_and_study(gate, doctor_key, study):
+    gate.grant("full", study_uid="9.9")  # another study
+    assert gate.check("GET", f"/instances/{study.instance}/preview", bearer(doctor_key)) is False
+    [row] = gate.rows()
+    assert (row["outcome"], row["reason"], row["patient_id"], row["study_uid"]) == (
+        "deny", "no grant for this resource", "PAT-1", "1.1")
+
+
+def test_a_grant_below_what_the_route_needs_is_denied_naming_both(gate, doctor_key, study):
+    gate.grant("view_only", patient_id="PAT-1")
+    assert gate.check("GET", f"/instances/{study.instance}/file", bearer(doctor_key)) is False
+    assert gate.rows()[0]["reason"] == "grant view_only does not allow download (needs download)"
+
+
+def test_a_change_allowed_by_a_grant_gets_its_own_audit_row(gate, doctor_key, study):
+    gate.grant("annotate", study_uid="1.1")
+    assert gate.check("PUT", f"/studies/{study.study}/labels/urgent", bearer(doctor_key)) is True
+    with gate.store.read() as session:  # durable before the check returned
+        [row] = list(audit_rows.iter_events(session))
+    assert (row["action"], row["reason"], row["study_uid"]) == ("annotate", "grant annotate", "1.1")
+
+
+def test_an_admins_audit_row_names_patient_and_study_too(gate, admin_key, study):
+    assert gate.check("GET", f"/series/{study.series}", bearer(admin_key)) is True
+    [row] = gate.rows()
+    assert (row["reason"], row["patient_id"], row["study_uid"]) == ("admin", "PAT-1", "1.1")
+
+
+def test_the_gate_asks_for_no_scope_on_routes_that_name_no_granted_resource(gate, doctor_key, study):
+    gate.check("GET", "/changes", bearer(doctor_key))
+    gate.check("GET", "/app/explorer.html", bearer(doctor_key))
+    gate.check("GET", "/patients", bearer(doctor_key))
+    assert gate.core.calls == []
+
+
+def test_grants_that_cannot_be_read_deny_naming_the_store(gate, doctor_key, study, monkeypatch):
+    def down(_username):
+        raise StoreUnavailable("store unavailable: disk I/O error")
+
+    monkeypatch.setattr(gate.access, "grants_of", down)
+    assert gate.check("GET", f"/studies/{study.study}", bearer(doctor_key)) is False
+    [row] = gate.rows()
+    assert (row["outcome"], row["reason"]) == ("deny", "store unavailable: disk I/O error")
+
+
+def test_a_remembered_decision_is_dropped_when_grants_change(gate, doctor_key, study):
+    grant_id = gate.grant("view_only", study_uid="1.1")
+    path = f"/studies/{study.study}"
+    assert gate.check("GET", path, bearer(doctor_key)) is True
+    memo = gate.memo_key("GET", path, bearer(doctor_key))
+    assert gate.service.remembered(memo)
+    gate.revoke(grant_id)
+    assert gate.service.remembered(memo)  # the store changed, but nobody has said so yet
+    gate.access.invalidate()  # what GrantService.revoke does after writing
+    assert not gate.service.remembered(memo)
+    assert gate.check("GET", path, bearer(doctor_key)) is False
+    [denied] = [r for r in gate.rows() if r["outcome"] == "deny"]
+    assert denied["reason"] == "no grant for this resource"
+
+
+def test_a_decision_made_while_grants_changed_is_not_remembered(gate, doctor_key, study, monkeypatch):
+    gate.grant("view_only", study_uid="1.1")
+    path = f"/studies/{study.study}"
+    real_scope = gate.access.scope
+
+    def scope_then_invalidate(*args):
+        found = real_scope(*args)
+        gate.access.invalidate()  # a grant change lands mid-check
+        return found
+
+    monkeypatch.setattr(gate.access, "scope", scope_then_invalidate)
+    assert gate.check("GET", path, bearer(doctor_key)) is True
+    assert not gate.service.remembered(gate.memo_key("GET", path, bearer(doctor_key)))
+
+
+def test_a_remembered_decision_never_outlives_the_grant(new_gate, clock):
+    gate = new_gate(decision_ttl=100.0)
+    doctor_key = gate.add_user("drnkosi", ["referring_doctor"])
+    study = gate.core.add_study("PAT-1", "1.1")
+    gate.grant("download", expires_at=T0 + 0.5, study_uid="1.1")
+    path = f"/instances/{study.instance}/file"
+    memo = gate.memo_key("GET", path, bearer(doctor_key))
+    assert gate.check("GET", path, bearer(doctor_key)) is True
+    clock.advance(0.499)
+    assert gate.service.remembered(memo)
+    clock.now = T0 + 0.5  # the grant's expiry, to the instant
+    assert not gate.service.remembered(memo)
+    assert gate.check("GET", path, bearer(doctor_key)) is False
+    [denied] = [r for r in gate.rows() if r["outcome"] == "deny"]
+    assert denied["reason"] == "no grant for this resource"
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "A remembered GET /tools/create-archive?resources=A,B lives until the expiry of the lowest level held "
+    "(download on A, never), not until the earliest expiry over A and B (full on B, at T0+0.5): the archive "
+    "of B stays allowed after B's grant expired, until DecisionCacheSeconds pass. Cause: "
+    "services/access.py _lowest() (see test_access_service)."))
+def test_a_remembered_archive_never_outlives_the_grant_on_any_resource_it_names(new_gate, clock):
+    gate = new_gate(decision_ttl=100.0)
+    doctor_key = gate.add_user("drnkosi", ["referring_doctor"])
+    a, b = gate.core.add_study("PAT-1", "1.1"), gate.core.add_study("PAT-2", "2.1")
+    gate.grant("download", study_uid="1.1")
+    gate.grant("full", expires_at=T0 + 0.5, study_uid="2.1")
+    query = {"resources": f"{a.study},{b.study}"}
+    assert gate.check("GET", "/tools/create-archive", bearer(doctor_key), query) is True
+    clock.now = T0 + 0.5
+    assert not gate.service.remembered(gate.memo_key("GET", "/tools/create-archive", bearer(doctor_key), query))
+
+
+def test_trimmed_routes_are_neither_audited_nor_remembered_by_the_gate(gate, doctor_key, admin_key):
+    for key in (doctor_key, admin_key):
+        for method, path in (("GET", "/patients"), ("GET", "/studies"), ("GET", "/statistics"),
+                             ("POST", "/tools/find"), ("POST", "/tools/lookup")):
+            assert gate.check(method, path, bearer(key)) is True
+            assert not gate.service.remembered(gate.memo_key(method, path, bearer(key)))
+    assert gate.rows() == []  # their handlers audit what the answer held
+
+
+def test_a_trimmed_route_is_still_refused_to_anonymous_callers(gate):
+    assert gate.check("GET", "/statistics") is False
+    assert gate.rows()[0]["reason"] == "authentication required"
+
+
 # -- CSRF through the gate --------------------------------------------------------------------------------
 
 
 def test_session_write_without_csrf_token_is_denied_and_with_it_allowed(gate, admin_key, clock):
     signed = accounts.sign_in(gate.store, gate.sink, gate.auth, clock(), "root1", "root1 password 1", IP, 1800, 3600)
     cookie = {"cookie": f"{SESSION_COOKIE}={signed.token}", "host": "pacs:8042"}
-    assert gate.check("POST", "/tools/find", {**cookie, "origin": "https://evil.example.com"}) is False
-    assert gate.check("POST", "/tools/find", {**cookie, "x-csrf-token": signed.csrf_token}) is True
+    modify = f"/studies/{PID}/modify"
+    assert gate.check("POST", modify, {**cookie, "origin": "https://evil.example.com"}) is False
+    assert gate.check("POST", modify, {**cookie, "x-csrf-token": signed.csrf_token}) is True
     denied, allowed = gate.rows()
     assert "CSRF" in denied["reason"] and allowed["outcome"] == "allow"
+
+
+def test_a_trimmed_search_needs_the_csrf_token_too(gate, admin_key, clock):
+    signed = accounts.sign_in(gate.store, gate.sink, gate.auth, clock(), "root1", "root1 password 1", IP, 1800, 3600)
+    cookie = {"cookie": f"{SESSION_COOKIE}={signed.token}", "host": "pacs:8042"}
+    assert gate.check("POST", "/tools/find", {**cookie, "origin": "https://evil.example.com"}) is False
+    assert gate.check("POST", "/tools/find", {**cookie, "x-csrf-token": signed.csrf_token}) is True
+    [denied] = gate.rows()  # the allowed one is audited by its handler
+    assert "CSRF" in denied["reason"]
 
 
 # -- the decision cache ------------------------------------------------------------------------------------
@@ -186,15 +364,15 @@ def test_cached_decisions_count_reads_across_cache_expiry(gate, admin_key, clock
 
 
 def test_cache_hit_skips_identification(gate, admin_key, monkeypatch):
-    gate.check("GET", "/patients", bearer(admin_key))
+    gate.check("GET", STUDY, bearer(admin_key))
     monkeypatch.setattr(gate.auth, "identify", lambda headers, ip="": pytest.fail("identified again"))
-    assert gate.check("GET", "/patients", bearer(admin_key))
+    assert gate.check("GET", STUDY, bearer(admin_key))
 
 
 def test_cached_allow_is_not_given_to_other_credentials(gate, admin_key, doctor_key):
-    assert gate.check("GET", "/patients", bearer(admin_key))
-    assert not gate.check("GET", "/patients")
-    assert not gate.check("GET", "/patients", bearer(doctor_key))
+    assert gate.check("GET", STUDY, bearer(admin_key))
+    assert not gate.check("GET", STUDY)
+    assert not gate.check("GET", STUDY, bearer(doctor_key))
 
 
 def test_cached_allow_is_not_given_to_an_override(gate, admin_key, doctor_key):
@@ -204,29 +382,29 @@ def test_cached_allow_is_not_given_to_an_override(gate, admin_key, doctor_key):
 
 
 def test_invalidate_makes_the_next_request_identify_again(gate, admin_key, clock):
-    assert gate.check("GET", "/patients", bearer(admin_key))
+    assert gate.check("GET", STUDY, bearer(admin_key))
     accounts.disable_user(gate.store, gate.sink, "test", clock(), "root1")
     gate.auth.invalidate()
-    assert gate.check("GET", "/patients", bearer(admin_key)) is False
+    assert gate.check("GET", STUDY, bearer(admin_key)) is False
     assert gate.rows()[-1]["reason"] == "authentication required (account disabled)"
 
 
 def test_cached_decision_does_not_outlive_the_identity(new_gate, clock):
     gate = new_gate(decision_ttl=100.0)
     admin_key = gate.add_user("root1", ["admin"])
-    assert gate.check("GET", "/patients", bearer(admin_key))
+    assert gate.check("GET", STUDY, bearer(admin_key))
     accounts.disable_user(gate.store, gate.sink, "test", clock(), "root1")
     clock.advance(IDENTITY_TTL)
-    assert gate.check("GET", "/patients", bearer(admin_key)) is False
+    assert gate.check("GET", STUDY, bearer(admin_key)) is False
 
 
 def test_forget_remembered_drops_cached_decisions(gate, admin_key, monkeypatch):
-    gate.check("GET", "/patients", bearer(admin_key))
+    gate.check("GET", STUDY, bearer(admin_key))
     gate.service.forget_remembered()
     calls: list[int] = []
     real = gate.auth.identify
     monkeypatch.setattr(gate.auth, "identify", lambda headers, ip="": calls.append(1) or real(headers, ip))
-    gate.check("GET", "/patients", bearer(admin_key))
+    gate.check("GET", STUDY, bearer(admin_key))
     assert calls == [1]
 
 
@@ -250,7 +428,7 @@ def test_unhealthy_store_denies_phi_routes_naming_the_store(new_gate):
     gate = new_gate(start=False)  # no writer: nothing can mark the store healthy behind the test's back
     admin_key = gate.add_user("root1", ["admin"])
     gate.store.health.mark_failed(OSError("disk I/O error"))
-    assert gate.check("GET", "/patients", bearer(admin_key)) is False
+    assert gate.check("GET", STUDY, bearer(admin_key)) is False
     assert gate.check("GET", "/gate/health") is True  # no patient data: still served
     [row] = gate.rows()
     assert row["outcome"] == "deny" and row["reason"] == "store unavailable: disk I/O error"
@@ -260,10 +438,10 @@ def test_unhealthy_store_denies_a_cached_decision_too(new_gate):
     gate = new_gate(start=False)
     admin_key = gate.add_user("root1", ["admin"])
     gate.log.start()
-    assert gate.check("GET", "/patients", bearer(admin_key))
+    assert gate.check("GET", STUDY, bearer(admin_key))
     gate.log.stop()
     gate.store.health.mark_failed(OSError("disk I/O error"))
-    assert gate.check("GET", "/patients", bearer(admin_key)) is False
+    assert gate.check("GET", STUDY, bearer(admin_key)) is False
 
 
 def test_internal_error_denial_is_audited(gate):

@@ -22,8 +22,8 @@ SOP_UID = "1.2.826.0.1.3680043.10.1192.1.1.1"
 DW_INSTANCE = f"/dicom-web/studies/{STUDY_UID}/series/{SERIES_UID}/instances/{SOP_UID}"
 WADO = {"requestType": "WADO", "studyUID": STUDY_UID, "seriesUID": SERIES_UID, "objectUID": SOP_UID}
 
-L, V, D, M, X, A, P = (Action.LIST, Action.VIEW, Action.DOWNLOAD, Action.MODIFY, Action.DELETE, Action.ADMIN,
-                       Action.PUBLIC)
+L, V, D, N, R, M, X, A, P = (Action.LIST, Action.VIEW, Action.DOWNLOAD, Action.ANNOTATE, Action.REPORT,
+                             Action.MODIFY, Action.DELETE, Action.ADMIN, Action.PUBLIC)
 BAD = "malformed"
 
 # (method, path, query, headers, expected family, expected action)
@@ -56,12 +56,17 @@ ROUTES: list[tuple[str, str, dict[str, str], dict[str, str], str, Action]] = [
     ("GET", f"/instances/{PID}/content/0010-0010", {}, {}, "instances", V),
     ("GET", f"/instances/{PID}/metadata", {}, {}, "instances", V),
     ("GET", f"/instances/{PID}/metadata/ReceptionDate", {}, {}, "instances", V),
-    ("PUT", f"/instances/{PID}/metadata/1024", {}, {}, "instances", M),
-    ("DELETE", f"/instances/{PID}/metadata/1024", {}, {}, "instances", X),
+    ("PUT", f"/instances/{PID}/metadata/1024", {}, {}, "instances", N),  # annotations live in metadata
+    ("DELETE", f"/instances/{PID}/metadata/1024", {}, {}, "instances", N),
+    ("PUT", f"/studies/{PID}/metadata/1024", {}, {}, "studies", N),
+    ("PUT", f"/studies/{PID}/metadata", {}, {}, "studies", M),  # no name: not an annotation
+    ("POST", f"/studies/{PID}/metadata/1024", {}, {}, "studies", M),
     ("GET", f"/instances/{PID}/attachments", {}, {}, "instances", D),
     ("GET", f"/instances/{PID}/attachments/dicom/data", {}, {}, "instances", D),
-    ("PUT", f"/instances/{PID}/attachments/1025", {}, {}, "instances", M),
-    ("DELETE", f"/instances/{PID}/attachments/1025", {}, {}, "instances", X),
+    ("PUT", f"/instances/{PID}/attachments/1025", {}, {}, "instances", R),  # a report attached
+    ("DELETE", f"/instances/{PID}/attachments/1025", {}, {}, "instances", R),
+    ("POST", f"/studies/{PID}/attachments/1025/compress", {}, {}, "studies", R),
+    ("PUT", f"/studies/{PID}/attachments", {}, {}, "studies", M),  # no name: not a report
     ("DELETE", f"/instances/{PID}/file", {}, {}, "instances", X),
     ("GET", f"/studies/{PID}/statistics", {}, {}, "studies", V),
     ("GET", f"/studies/{PID}/module", {}, {}, "studies", V),
@@ -74,8 +79,9 @@ ROUTES: list[tuple[str, str, dict[str, str], dict[str, str], str, Action]] = [
     ("POST", f"/instances/{PID}/export", {}, {}, "instances", M),
     ("POST", f"/studies/{PID}/reconstruct", {}, {}, "studies", M),
     ("GET", f"/studies/{PID}/labels", {}, {}, "studies", V),
-    ("PUT", f"/studies/{PID}/labels/urgent", {}, {}, "studies", M),
-    ("DELETE", f"/studies/{PID}/labels/urgent", {}, {}, "studies", X),
+    ("PUT", f"/studies/{PID}/labels/urgent", {}, {}, "studies", N),
+    ("DELETE", f"/studies/{PID}/labels/urgent", {}, {}, "studies", N),
+    ("POST", f"/studies/{PID}/labels/urgent", {}, {}, "studies", M),
     ("GET", f"/series/{PID}/numpy", {}, {}, "series", V),
     ("PUT", f"/patients/{PID}/protected", {}, {}, "patients", M),
     ("DELETE", f"/patients/{PID}", {}, {}, "patients", X),
@@ -86,6 +92,7 @@ ROUTES: list[tuple[str, str, dict[str, str], dict[str, str], str, Action]] = [
     ("POST", "/tools/find", {}, {}, "tools_find", L),
     ("POST", "/tools/count-resources", {}, {}, "tools_find", L),
     ("POST", "/tools/lookup", {}, {}, "tools_lookup", L),
+    ("POST", "/tools/find/extra", {}, {}, "tools_find", L),  # not the route the plugin answers
     ("POST", "/tools/create-archive", {}, {}, "tools_archive", D),
     ("GET", "/tools/create-archive", {"resources": PID}, {}, "tools_archive", D),
     ("POST", "/tools/create-media", {}, {}, "tools_archive", D),
@@ -116,9 +123,16 @@ ROUTES: list[tuple[str, str, dict[str, str], dict[str, str], str, Action]] = [
     ("GET", "/queries/abc/answers/0/content", {}, {}, "queries", A),
     ("POST", "/queries/abc/retrieve", {}, {}, "queries", A),
     ("GET", "/plugins", {}, {}, "plugins", A),
-    ("GET", "/plugins/explorer.js", {}, {}, "plugins", A),
-    ("GET", "/system", {}, {}, "system", A),
-    ("GET", "/statistics", {}, {}, "statistics", A),
+    ("GET", "/plugins/dicom-web", {}, {}, "plugins", A),
+    ("POST", "/plugins/explorer.js", {}, {}, "plugins", A),
+    ("GET", "/system", {}, {}, "system_info", V),  # name and version: Orthanc Explorer asks first
+    ("GET", "/SYSTEM", {}, {}, "system_info", V),
+    ("POST", "/system", {}, {}, "system", A),
+    ("HEAD", "/system", {}, {}, "system", A),
+    ("GET", "/system/x", {}, {}, "system", A),
+    ("GET", "/statistics", {}, {}, "statistics", L),  # the caller's own counts, trimmed
+    ("POST", "/statistics", {}, {}, "statistics", A),
+    ("GET", "/statistics/x", {}, {}, "statistics", A),
     ("POST", "/storage-commitment/abc/remove", {}, {}, "storage_commitment", A),
     # -- Orthanc Explorer (1 and 2) static files -------------------------------------------------
     ("GET", "/app/explorer.html", {}, {}, "ui_asset", V),
@@ -127,6 +141,8 @@ ROUTES: list[tuple[str, str, dict[str, str], dict[str, str], str, Action]] = [
     ("GET", "/ui/app/", {}, {}, "ui_asset", V),
     ("GET", "/ui/app/index.html", {}, {}, "ui_asset", V),
     ("GET", "/favicon.ico", {}, {}, "ui_asset", V),
+    ("GET", "/plugins/explorer.js", {}, {}, "ui_asset", V),  # the plugins' additions to Explorer
+    ("GET", "/Plugins/Explorer.js", {}, {}, "ui_asset", V),
     ("GET", "/ui", {}, {}, "unknown", A),
     ("GET", "/ui/api/configuration", {}, {}, "unknown", A),
     # -- WADO-URI -----------------------------------------------------------------------------------
@@ -137,8 +153,13 @@ ROUTES: list[tuple[str, str, dict[str, str], dict[str, str], str, Action]] = [
     ("POST", "/wado", WADO, {}, "wado", M),
     ("GET", "/wado/extra", WADO, {}, "unknown", A),
     # -- DICOMweb -----------------------------------------------------------------------------------
-    ("GET", "/dicom-web/studies", {"PatientID": "123"}, {}, "dicomweb", L),
-    ("POST", "/dicom-web/studies", {}, {}, "dicomweb", M),  # STOW-RS
+    ("GET", "/dicom-web/studies", {"PatientID": "123"}, {}, "dicomweb_search", L),
+    ("GET", "/dicom-web/studies", {"StudyInstanceUID": STUDY_UID}, {}, "dicomweb_search", L),
+    ("GET", "/dicom-web/studies/", {}, {}, "dicomweb_search", L),
+    ("POST", "/dicom-web/studies", {}, {}, "dicomweb_admin", A),  # STOW-RS into no study
+    ("POST", f"/dicom-web/studies/{STUDY_UID}", {}, {}, "dicomweb", N),  # STOW-RS into one study
+    ("PUT", f"/dicom-web/studies/{STUDY_UID}", {}, {}, "dicomweb", M),
+    ("POST", f"/dicom-web/studies/{STUDY_UID}/series", {}, {}, "dicomweb", M),
     ("GET", f"/dicom-web/studies/{STUDY_UID}", {}, {}, "dicomweb", D),
     ("DELETE", f"/dicom-web/studies/{STUDY_UID}", {}, {}, "dicomweb", X),
     ("GET", f"/dicom-web/studies/{STUDY_UID}/series", {}, {}, "dicomweb", L),
@@ -151,8 +172,9 @@ ROUTES: list[tuple[str, str, dict[str, str], dict[str, str], str, Action]] = [
     ("GET", f"{DW_INSTANCE}/bulk/7fe00010", {}, {}, "dicomweb", V),
     ("GET", f"/dicom-web/studies/{STUDY_UID}/metadata", {}, {}, "dicomweb", V),
     ("GET", f"/dicom-web/studies/{STUDY_UID}/thumbnail", {}, {}, "dicomweb", V),
-    ("GET", "/dicom-web/series", {}, {}, "dicomweb", L),
-    ("GET", "/dicom-web/instances", {}, {}, "dicomweb", L),
+    ("GET", "/dicom-web/series", {}, {}, "dicomweb_search", L),
+    ("GET", "/dicom-web/instances", {"00100020": "123"}, {}, "dicomweb_search", L),
+    ("POST", "/dicom-web/series", {}, {}, "dicomweb_admin", A),
     ("GET", f"/dicom-web/series/{SERIES_UID}", {}, {}, "dicomweb_admin", A),
     ("POST", "/dicom-web/servers/x/retrieve", {}, {}, "dicomweb_admin", A),
     ("GET", "/dicom-web/servers", {}, {}, "dicomweb_admin", A),
@@ -197,7 +219,7 @@ ROUTES: list[tuple[str, str, dict[str, str], dict[str, str], str, Action]] = [
     ("GET", f"/Studies/{PID}/ARCHIVE", {}, {}, "studies", D),
     ("POST", "/TOOLS/FIND", {}, {}, "tools_find", L),
     ("GET", "/Changes", {}, {}, "changes", A),
-    ("GET", "/DICOM-WEB/studies", {}, {}, "dicomweb", L),
+    ("GET", "/DICOM-WEB/studies", {}, {}, "dicomweb_search", L),
     ("GET", "/WADO", {**WADO, "contentType": "image/jpeg"}, {}, "wado", V),
     ("GET", "/gate/health/", {}, {}, "gate_public", P),
     ("GET", "/gate//login", {}, {}, "gate_public", P),
@@ -210,7 +232,10 @@ ROUTES: list[tuple[str, str, dict[str, str], dict[str, str], str, Action]] = [
     ("POST", f"/patients/{PID}", {}, {"x-http-method-override": " delete "}, "patients", X),
     ("GET", f"/patients/{PID}", {"_method": "DELETE"}, {"x-http-method-override": "DELETE"}, "patients", X),
     ("GET", f"/instances/{PID}/file", {"_method": "DELETE"}, {}, "instances", X),
-    ("GET", f"/studies/{PID}/labels/x", {"_method": "PUT"}, {}, "studies", M),
+    ("GET", f"/studies/{PID}/labels/x", {"_method": "PUT"}, {}, "studies", N),
+    ("GET", f"/instances/{PID}/attachments/1025", {"_method": "DELETE"}, {}, "instances", R),
+    ("GET", "/patients", {"_method": "DELETE"}, {}, "resource_list", X),
+    ("GET", "/dicom-web/studies", {"_method": "POST"}, {}, "dicomweb_admin", A),
     ("POST", f"/patients/{PID}/modify", {"_method": "GET"}, {}, "patients", M),
     ("GET", f"/patients/{PID}", {"_method": ""}, {}, "patients", V),
     ("GET", f"/patients/{PID}", {"_method": "DELETE"}, {"x-http-method-override": "PUT"}, BAD, A),
@@ -234,8 +259,8 @@ EXPECTED_FAMILIES = {
     "resource_list", "patients", "studies", "series", "instances",
     "tools_find", "tools_lookup", "tools_archive", "tools_bulk", "tools_other",
     "changes", "exports", "jobs", "modalities", "peers", "queries", "plugins", "system", "statistics",
-    "storage_commitment",
-    "ui_asset", "wado", "dicomweb", "dicomweb_admin", "webdav",
+    "storage_commitment", "system_info",
+    "ui_asset", "wado", "dicomweb", "dicomweb_search", "dicomweb_admin", "webdav",
     "gate_public", "gate", "share", "root", "unknown", "malformed",
 }
 
@@ -263,8 +288,9 @@ def _families_named_in_routes_module() -> set[str]:
     for node in ast.walk(tree):
         if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "RouteInfo":
             family = node.args[0] if node.args else next(k.value for k in node.keywords if k.arg == "family")
-            if isinstance(family, ast.Constant):
-                named.add(family.value)
+            # RouteInfo("a" if ... else "b", ...) can return either.
+            choices = [family.body, family.orelse] if isinstance(family, ast.IfExp) else [family]
+            named |= {c.value for c in choices if isinstance(c, ast.Constant)}
         # ("family", Action.X) pairs: the /tools table and its default.
         if isinstance(node, ast.Tuple) and len(node.elts) == 2 and isinstance(node.elts[0], ast.Constant) \
                 and getattr(node.elts[1], "value", None) is not None \
@@ -311,6 +337,90 @@ def test_dicomweb_names_the_study_uid():
 
 def test_dicomweb_stow_names_no_study():
     assert classify("POST", "/dicom-web/studies", {}, {}).study_uid is None
+
+
+def test_dicomweb_stow_into_a_study_names_it():
+    route = classify("POST", f"/dicom-web/studies/{STUDY_UID}", {}, {})
+    assert (route.level, route.study_uid) == ("study", STUDY_UID)
+
+
+# -- trimmed routes: answered by the plugin, trimmed to the caller's grants ------------------------
+
+# (method, path) of every row in ROUTES whose answer the plugin trims; no other row may be trimmed.
+TRIMMED = {
+    ("GET", "/patients"), ("GET", "/studies"), ("GET", "/series"), ("GET", "/instances"),
+    ("GET", "/patients/"), ("GET", "//patients"), ("GET", "/PATIENTS"),
+    ("POST", "/tools/find"), ("POST", "/tools/count-resources"), ("POST", "/tools/lookup"), ("POST", "/TOOLS/FIND"),
+    ("GET", "/statistics"),
+}
+
+
+def test_every_trimmed_route_is_in_the_table():
+    assert TRIMMED <= {(method, path) for method, path, *_ in ROUTES}
+
+
+@pytest.mark.parametrize(("method", "path", "query", "headers", "family", "action"), ROUTES,
+                         ids=[_row_id(r) for r in ROUTES])
+def test_only_the_routes_the_plugin_answers_are_trimmed(method, path, query, headers, family, action):
+    trimmed = (method, path) in TRIMMED and "_method" not in query
+    assert classify(method, path, query, headers).trimmed is trimmed
+
+
+@pytest.mark.parametrize(("method", "path", "query"), [
+    ("GET", "/patients", {"_method": "DELETE"}),  # what runs is a DELETE, which nobody trims
+    ("HEAD", "/studies", {}),
+    ("POST", "/instances", {}),  # an upload
+    ("POST", "/tools/find/extra", {}),
+    ("POST", "/statistics", {}),
+    ("GET", "/dicom-web/studies", {"PatientID": "123"}),  # answered by the DICOMweb plugin, not trimmed
+])
+def test_routes_next_to_trimmed_ones_are_not_trimmed(method, path, query):
+    assert not classify(method, path, query, {}).trimmed
+
+
+def test_statistics_are_trimmed_and_carry_phi():
+    route = classify("GET", "/statistics", {}, {})
+    assert route.trimmed and route.carries_phi and not route.own_route
+
+
+def test_system_info_carries_no_phi_and_is_not_trimmed():
+    route = classify("GET", "/system", {}, {})
+    assert not route.carries_phi and not route.trimmed and not route.own_route
+
+
+# -- the search keys a route carries ---------------------------------------------------------------
+
+
+def test_dicomweb_search_carries_its_search_keys_decoded():
+    route = classify("GET", "/dicom-web/studies",
+                     {"PatientID": "DOE%5EJ%2B1", "StudyInstanceUID": "1.2.3%2C4.5.6", "limit": "10",
+                      "includefield": "all"}, {})
+    assert dict(route.query) == {"PatientID": "DOE^J+1", "StudyInstanceUID": "1.2.3,4.5.6"}
+
+
+def test_dicomweb_search_decodes_plus_as_space():
+    assert classify("GET", "/dicom-web/series", {"PatientID": "A+B"}, {}).query == (("PatientID", "A B"),)
+
+
+def test_dicomweb_search_keeps_tag_spellings_of_the_keys():
+    route = classify("GET", "/dicom-web/instances", {"0020000D": STUDY_UID, "00100020": "123"}, {})
+    assert dict(route.query) == {"0020000D": STUDY_UID, "00100020": "123"}
+
+
+def test_dicomweb_search_without_keys_carries_none():
+    route = classify("GET", "/dicom-web/studies", {"limit": "5"}, {})
+    assert (route.query, route.level, route.resource_id, route.study_uid) == ((), None, None, None)
+
+
+def test_create_archive_get_carries_its_resources_decoded():
+    route = classify("GET", "/tools/create-archive", {"resources": f"{PID}%2C{PID[::-1]}", "transcode": "x"}, {})
+    assert route.query == (("resources", f"{PID},{PID[::-1]}"),)
+    assert (route.family, route.action, route.trimmed) == ("tools_archive", Action.DOWNLOAD, False)
+
+
+@pytest.mark.parametrize("path", ["/tools/find", "/patients", f"/studies/{PID}", "/wado"])
+def test_other_routes_carry_no_search_keys(path):
+    assert classify("GET", path, {"PatientID": "123", "resources": PID}, {}).query == ()
 
 
 @pytest.mark.parametrize("path", ["/", "/gate/health", "/gate/login", "/gate/static/gate.css", "/gate/api/me",

@@ -1,0 +1,143 @@
+"""A stand-in for Orthanc's core REST API (services/core.py's Core): a small catalogue of patients,
+studies, series and instances answered in Orthanc's JSON shapes, counting every call."""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from plugin.services.core import CoreError
+
+PLURAL = {"Patient": "patients", "Study": "studies", "Series": "series", "Instance": "instances"}
+
+
+def orthanc_id(*parts: str) -> str:
+    """An id shaped like Orthanc's: a SHA-1 in five dash-separated groups."""
+    digest = hashlib.sha1("|".join(parts).encode()).hexdigest()  # noqa: S324 - an id, not a secret
+    return "-".join(digest[i:i + 8] for i in range(0, 40, 8))
+
+
+@dataclass
+class StudyIds:
+    """The Orthanc ids of one study and of what is above and below it."""
+
+    patient: str
+    study: str
+    series: str
+    instance: str
+    patient_id: str
+    study_uid: str
+    series_uid: str
+    sop_uid: str
+
+
+@dataclass
+class FakeCore:
+    resources: dict[str, dict[str, Any]] = field(default_factory=dict)  # "/studies/{id}" -> its JSON
+    calls: list[tuple[str, str]] = field(default_factory=list)  # (method, path)
+    finds: list[dict[str, Any]] = field(default_factory=list)  # bodies posted to /tools/find
+    fail: set[str] = field(default_factory=set)  # paths answered with an error (a core that refuses)
+
+    # -- building the catalogue ----------------------------------------------------------------
+
+    def add_study(self, patient_id: str, study_uid: str, modality: str = "CT",
+                  accession: str = "") -> StudyIds:
+        """One study of one series of one instance, under the patient (created when new)."""
+        patient = orthanc_id(patient_id)
+        study = orthanc_id(patient_id, study_uid)
+        series_uid, sop_uid = f"{study_uid}.1", f"{study_uid}.1.1"
+        series = orthanc_id(patient_id, study_uid, series_uid)
+        instance = orthanc_id(patient_id, study_uid, series_uid, sop_uid)
+        patient_tags = {"PatientID": patient_id, "PatientName": f"NAME^{patient_id}"}
+        record = self.resources.setdefault(f"/patients/{patient}", {
+            "ID": patient, "Type": "Patient", "MainDicomTags": patient_tags, "Studies": []})
+        record["Studies"].append(study)
+        self.resources[f"/studies/{study}"] = {
+            "ID": study, "Type": "Study", "ParentPatient": patient, "Series": [series],
+            "MainDicomTags": {"StudyInstanceUID": study_uid, "AccessionNumber": accession, "StudyDate": "20240101"},
+            "PatientMainDicomTags": patient_tags}
+        self.resources[f"/series/{series}"] = {
+            "ID": series, "Type": "Series", "ParentStudy": study, "Instances": [instance],
+            "MainDicomTags": {"SeriesInstanceUID": series_uid, "Modality": modality}}
+        self.resources[f"/instances/{instance}"] = {
+            "ID": instance, "Type": "Instance", "ParentSeries": series,
+            "MainDicomTags": {"SOPInstanceUID": sop_uid}}
+        return StudyIds(patient, study, series, instance, patient_id, study_uid, series_uid, sop_uid)
+
+    def count(self, method: str, path: str) -> int:
+        return sum(1 for call in self.calls if call == (method, path))
+
+    # -- the Core protocol ---------------------------------------------------------------------
+
+    def get(self, path: str) -> Any:
+        self.calls.append(("GET", path))
+        if path in self.fail:
+            raise CoreError(500, "refused")
+        found = self.resources.get(path)
+        if found is None:
+            raise CoreError(404, "Unknown resource")
+        return json.loads(json.dumps(found))
+
+    def post(self, path: str, body: bytes | str) -> Any:
+        text = body.decode() if isinstance(body, bytes) else body
+        self.calls.append(("POST", path))
+        if path in self.fail:
+            raise CoreError(400, "refused")
+        if path == "/tools/lookup":
+            return self._lookup(text.strip())
+        if path == "/tools/find":
+            request = json.loads(text)
+            self.finds.append(request)
+            return self._find(request)
+        raise CoreError(404, "Unknown resource")
+
+    def get_raw(self, path: str) -> bytes:
+        return json.dumps(self.get(path)).encode()
+
+    def post_raw(self, path: str, body: bytes | str) -> bytes:
+        return json.dumps(self.post(path, body)).encode()
+
+    # -- answers -------------------------------------------------------------------------------
+
+    def _lookup(self, value: str) -> list[dict[str, str]]:
+        """Orthanc's /tools/lookup: resources whose PatientID, StudyInstanceUID, SeriesInstanceUID or
+        SOPInstanceUID is `value` (only those: not the AccessionNumber)."""
+        keys = {"Patient": "PatientID", "Study": "StudyInstanceUID", "Series": "SeriesInstanceUID",
+                "Instance": "SOPInstanceUID"}
+        return [{"ID": r["ID"], "Type": r["Type"], "Path": f"/{PLURAL[r['Type']]}/{r['ID']}"}
+                for r in self.resources.values() if r["MainDicomTags"].get(keys[r["Type"]]) == value]
+
+    def _find(self, request: dict[str, Any]) -> list[Any]:
+        """Enough of /tools/find at study level: exact values, `\\` lists and * ? wildcards."""
+        level = request["Level"]
+        found = []
+        for resource in self.resources.values():
+            if resource["Type"] != level:
+                continue
+            tags = self._tags_with_parents(resource)
+            if level == "Study":
+                tags["ModalitiesInStudy"] = "\\".join(
+                    self.resources[f"/series/{s}"]["MainDicomTags"]["Modality"] for s in resource["Series"])
+            if all(_matches(tags.get(key, ""), pattern, key) for key, pattern in request.get("Query", {}).items()):
+                found.append(resource if request.get("Expand") else resource["ID"])
+        return json.loads(json.dumps(found))
+
+    def _tags_with_parents(self, resource: dict[str, Any]) -> dict[str, str]:
+        """A resource's tags and those of the study and patient above it, which Orthanc also matches."""
+        tags: dict[str, str] = {}
+        while resource is not None:
+            tags = {**resource.get("PatientMainDicomTags", {}), **resource["MainDicomTags"], **tags}
+            parent = resource.get("ParentSeries") or resource.get("ParentStudy")
+            kind = "series" if "ParentSeries" in resource else "studies"
+            resource = self.resources.get(f"/{kind}/{parent}") if parent else None
+        return tags
+
+
+def _matches(value: str, pattern: str, key: str) -> bool:
+    if not pattern:
+        return True
+    values = value.split("\\") if key == "ModalitiesInStudy" else [value]
+    return any(fnmatch.fnmatchcase(v, item) for item in pattern.split("\\") for v in values)
