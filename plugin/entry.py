@@ -106,7 +106,7 @@ def _full_check(uri: str, request: dict, headers: dict, query: dict, memo_key: t
     try:
         if _runtime is None:
             return uri == "/gate/health"
-        return _runtime.gate.check(method, uri, ip, headers, query, memo_key, request.get("body") or b"")
+        return _runtime.gate.check(method, uri, ip, headers, query, memo_key)
     except Exception as exc:  # noqa: BLE001 - an error in the gate must deny, never allow
         orthanc_api.log_error(f"Gate: request refused after an internal error ({type(exc).__name__})")
         try:

@@ -54,9 +54,9 @@ def configuration_base() -> Path:
     return Path.cwd()
 
 
-# Orthanc error codes (OrthancPluginErrorCode) -> the HTTP status the core would answer with.
-_ERROR_STATUS = {4: 400, 6: 404, 7: 400, 8: 400, 10: 501, 13: 400, 14: 404, 16: 400, 17: 404, 18: 400,
-                 19: 401, 37: 404, 2000: 400}
+# Orthanc error codes (OrthancPluginErrorCode) -> the HTTP status the core answers them with.
+_ERROR_STATUS = {2: 501, 3: 400, 5: 400, 6: 400, 7: 404, 8: 400, 12: 400, 13: 404, 15: 400, 17: 404, 21: 404,
+                 27: 400, 28: 400, 29: 401, 33: 400, 34: 406, 41: 416}
 
 
 class CoreApi:

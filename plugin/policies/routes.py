@@ -21,7 +21,10 @@ LEVELS = {"patients": "patient", "studies": "study", "series": "series", "instan
 # Sub-routes of /{level}/{id}/... that hand out original DICOM or whole-study bundles.
 DOWNLOAD_SUBROUTES = frozenset({"file", "archive", "media", "attachments"})
 # Sub-routes that change or create data whatever the method says.
-MODIFY_SUBROUTES = frozenset({"anonymize", "modify", "merge", "split", "reconstruct", "export"})
+MODIFY_SUBROUTES = frozenset({"anonymize", "modify", "split", "reconstruct"})
+# Sub-routes that reach beyond the resource: export writes a file anywhere on the server; merge
+# moves into the study resources named in its body, which the request filter is never shown.
+ADMIN_SUBROUTES = frozenset({"export", "merge"})
 # Changing these sub-routes of a study adds to it without altering its images.
 ANNOTATE_SUBROUTES = frozenset({"metadata", "labels"})
 REPORT_SUBROUTES = frozenset({"attachments"})
@@ -44,8 +47,10 @@ TOOLS_FAMILIES = {
 # Top-level Orthanc REST families that are administrative (jobs, network, server control).
 ADMIN_FAMILIES = frozenset({"changes", "exports", "jobs", "modalities", "peers", "queries",
                             "plugins", "system", "statistics", "storage-commitment"})
-# QIDO search keys are matched by keyword or by tag; these name what a search is about.
-SEARCH_KEYS = frozenset({"StudyInstanceUID", "0020000D", "PatientID", "00100020"})
+# QIDO search keys name a tag by keyword or by number, in any case, with or without a comma; these
+# spellings name what a search is about, under one canonical name each.
+SEARCH_KEYS = {"studyinstanceuid": "StudyInstanceUID", "0020000d": "StudyInstanceUID",
+               "patientid": "PatientID", "00100020": "PatientID"}
 
 PUBLIC_GATE_PATHS = frozenset({"/gate/health", "/gate/login"})
 
@@ -122,6 +127,10 @@ def _classify_path(method: str, path: str, query: dict[str, str]) -> RouteInfo:
     if lower == "tools":
         sub = segments[1].lower() if len(segments) > 1 else ""
         family, action = TOOLS_FAMILIES.get(sub, ("tools_other", Action.ADMIN))
+        if family in ("tools_archive", "tools_bulk") and method != "GET":
+            # The resources are in the body, which Orthanc's request filter is not given (1.10 and
+            # 1.12): only `GET ...?resources=` can be checked against grants.
+            action = Action.ADMIN
         return RouteInfo(family, action, method, path, trimmed=sub in TRIMMED_TOOLS and len(segments) == 2,
                          query=_search_query(query) if family == "tools_archive" else ())
     if lower == "jobs" and len(segments) >= 3 and segments[2].lower() == "archive":
@@ -171,6 +180,8 @@ def _classify_resource(method: str, path: str, segments: list[str]) -> RouteInfo
         action = Action.DOWNLOAD
     elif sub in MODIFY_SUBROUTES:
         action = Action.MODIFY
+    elif sub in ADMIN_SUBROUTES and method not in SAFE_METHODS:
+        action = Action.ADMIN
     elif sub in ANNOTATE_SUBROUTES and method in ("PUT", "DELETE") and len(segments) > 3:
         action = Action.ANNOTATE
     elif sub in REPORT_SUBROUTES and method not in SAFE_METHODS and len(segments) > 3:
@@ -215,8 +226,14 @@ def _classify_dicomweb(method: str, path: str, segments: list[str], query: dict[
 
 
 def _search_query(query: dict[str, str]) -> tuple[tuple[str, str], ...]:
-    """The search keys that name what a search is about, decoded (and `resources` of archives)."""
-    return tuple((key, _decoded(value)) for key, value in query.items() if key in SEARCH_KEYS or key == "resources")
+    """The keys that name what a search is about, under their canonical names, values decoded (and
+    `resources` of archives). Every spelling is kept: a tag named twice must not pass on the first."""
+    found = []
+    for key, value in query.items():
+        canonical = "resources" if key == "resources" else SEARCH_KEYS.get(key.strip().lower().replace(",", ""))
+        if canonical:
+            found.append((canonical, _decoded(value)))
+    return tuple(found)
 
 
 def _decoded(value: str) -> str:

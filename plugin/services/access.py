@@ -32,8 +32,8 @@ from plugin.store.db import Store
 PLURAL = {"patient": "patients", "study": "studies", "series": "series", "instance": "instances"}
 LEVEL_OF_TYPE = {"Patient": "patient", "Study": "study", "Series": "series", "Instance": "instance"}
 # QIDO search keys that can name what a DICOMweb search is about (keyword or tag).
-QIDO_STUDY_KEYS = ("StudyInstanceUID", "0020000D")
-QIDO_PATIENT_KEYS = ("PatientID", "00100020")
+QIDO_STUDY_KEYS = ("StudyInstanceUID",)  # canonical names (policies/routes.py SEARCH_KEYS)
+QIDO_PATIENT_KEYS = ("PatientID",)
 DICOM_WILDCARDS = ("*", "?")
 
 
@@ -127,6 +127,16 @@ class ResourceLocator:
             self._remember(self._by_uid, key, found[0])
         return found
 
+    def patient_ids_like(self, patient_id: str) -> set[str]:
+        """The PatientIDs equal to `patient_id` when case is ignored (as Orthanc matches them)."""
+        try:
+            found = self._core.post("/tools/find", json.dumps({"Level": "Patient", "Expand": True,
+                                                                "CaseSensitive": False,
+                                                                "Query": {"PatientID": patient_id}}))
+        except CoreError:
+            return set()
+        return {_tag(p, "MainDicomTags", "PatientID") for p in found if isinstance(p, dict)}
+
     def _get(self, path: str) -> Any:
         try:
             return self._core.get(path)
@@ -201,13 +211,13 @@ class AccessService:
 
     # -- what a request touches --------------------------------------------------------------
 
-    def scope(self, principal: Principal, route: RouteInfo, body: bytes, now: float) -> Scope:
+    def scope(self, principal: Principal, route: RouteInfo, now: float) -> Scope:
         """The resources `route` names and the lowest level the caller holds on them.
 
         For admins only the location is worked out (for the audit). Anything that cannot be
         located holds nothing. Raises StoreUnavailable when the caller's grants cannot be read.
         """
-        located = self._locate(route, body)
+        located = self._locate(route)
         if not located:
             return NO_SCOPE
         if principal.is_admin or principal.username is None:
@@ -215,11 +225,17 @@ class AccessService:
         grants = self.grants_of(principal.username)
         return Scope(_lowest(grants, located, now), located)
 
-    def _locate(self, route: RouteInfo, body: bytes) -> tuple[Located, ...]:
+    def _locate(self, route: RouteInfo) -> tuple[Located, ...]:
         family = route.family
         if family in ("patients", "studies", "series", "instances"):
             found = self.locator.by_orthanc_id(route.level or "", route.resource_id or "")
-            return (found,) if found is not None else ()
+            if found is None:
+                return ()
+            if _names_the_patient(route):
+                # /studies/{id}/patient (and of series, instances) answers the patient resource,
+                # which lists every study of theirs: a patient-level read.
+                return (Located(found.patient_id, found.patient_oid),)
+            return (found,)
         if family == "wado":
             return self.locator.by_uid("instance", route.resource_id or "") if route.resource_id else ()
         if family == "dicomweb":
@@ -227,12 +243,17 @@ class AccessService:
         if family == "dicomweb_search":
             return self._search_targets(route)
         if family in ("tools_archive", "tools_bulk"):
-            return self._body_targets(route, body)
+            return self._listed_targets(route)
         return ()
 
     def _search_targets(self, route: RouteInfo) -> tuple[Located, ...]:
         """A DICOMweb search is located by the StudyInstanceUIDs it names; failing that, by the one
-        PatientID it names exactly. A search naming neither is located nowhere (admins only)."""
+        PatientID it names exactly. A search naming neither, or naming one tag twice (the DICOMweb
+        plugin keeps the last spelling, which could differ from the one checked here), is located
+        nowhere (admins only)."""
+        keys = [key for key, _ in route.query]
+        if len(keys) != len(set(keys)):
+            return ()
         query = dict(route.query)
         uids = _exact_values(query, QIDO_STUDY_KEYS)
         if uids:
@@ -244,15 +265,17 @@ class AccessService:
                 found.extend(matches)
             return tuple(found)
         patient_ids = _exact_values(query, QIDO_PATIENT_KEYS)
-        if len(patient_ids) == 1:
+        # The DICOMweb plugin matches PatientID without regard to case: a search by PatientID is
+        # located only when no other patient's id differs from it by case alone.
+        if len(patient_ids) == 1 and self.locator.patient_ids_like(patient_ids[0]) == {patient_ids[0]}:
             return (Located(patient_ids[0], ""),)
         return ()
 
-    def _body_targets(self, route: RouteInfo, body: bytes) -> tuple[Located, ...]:
-        """Resources named by the body of /tools/create-archive, create-media, bulk-*: a JSON list
-        of Orthanc ids or {"Resources": [...]}, or `?resources=` on a GET. Any id that cannot be
-        located makes the whole request located nowhere."""
-        ids = _resource_ids(route, body)
+    def _listed_targets(self, route: RouteInfo) -> tuple[Located, ...]:
+        """Resources listed by `GET /tools/create-archive?resources=a,b` (and create-media). Any id
+        that cannot be located makes the whole request located nowhere. (Orthanc's request filter
+        is not given request bodies, so the POST forms are admin-only: policies/routes.py.)"""
+        ids = [r for r in dict(route.query).get("resources", "").split(",") if r]
         found: list[Located] = []
         for orthanc_id in ids:
             hit = self.locator.by_any_id(orthanc_id)
@@ -267,6 +290,12 @@ class AccessService:
     # -- keeping every node current ----------------------------------------------------------
 
     def start(self) -> None:
+        # The version is read before any request is served when the store allows; if it does not,
+        # the first successful poll drops whatever was cached meanwhile.
+        try:
+            self.poll()
+        except StoreUnavailable:
+            self._warn("Gate: could not read the grant version at start; will keep trying")
         self._thread = threading.Thread(target=self._poll_loop, name="gate-grant-poll", daemon=True)
         self._thread.start()
 
@@ -279,7 +308,8 @@ class AccessService:
         """Read the store's grant version; when another node (or gatectl) changed grants, invalidate."""
         with self._store.read() as db:
             version = grant_store.grant_version(db)
-        if self._version is not None and version != self._version:
+        # The first reading invalidates too: anything cached before it may predate a change.
+        if version != self._version:
             self.invalidate()
         self._version = version
 
@@ -295,18 +325,19 @@ class AccessService:
                 self._warn(f"Gate: grant version poll failed ({type(exc).__name__})")
 
 
+def _names_the_patient(route: RouteInfo) -> bool:
+    segments = route.path.lower().split("/")
+    return route.level != "patient" and len(segments) == 4 and segments[3] == "patient"
+
+
 def _lowest(grants: GrantSet, located: Iterable[Located], now: float) -> Held:
-    lowest: Held | None = None
-    for loc in located:
-        if loc.study_uid is None:
-            held = grants.on_patient(loc.patient_id, now)
-        else:
-            held = grants.on_study(loc.patient_id, loc.study_uid, now)
-        if held.level is None:
-            return NOTHING
-        if lowest is None or held.level < lowest.level or (held.level == lowest.level and held.until < lowest.until):
-            lowest = held
-    return lowest or NOTHING
+    """The lowest level held over every resource, until the earliest of their grants ends (after
+    which the answer may be lower: a remembered decision must not outlive any of them)."""
+    helds = [grants.on_patient(loc.patient_id, now) if loc.study_uid is None
+             else grants.on_study(loc.patient_id, loc.study_uid, now) for loc in located]
+    if not helds or any(held.level is None for held in helds):
+        return NOTHING
+    return Held(min(held.level for held in helds), min(held.until for held in helds))
 
 
 def _exact_values(query: dict[str, str], keys: tuple[str, ...]) -> list[str]:
@@ -320,18 +351,3 @@ def _exact_values(query: dict[str, str], keys: tuple[str, ...]) -> list[str]:
                 return []
             return values
     return []
-
-
-def _resource_ids(route: RouteInfo, body: bytes) -> list[str]:
-    if route.method == "GET":
-        raw = dict(route.query).get("resources", "")
-        return [r for r in raw.split(",") if r]
-    try:
-        data = json.loads(body.decode("utf-8") or "null")
-    except (UnicodeDecodeError, ValueError):
-        return []
-    if isinstance(data, dict):
-        data = data.get("Resources")
-    if not isinstance(data, list):
-        return []
-    return [r for r in data if isinstance(r, str)] if all(isinstance(r, str) for r in data) else []

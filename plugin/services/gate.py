@@ -74,7 +74,7 @@ class GateService:
         return window is None or (self._health.ok and window.repeat(now))
 
     def check(self, method: str, uri: str, ip: str, headers: dict[str, str], query: dict[str, str],
-              memo_key: Hashable = None, body: bytes = b"") -> bool:
+              memo_key: Hashable = None) -> bool:
         """Decide a request in full: True to let Orthanc serve it. Never raises for its content.
 
         An allowed read (safe method, no method override) is remembered under `memo_key` for
@@ -94,7 +94,7 @@ class GateService:
         scope = NO_SCOPE
         if route.family in GRANTED_FAMILIES and not principal.is_anonymous and not route.malformed:
             try:
-                scope = self._access.scope(principal, route, body, now)
+                scope = self._access.scope(principal, route, now)
             except StoreUnavailable as exc:
                 return self._deny(principal, route, ip, now, exc.message)
         decision = self._decide(principal, route, identification, headers, scope)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -56,6 +57,7 @@ class GrantObject:
     patient_id: str | None = None
     study_uid: str | None = None
     orthanc_id: str | None = None
+    patient_of_study: str = ""  # for the audit: the PatientID a study grant reaches
 
 
 def grant_view(grant: Grant) -> dict[str, Any]:
@@ -112,7 +114,9 @@ class GrantService:
             grant_store.revoke_grants(db, [grant], now, actor.username)
             view = grant_view(grant)
         self._access.invalidate()
-        self._audit(_event(actor, now, "grant.revoke", f"revoked grant {grant_id}", [view]))
+        patients = [loc.patient_id for loc in self._access.locator.by_uid("study", view["study_uid"])] \
+            if view["study_uid"] else []
+        self._audit(_event(actor, now, "grant.revoke", f"revoked grant {grant_id}", [view], patients))
         return view
 
     def list(self, query: dict[str, str]) -> list[dict[str, Any]]:
@@ -145,6 +149,9 @@ class GrantService:
         located = self._access.locator.by_uid("study", study) or tuple(
             loc for loc in (self._access.locator.by_orthanc_id("study", study),) if loc is not None)
         if not located:
+            if not actor.is_admin:  # whether a study exists is not the business of those without a grant
+                return {"user": username, "study": study, "level": level.label, "allowed": False, "held": None,
+                        "until": None}
             raise NotFound(f"no study {study!r} in Orthanc")
         grants = self._access.grants_of(username)
         holds = [grants.on_study(loc.patient_id, loc.study_uid or "", now) for loc in located]
@@ -168,7 +175,8 @@ class GrantService:
         self._access.invalidate()
         self._audit(_event(actor, now, f"grant.{'create' if source == 'manual' else 'bulk'}",
                            f"granted {level} to {subject.label} on {len(views)} "
-                           f"{'patient or study' if len(views) == 1 else 'patients or studies'}", views))
+                           f"{'patient or study' if len(views) == 1 else 'patients or studies'}", views,
+                           [t.patient_of_study for t in targets]))
         return views
 
     def _object(self, data: dict[str, Any]) -> GrantObject:
@@ -184,12 +192,13 @@ class GrantService:
                 raise NotFound(f"no patient with PatientID {value!r} in Orthanc")
             return GrantObject(patient_id=value)
         if key == "study_uid":
-            if not locator.by_uid("study", value):
+            found = locator.by_uid("study", value)
+            if not found:
                 raise NotFound(f"no study with StudyInstanceUID {value!r} in Orthanc")
-            return GrantObject(study_uid=value)
+            return GrantObject(study_uid=value, patient_of_study=",".join(sorted({f.patient_id for f in found})))
         study = locator.by_orthanc_id("study", value)
         if study is not None:
-            return GrantObject(study_uid=study.study_uid, orthanc_id=value)
+            return GrantObject(study_uid=study.study_uid, orthanc_id=value, patient_of_study=study.patient_id)
         patient = locator.by_orthanc_id("patient", value)
         if patient is not None:
             return GrantObject(patient_id=patient.patient_id, orthanc_id=value)
@@ -216,7 +225,9 @@ class GrantService:
             raise NotFound("no study matches the query")
         if len(studies) > MAX_BULK:
             raise BadRequest(f"the query matches {len(studies)} studies; narrow it to at most {MAX_BULK}")
-        return [GrantObject(study_uid=s["MainDicomTags"]["StudyInstanceUID"], orthanc_id=s["ID"]) for s in studies]
+        return [GrantObject(study_uid=s["MainDicomTags"]["StudyInstanceUID"], orthanc_id=s["ID"],
+                            patient_of_study=str((s.get("PatientMainDicomTags") or {}).get("PatientID", "")))
+                for s in studies]
 
 
 def _subject(db: Any, data: dict[str, Any]) -> Subject:
@@ -281,10 +292,12 @@ def _iso(epoch: float | None) -> str | None:
     return None if epoch is None else datetime.fromtimestamp(epoch, UTC).isoformat().replace("+00:00", "Z")
 
 
-def _event(actor: Actor, now: float, action: str, reason: str, views: list[dict[str, Any]]) -> AuditRecord:
+def _event(actor: Actor, now: float, action: str, reason: str, views: list[dict[str, Any]],
+           patients_of_studies: Sequence[str] = ()) -> AuditRecord:
     record = account_event(now, actor.username, action, "success", reason[:512], actor.ip,
                            ",".join(sorted(actor.roles)), json.dumps({"grants": views[:1000]}))
-    patients = ",".join(sorted({v["patient_id"] for v in views if v["patient_id"]}))
+    patients = ",".join(sorted({v["patient_id"] for v in views if v["patient_id"]}
+                               | {p for p in patients_of_studies if p}))
     studies = ",".join(sorted({v["study_uid"] for v in views if v["study_uid"]}))
     return AuditRecord(**{**record.__dict__, "route_class": "grant", "patient_id": patients[:128],
                           "study_uid": studies[:128]})

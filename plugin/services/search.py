@@ -52,10 +52,25 @@ class SearchService:
 
     def find(self, principal: Principal, request: dict[str, Any], now: float) -> list[Any]:
         """/tools/find for a caller who is not an admin: the same answer Orthanc gives, trimmed."""
-        body = self._constrain(request, self.visible(principal, now))
+        visible = self.visible(principal, now)
+        body = self._constrain(request, visible)
         if body is None:
             return []
+        if body["Level"].lower() == "patient":
+            return self._exact_patients(body, visible.patient_ids)
         return self._core.post("/tools/find", json.dumps(body))
+
+    def _exact_patients(self, body: dict[str, Any], allowed: frozenset[str]) -> list[Any]:
+        """Orthanc matches PatientID without regard to case unless asked (CaseSensitive), and a
+        granted "ab1" must not bring "AB1" along. With a ResponseContent (1.12) the match is made
+        case-sensitive; otherwise the answer is expanded, kept to the exact PatientIDs, and cut
+        back to ids if that is what was asked. (Since and Limit are then applied before this last
+        step: an id differing from a granted one by case alone can shorten a page.)"""
+        if "ResponseContent" in body:
+            return self._core.post("/tools/find", json.dumps({**body, "CaseSensitive": True}))
+        found = self._core.post("/tools/find", json.dumps({**body, "Expand": True}))
+        kept = [item for item in found if _patient_id_of(item) in allowed]
+        return kept if body.get("Expand") else [item["ID"] for item in kept]
 
     def listing(self, principal: Principal, level: str, options: dict[str, Any], since: int | None,
                 limit: int | None, now: float) -> list[Any]:
@@ -122,6 +137,15 @@ class SearchService:
             return None
         kept["PatientID" if level == "patient" else "StudyInstanceUID"] = _uid_list(allowed)
         return {**request, "Query": kept}
+
+
+def _patient_id_of(item: Any) -> str | None:
+    """PatientID of an expanded patient, in Orthanc's plain, `full` or `short` tag formats."""
+    tags = item.get("MainDicomTags", {}) if isinstance(item, dict) else {}
+    value = tags.get("PatientID", tags.get("0010,0020"))
+    if isinstance(value, dict):
+        value = value.get("Value")
+    return value if isinstance(value, str) else None
 
 
 def _tag_key(key: str) -> str:
