@@ -111,8 +111,10 @@ class FakeCore:
                 for r in self.resources.values() if r["MainDicomTags"].get(keys[r["Type"]]) == value]
 
     def _find(self, request: dict[str, Any]) -> list[Any]:
-        """Enough of /tools/find at study level: exact values, `\\` lists and * ? wildcards."""
+        """Enough of /tools/find: exact values, `\\` lists and * ? wildcards; matched without regard to
+        case unless `"CaseSensitive": true` (as Orthanc 1.10.1 matches PatientID)."""
         level = request["Level"]
+        case_sensitive = request.get("CaseSensitive") is True
         found = []
         for resource in self.resources.values():
             if resource["Type"] != level:
@@ -121,7 +123,8 @@ class FakeCore:
             if level == "Study":
                 tags["ModalitiesInStudy"] = "\\".join(
                     self.resources[f"/series/{s}"]["MainDicomTags"]["Modality"] for s in resource["Series"])
-            if all(_matches(tags.get(key, ""), pattern, key) for key, pattern in request.get("Query", {}).items()):
+            if all(_matches(tags.get(key, ""), pattern, key, case_sensitive)
+                   for key, pattern in request.get("Query", {}).items()):
                 found.append(resource if request.get("Expand") else resource["ID"])
         return json.loads(json.dumps(found))
 
@@ -136,8 +139,10 @@ class FakeCore:
         return tags
 
 
-def _matches(value: str, pattern: str, key: str) -> bool:
+def _matches(value: str, pattern: str, key: str, case_sensitive: bool = True) -> bool:
     if not pattern:
         return True
+    if not case_sensitive:
+        value, pattern = value.lower(), pattern.lower()
     values = value.split("\\") if key == "ModalitiesInStudy" else [value]
     return any(fnmatch.fnmatchcase(v, item) for item in pattern.split("\\") for v in values)

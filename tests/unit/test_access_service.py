@@ -3,12 +3,12 @@ AccessService with a real store (grant sets, their cache and its invalidation, s
 
 from __future__ import annotations
 
-import json
 import threading
 
 import pytest
 
 from plugin.errors import StoreUnavailable
+from plugin.policies.access import decide
 from plugin.policies.grants import NEVER, NOTHING, Held
 from plugin.policies.levels import AccessLevel
 from plugin.policies.routes import classify
@@ -63,9 +63,8 @@ def revoke(store: Store, grant_id: int) -> None:
         grant_store.revoke_grants(db, [grant_store.grant_by_id(db, grant_id)], T0, "test")
 
 
-def scope_of(access: AccessService, principal: Principal, method: str, path: str, query=None, body: bytes = b"",
-             now: float = T0):
-    return access.scope(principal, classify(method, path, query or {}, {}), body, now)
+def scope_of(access: AccessService, principal: Principal, method: str, path: str, query=None, now: float = T0):
+    return access.scope(principal, classify(method, path, query or {}, {}), now)
 
 
 # == ResourceLocator ====================================================================================
@@ -258,7 +257,8 @@ def test_an_unreadable_store_raises_store_unavailable(access, store, catalogue, 
 def test_poll_notices_a_grant_made_by_another_node_and_invalidates(access, store, db_path):
     forgotten = []
     access.subscribe(lambda: forgotten.append(1))
-    access.poll()  # the first poll learns the version
+    access.poll()  # the first poll learns the version (and drops what was cached before it)
+    forgotten.clear()
     assert not access.grants_of("drnkosi")
     other_node = Store(sqlite_url(db_path))
     try:
@@ -273,16 +273,63 @@ def test_poll_notices_a_grant_made_by_another_node_and_invalidates(access, store
 
 def test_poll_without_a_change_keeps_the_cache(access, store):
     forgotten = []
+    access.poll()
+    access.subscribe(lambda: forgotten.append(1))
+    grant(store, "download", study_uid="1.1")  # on this node: its own invalidate() is not called here
+    assert access.grants_of("drnkosi")
+    access.poll()  # the version changed: dropped
+    assert forgotten == [1]
+    cached = access.grants_of("drnkosi")
+    access.poll()
+    access.poll()
+    assert forgotten == [1]
+    assert access.grants_of("drnkosi") is cached
+
+
+def test_the_first_poll_invalidates(access, store):
+    forgotten = []
     access.subscribe(lambda: forgotten.append(1))
     access.poll()
-    access.poll()
-    assert forgotten == []
+    assert forgotten == [1]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "AccessService.poll() only records the version on its first call: a grant set cached before the first "
-    "poll (the poll thread waits GrantPollSeconds before polling) and changed by another node in between "
-    "is never dropped. Fix: read the version at construction/start(), or invalidate on the first poll."))
+def test_start_polls_once_before_the_thread_starts(store, locator, clock, db_path):
+    access = AccessService(store, locator, clock=clock, poll_seconds=3600)  # the thread would wait an hour
+    grant_id = grant(store, "full", study_uid="1.1")
+    assert access.grants_of("drnkosi")  # cached before the node starts serving
+    other_node = Store(sqlite_url(db_path))
+    try:
+        revoke(other_node, grant_id)
+    finally:
+        other_node.dispose()
+    access.start()
+    try:
+        assert not access.grants_of("drnkosi")
+    finally:
+        access.stop()
+
+
+def test_start_warns_and_still_polls_when_the_store_cannot_be_read_at_first(store, locator, clock, monkeypatch):
+    warnings: list[str] = []
+    access = AccessService(store, locator, clock=clock, poll_seconds=0.01, warn=warnings.append)
+    polled = threading.Event()
+    calls = []
+
+    def down_then_up():
+        calls.append(1)
+        if len(calls) == 1:
+            raise StoreUnavailable("store unavailable: disk I/O error")
+        polled.set()
+
+    monkeypatch.setattr(access, "poll", down_then_up)
+    access.start()
+    try:
+        assert polled.wait(5)
+    finally:
+        access.stop()
+    assert warnings == ["Gate: could not read the grant version at start; will keep trying"]
+
+
 def test_a_set_cached_before_the_first_poll_is_dropped_when_another_node_revoked_since(access, store, db_path):
     grant_id = grant(store, "full", study_uid="1.1")
     assert access.grants_of("drnkosi")  # cached before any poll
@@ -319,9 +366,10 @@ def test_the_poller_survives_an_unexpected_error_and_warns(store, locator, clock
 
     def flaky():
         calls.append(1)
-        if len(calls) == 1:
+        if len(calls) == 2:  # the first poll of the thread (start() polled once before it)
             raise RuntimeError("boom")
-        polled.set()
+        if len(calls) > 2:
+            polled.set()
 
     monkeypatch.setattr(access, "poll", flaky)
     access.start()
@@ -423,74 +471,108 @@ def test_a_uid_under_two_patients_must_be_granted_under_both(access, store, core
     assert scope_of(access, DOCTOR, "GET", "/dicom-web/studies/1.1").held.level is V
 
 
-# -- archives and bulk tools: every resource the request names -------------------------------------------
+# -- archives: `GET /tools/create-archive?resources=` (1.12), every resource it lists ----------------
 
 
 def test_create_archive_holds_the_lowest_level_over_its_resources(access, store, catalogue):
     grant(store, "full", study_uid="1.1")
     grant(store, "download", study_uid="1.2", expires_at=T0 + 50)
-    body = json.dumps([catalogue["a"].study, catalogue["b"].series]).encode()
-    scope = scope_of(access, DOCTOR, "POST", "/tools/create-archive", body=body)
+    query = {"resources": f"{catalogue['a'].study},{catalogue['b'].series}"}
+    scope = scope_of(access, DOCTOR, "GET", "/tools/create-archive", query)
     assert scope.held == Held(D, T0 + 50)
     assert scope.study_uids == "1.1,1.2"
 
 
-def test_create_archive_takes_a_resources_object_and_the_get_form(access, store, catalogue):
+@pytest.mark.parametrize("path", ["/tools/create-archive", "/tools/create-media", "/tools/create-media-extended"])
+def test_the_get_form_takes_encoded_lists_of_any_level(access, store, catalogue, path):
     grant(store, "download", patient_id="PAT-1")
     a, b = catalogue["a"], catalogue["b"]
-    body = json.dumps({"Resources": [a.instance, b.study], "Synchronous": True}).encode()
-    assert scope_of(access, DOCTOR, "POST", "/tools/create-media", body=body).held.level is D
-    query = {"resources": f"{a.study}%2C{b.study}"}
-    assert scope_of(access, DOCTOR, "GET", "/tools/create-archive", query).held.level is D
+    query = {"resources": f"{a.instance}%2C{b.study}"}
+    scope = scope_of(access, DOCTOR, "GET", path, query)
+    assert scope.held.level is D and scope.study_uids == "1.1,1.2"
 
 
 def test_an_ungranted_resource_among_granted_ones_holds_nothing(access, store, catalogue):
     grant(store, "full", patient_id="PAT-1")
-    body = json.dumps([catalogue["a"].study, catalogue["c"].study]).encode()
-    assert scope_of(access, DOCTOR, "POST", "/tools/create-archive", body=body).held == NOTHING
+    query = {"resources": f"{catalogue['a'].study},{catalogue['c'].study}"}
+    assert scope_of(access, DOCTOR, "GET", "/tools/create-archive", query).held == NOTHING
 
 
 def test_an_unknown_resource_among_known_ones_locates_nothing(access, store, catalogue):
     grant(store, "full", patient_id="PAT-1")
-    body = json.dumps([catalogue["a"].study, "not-an-id"]).encode()
-    assert scope_of(access, DOCTOR, "POST", "/tools/bulk-delete", body=body) == NO_SCOPE
+    query = {"resources": f"{catalogue['a'].study},not-an-id"}
+    assert scope_of(access, DOCTOR, "GET", "/tools/create-archive", query) == NO_SCOPE
 
 
 def test_a_patient_in_an_archive_needs_a_patient_grant(access, store, catalogue):
     grant(store, "full", study_uid="1.1")
     grant(store, "full", study_uid="1.2")
-    body = json.dumps([catalogue["a"].patient]).encode()
-    assert scope_of(access, DOCTOR, "POST", "/tools/create-archive", body=body).held == NOTHING
+    query = {"resources": catalogue["a"].patient}
+    assert scope_of(access, DOCTOR, "GET", "/tools/create-archive", query).held == NOTHING
 
 
-@pytest.mark.parametrize("body", [b"", b"not json", b"\xff", b"{}", b'{"Resources": "x"}', b"[1, 2]", b"[]",
-                                  b'"a-string"'])
-def test_an_archive_body_that_names_no_resources_locates_nothing(access, store, catalogue, body):
+@pytest.mark.parametrize("query", [{}, {"resources": ""}, {"resources": ","}, {"resources": "%2C"},
+                                   {"Resources": "x"}, {"resource": "x"}])
+def test_an_archive_listing_no_resources_locates_nothing(access, store, catalogue, query):
     grant(store, "full", patient_id="PAT-1")
-    assert scope_of(access, DOCTOR, "POST", "/tools/create-archive", body=body) == NO_SCOPE
+    query = {k: v.replace("x", catalogue["a"].study) for k, v in query.items()}
+    assert scope_of(access, DOCTOR, "GET", "/tools/create-archive", query) == NO_SCOPE
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "_lowest() keeps the `until` of the lowest level only: here download (never expires) on one study and "
-    "full until T0+10 on the other give Held(download, NEVER), though at T0+10 the second study holds "
-    "nothing. The scope must hold until the earliest `until` over all resources, or a remembered GET "
-    "/tools/create-archive?resources=... outlives the grant (see test_gate_service)."))
+@pytest.mark.parametrize(("method", "path"), [
+    ("POST", "/tools/create-archive"), ("POST", "/tools/create-media"), ("POST", "/tools/create-media-extended"),
+    ("POST", "/tools/bulk-content"), ("POST", "/tools/bulk-modify"), ("POST", "/tools/bulk-anonymize"),
+    ("POST", "/tools/bulk-delete"), ("POST", "/studies/{study}/merge"), ("POST", "/instances/{instance}/export"),
+])
+def test_requests_naming_resources_in_their_body_are_admin_only_whatever_is_held(access, store, catalogue,
+                                                                                 method, path):
+    """The request filter is never given the body: these are refused to every doctor, even one holding
+    full on the patient (and on whatever the query string lists)."""
+    grant(store, "full", patient_id="PAT-1")
+    a = catalogue["a"]
+    route = classify(method, path.format(study=a.study, instance=a.instance), {"resources": a.study}, {})
+    scope = access.scope(DOCTOR, route, T0)
+    decision = decide(DOCTOR, route, scope.held.level)
+    assert not decision.allowed and decision.reason == "admin only"
+
+
 def test_the_lowest_level_over_several_resources_holds_until_the_earliest_expiry(access, store, catalogue):
     grant(store, "download", study_uid="1.1")
     grant(store, "full", study_uid="1.2", expires_at=T0 + 10)
-    body = json.dumps([catalogue["a"].study, catalogue["b"].study]).encode()
-    assert scope_of(access, DOCTOR, "POST", "/tools/create-archive", body=body).held == Held(D, T0 + 10)
+    query = {"resources": f"{catalogue['a'].study},{catalogue['b'].study}"}
+    assert scope_of(access, DOCTOR, "GET", "/tools/create-archive", query).held == Held(D, T0 + 10)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "POST /studies/{id}/merge moves the resources listed in its body (any study, series or instance, "
-    "deleting them at their source unless KeepSource) into the study in the path; the gate only locates "
-    "the path, so a full grant on one study lets a doctor pull any other patient's images into it and view "
-    "them. The body's Resources must be located and held at full too (as for /tools/bulk-*)."))
-def test_merge_needs_a_grant_on_the_resources_it_moves(access, store, catalogue):
+def test_the_earliest_expiry_counts_among_resources_held_at_the_same_level(access, store, catalogue):
+    grant(store, "download", study_uid="1.1", expires_at=T0 + 30)
+    grant(store, "download", study_uid="1.2", expires_at=T0 + 20)
+    query = {"resources": f"{catalogue['a'].study},{catalogue['b'].study}"}
+    assert scope_of(access, DOCTOR, "GET", "/tools/create-archive", query).held == Held(D, T0 + 20)
+    query = {"resources": f"{catalogue['b'].study},{catalogue['a'].study}"}
+    assert scope_of(access, DOCTOR, "GET", "/tools/create-archive", query).held == Held(D, T0 + 20)
+
+
+# -- /{level}/{id}/patient answers the patient resource --------------------------------------------------
+
+
+@pytest.mark.parametrize("level", ["studies", "series", "instances"])
+def test_the_patient_of_a_resource_needs_a_patient_grant(access, store, catalogue, level):
     grant(store, "full", study_uid="1.1")
-    body = json.dumps({"Resources": [catalogue["c"].series]}).encode()
-    assert scope_of(access, DOCTOR, "POST", f"/studies/{catalogue['a'].study}/merge", body=body).held == NOTHING
+    a = catalogue["a"]
+    orthanc_id = {"studies": a.study, "series": a.series, "instances": a.instance}[level]
+    scope = scope_of(access, DOCTOR, "GET", f"/{level}/{orthanc_id}/patient")
+    assert scope.held == NOTHING
+    assert scope.located == (Located("PAT-1", a.patient),)
+    assert scope_of(access, DOCTOR, "GET", f"/{level}/{orthanc_id}").held.level is F  # the study itself
+    grant(store, "view_only", patient_id="PAT-1")
+    access.invalidate()
+    assert scope_of(access, DOCTOR, "GET", f"/{level}/{orthanc_id}/Patient").held.level is V
+
+
+@pytest.mark.parametrize("sub", ["study", "series", "module-patient"])
+def test_other_sub_routes_are_held_by_the_study(access, store, catalogue, sub):
+    grant(store, "full", study_uid="1.1")
+    assert scope_of(access, DOCTOR, "GET", f"/instances/{catalogue['a'].instance}/{sub}").held.level is F
 
 
 # -- DICOMweb searches: located by what they name --------------------------------------------------------
@@ -553,20 +635,76 @@ def test_a_wildcard_uid_beside_one_exact_patient_id_is_held_by_the_patient_grant
     assert scope_of(access, DOCTOR, "GET", "/dicom-web/studies", query).held.level is V
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "The DICOMweb plugin reads every QIDO key Orthanc's ParseTag accepts (keyword, 0020000D, 0020000d, "
-    "0020,000D) into one filter per tag, the last argument winning; the gate reads only the first of "
-    "StudyInstanceUID/0020000D (PatientID/00100020) it finds, and routes._search_query drops the other "
-    "spellings. A second spelling naming an ungranted study (or a wildcard) is then what the plugin searches. "
-    "Latent while dicomweb_search is admin only (see test_access.py), live once that is fixed. Fix: refuse "
-    "a search naming one tag twice, in any spelling."))
+# The DICOMweb plugin reads every QIDO key Orthanc's ParseTag accepts (keyword, 0020000D, 0020000d,
+# 0020,000D) into one filter per tag, the last one winning: a search naming a tag twice holds nothing.
 @pytest.mark.parametrize("query", [
     {"StudyInstanceUID": "1.1", "0020000D": "2.1"},
     {"StudyInstanceUID": "1.1", "0020000d": "2.1"},
     {"StudyInstanceUID": "1.1", "0020,000D": "2.1"},
+    {"0020000D": "2.1", "StudyInstanceUID": "1.1"},
+    {"StudyInstanceUID": "1.1", "0020000D": "1.1"},  # even the same study twice
     {"PatientID": "PAT-1", "00100020": "*"},
     {"PatientID": "PAT-1", "0010,0020": "PAT-2"},
-], ids=["0020000D", "0020000d", "0020,000D", "00100020 wildcard", "0010,0020"])
-def test_a_search_naming_its_tag_twice_is_not_held_by_the_first_spelling(access, store, catalogue, query):
+    {"PatientID": "PAT-1", "patientid": "PAT-1"},
+    {"StudyInstanceUID": "*", "PatientID": "PAT-1", "00100020": "PAT-2"},
+], ids=["0020000D", "0020000d", "0020,000D", "tag first", "same study", "00100020 wildcard", "0010,0020",
+        "same patient", "wildcard uid and patient twice"])
+def test_a_search_naming_its_tag_twice_holds_nothing(access, store, catalogue, query):
     grant(store, "full", patient_id="PAT-1")
-    assert scope_of(access, DOCTOR, "GET", "/dicom-web/studies", query).held == NOTHING
+    grant(store, "full", study_uid="1.1")
+    assert scope_of(access, DOCTOR, "GET", "/dicom-web/studies", query) == NO_SCOPE
+
+
+@pytest.mark.parametrize("spelling", ["StudyInstanceUID", "0020000D", "0020000d", "0020,000D", "studyinstanceuid"])
+def test_a_search_by_any_one_spelling_of_the_study_uid_is_located(access, store, catalogue, spelling):
+    grant(store, "view_only", study_uid="1.1")
+    assert scope_of(access, DOCTOR, "GET", "/dicom-web/instances", {spelling: "1.1"}).held.level is V
+
+
+@pytest.mark.parametrize("spelling", ["PatientID", "00100020", "0010,0020", "patientid"])
+def test_a_search_by_any_one_spelling_of_the_patient_id_is_located(access, store, catalogue, spelling):
+    grant(store, "view_only", patient_id="PAT-1")
+    assert scope_of(access, DOCTOR, "GET", "/dicom-web/series", {spelling: "PAT-1"}).held.level is V
+
+
+# -- a search by PatientID, which the DICOMweb plugin matches without regard to case -----------------------
+
+
+def test_patient_ids_like_asks_one_case_insensitive_find_at_patient_level(locator, core, catalogue):
+    core.add_study("pat-1", "3.1")
+    assert locator.patient_ids_like("PAT-1") == {"PAT-1", "pat-1"}
+    assert core.finds[-1] == {"Level": "Patient", "Expand": True, "CaseSensitive": False,
+                              "Query": {"PatientID": "PAT-1"}}
+    assert locator.patient_ids_like("PAT-2") == {"PAT-2"}
+    assert locator.patient_ids_like("PAT-9") == set()
+
+
+def test_patient_ids_like_is_empty_when_the_core_refuses(locator, core, catalogue):
+    core.fail.add("/tools/find")
+    assert locator.patient_ids_like("PAT-1") == set()
+
+
+@pytest.mark.parametrize("asked", ["PAT-1", "pat-1"])
+def test_a_search_by_a_patient_id_another_differs_from_by_case_alone_locates_nothing(access, store, core,
+                                                                                     catalogue, asked):
+    core.add_study("pat-1", "3.1")  # another person
+    grant(store, "full", patient_id="PAT-1")
+    grant(store, "full", patient_id="pat-1")  # even holding both: the gate cannot tell which the plugin answers
+    assert scope_of(access, DOCTOR, "GET", "/dicom-web/studies", {"PatientID": asked}) == NO_SCOPE
+
+
+def test_a_search_by_a_patient_id_of_no_patient_locates_nothing(access, store, catalogue):
+    grant(store, "full", patient_id="PAT-9")  # granted before the patient's images arrived
+    assert scope_of(access, DOCTOR, "GET", "/dicom-web/studies", {"PatientID": "PAT-9"}) == NO_SCOPE
+
+
+def test_a_search_by_patient_id_locates_nothing_when_the_core_refuses_the_find(access, store, core, catalogue):
+    grant(store, "full", patient_id="PAT-1")
+    core.fail.add("/tools/find")
+    assert scope_of(access, DOCTOR, "GET", "/dicom-web/studies", {"PatientID": "PAT-1"}) == NO_SCOPE
+
+
+def test_a_search_by_study_uid_asks_no_find(access, store, core, catalogue):
+    grant(store, "full", study_uid="1.1")
+    scope_of(access, DOCTOR, "GET", "/dicom-web/studies", {"StudyInstanceUID": "1.1", "PatientID": "PAT-1"})
+    assert core.count("POST", "/tools/find") == 0

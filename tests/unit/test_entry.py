@@ -100,3 +100,15 @@ def test_an_unusable_store_refuses_all_but_health(load_entry, tmp_path):
     assert gate_filter("/gate/health", method=GET, ip="", headers={}, get={}) is True
     assert gate_filter("/patients", method=GET, ip="", headers={}, get={}) is False
     assert gate_filter("/gate/login", method=GET, ip="", headers={}, get={}) is False
+
+
+def test_the_filter_asks_the_gate_without_a_body(load_entry, monkeypatch):
+    """Orthanc's request filter is never given request bodies (1.10.1 and 1.12), so the gate is never
+    asked to trust one: requests naming their resources only in a body are admin-only instead."""
+    entry, fake = load_entry({})
+    [gate_filter] = fake.filters
+    asked: list[tuple] = []
+    monkeypatch.setattr(entry._runtime.gate, "check", lambda *args, **kwargs: asked.append((args, kwargs)) or False)
+    gate_filter("/tools/create-archive", method=2, ip="127.0.0.1", headers={}, body=b'["x"]')
+    [(args, kwargs)] = asked
+    assert args[:5] == ("POST", "/tools/create-archive", "127.0.0.1", {}, {}) and len(args) == 6 and kwargs == {}

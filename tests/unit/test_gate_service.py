@@ -55,11 +55,11 @@ class Gate:
                 headers.get("x-http-method-override"), tuple(query.items()) or None)
 
     def check(self, method: str, uri: str, headers: dict[str, str] | None = None,
-              query: dict[str, str] | None = None, body: bytes = b"") -> bool:
+              query: dict[str, str] | None = None) -> bool:
         """What entry.py's filter does: the remembered decision first, the full check if none."""
         memo_key = self.memo_key(method, uri, headers, query)
         return self.service.remembered(memo_key) or self.service.check(method, uri, IP, headers or {}, query or {},
-                                                                        memo_key, body)
+                                                                        memo_key)
 
     def grant(self, level: str, expires_at: float | None = None, **target: str) -> int:
         with self.store.transaction() as db:
@@ -228,6 +228,66 @@ def test_an_admins_audit_row_names_patient_and_study_too(gate, admin_key, study)
     assert (row["reason"], row["patient_id"], row["study_uid"]) == ("admin", "PAT-1", "1.1")
 
 
+@pytest.mark.parametrize(("method", "path", "query"), [
+    ("POST", "/tools/create-archive", {}),
+    ("POST", "/tools/create-archive", {"resources": "{study}"}),  # the query does not name the body's resources
+    ("POST", "/tools/create-media", {}),
+    ("POST", "/tools/bulk-delete", {}),
+    ("POST", "/studies/{study}/merge", {}),
+    ("POST", "/instances/{instance}/export", {}),
+    ("GET", "/tools/create-archive", {"resources": "{study}", "_method": "POST"}),
+])
+def test_requests_naming_resources_in_their_body_are_refused_to_a_doctor_as_admin_only(
+        gate, doctor_key, study, method, path, query):
+    gate.grant("full", patient_id="PAT-1")
+    path = path.format(study=study.study, instance=study.instance)
+    query = {k: v.format(study=study.study) for k, v in query.items()}
+    assert gate.check(method, path, bearer(doctor_key), query) is False
+    [row] = gate.rows()
+    assert (row["outcome"], row["reason"]) == ("deny", "admin only")
+
+
+def test_the_get_form_of_create_archive_is_decided_by_the_grants_on_what_it_lists(gate, doctor_key, study):
+    other = gate.core.add_study("PAT-2", "2.1")
+    gate.grant("download", patient_id="PAT-1")
+    assert gate.check("GET", "/tools/create-archive", bearer(doctor_key), {"resources": study.study}) is True
+    both = {"resources": f"{study.study},{other.study}"}
+    assert gate.check("GET", "/tools/create-archive", bearer(doctor_key), both) is False
+    allowed, denied = gate.rows()
+    assert (allowed["reason"], allowed["patient_id"], allowed["study_uid"]) == ("grant download", "PAT-1", "1.1")
+    assert (denied["reason"], denied["patient_id"], denied["study_uid"]) == ("no grant for this resource",
+                                                                             "PAT-1,PAT-2", "1.1,2.1")
+
+
+def test_a_dicomweb_search_naming_a_granted_study_is_allowed_and_audited(gate, doctor_key, study):
+    gate.grant("view_only", study_uid="1.1")
+    assert gate.check("GET", "/dicom-web/series", bearer(doctor_key), {"StudyInstanceUID": "1.1"}) is True
+    [row] = gate.rows()
+    assert (row["outcome"], row["reason"], row["patient_id"], row["study_uid"]) == ("allow", "grant view_only",
+                                                                                  "PAT-1", "1.1")
+
+
+@pytest.mark.parametrize("query", [
+    {}, {"StudyInstanceUID": "*"}, {"PatientID": "PAT-1"}, {"StudyInstanceUID": "1.1", "0020000D": "2.1"},
+    {"StudyInstanceUID": "2.1"}, {"PatientName": "NAME^PAT-1"},
+])
+def test_a_dicomweb_search_not_naming_only_granted_studies_is_refused(gate, doctor_key, study, query):
+    gate.core.add_study("PAT-2", "2.1")
+    gate.grant("full", study_uid="1.1")  # a study grant: a search by PatientID needs a patient grant
+    assert gate.check("GET", "/dicom-web/studies", bearer(doctor_key), query) is False
+    assert gate.rows()[0]["reason"] == "no grant for this resource"
+
+
+def test_the_patient_of_a_granted_study_needs_a_patient_grant(gate, doctor_key, study):
+    gate.grant("full", study_uid="1.1")
+    assert gate.check("GET", f"/studies/{study.study}/patient", bearer(doctor_key)) is False
+    assert gate.check("GET", f"/instances/{study.instance}/patient", bearer(doctor_key)) is False
+    assert gate.check("GET", f"/instances/{study.instance}/study", bearer(doctor_key)) is True
+    denied = gate.rows()[0]
+    assert (denied["reason"], denied["patient_id"], denied["study_uid"]) == ("no grant for this resource", "PAT-1",
+                                                                             "")
+
+
 def test_the_gate_asks_for_no_scope_on_routes_that_name_no_granted_resource(gate, doctor_key, study):
     gate.check("GET", "/changes", bearer(doctor_key))
     gate.check("GET", "/app/explorer.html", bearer(doctor_key))
@@ -292,11 +352,6 @@ def test_a_remembered_decision_never_outlives_the_grant(new_gate, clock):
     assert denied["reason"] == "no grant for this resource"
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "A remembered GET /tools/create-archive?resources=A,B lives until the expiry of the lowest level held "
-    "(download on A, never), not until the earliest expiry over A and B (full on B, at T0+0.5): the archive "
-    "of B stays allowed after B's grant expired, until DecisionCacheSeconds pass. Cause: "
-    "services/access.py _lowest() (see test_access_service)."))
 def test_a_remembered_archive_never_outlives_the_grant_on_any_resource_it_names(new_gate, clock):
     gate = new_gate(decision_ttl=100.0)
     doctor_key = gate.add_user("drnkosi", ["referring_doctor"])

@@ -218,7 +218,7 @@ def test_bulk_by_items_writes_every_grant_in_one_audited_change(env):
     assert len(views) == 3 and env.invalidated == 1
     [record] = env.audited
     assert (record.route_class, record.action, record.patient_id, record.study_uid) == \
-        ("grant", "grant.bulk", "PAT-2", "1.1,1.2")
+        ("grant", "grant.bulk", "PAT-1,PAT-2", "1.1,1.2")  # study grants name their patient too
     assert "on 3 patients or studies" in record.reason
 
 
@@ -270,6 +270,18 @@ def test_bulk_by_query_searches_studies_with_modalities_in_study_for_modality(en
                                "Query": {"ModalitiesInStudy": "MR", "PatientID": "PAT-1"}}]
     assert [(v["study_uid"], v["orthanc_id"]) for v in views] == [("1.2", env.b.study)]
     assert [(r.study_uid, r.source) for r in env.rows()] == [("1.2", "bulk")]
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "GrantService._search sends a bulk query's PatientID to Orthanc's /tools/find without "
+    "\"CaseSensitive\": true (Orthanc 1.10.1 then matches PatientID without regard to case, as this fake "
+    "core does) and keeps every study answered: {\"PatientID\": \"PAT-1\"} also grants the study of "
+    "'pat-1', another person (seen on a real Orthanc: tests/integration/test_grants_enforcement.py "
+    "test_a_bulk_grant_by_patient_id_does_not_grant_a_patient_whose_id_differs_in_case)."))
+def test_a_bulk_grant_by_patient_id_does_not_reach_a_patient_whose_id_differs_in_case(env):
+    env.core.add_study("pat-1", "3.1")
+    env.bulk(query={"PatientID": "PAT-1"})
+    assert sorted(r.study_uid for r in env.rows()) == ["1.1", "1.2"]
 
 
 def test_bulk_by_query_grants_every_matching_study(env):
@@ -337,13 +349,34 @@ def test_revoking_an_unknown_grant_is_not_found(env):
         env.service.revoke(ACTOR, T0, 42)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "A grant on a study is audited without the study's PatientID (the grant row holds only the UID), so "
-    "the audit's patient_id column - the one indexed to answer 'who could see patient X' - misses every "
-    "study grant. GrantService located the study's patient already (locator.by_uid); it could record it."))
+# The audit's patient_id column answers "who could see patient X": study grants name their patient.
 def test_a_study_grant_is_audited_with_its_patient(env):
     env.create(study_uid="2.1")
-    assert env.audited[0].patient_id == "PAT-2"
+    assert (env.audited[0].patient_id, env.audited[0].study_uid) == ("PAT-2", "2.1")
+
+
+def test_a_study_grant_by_orthanc_id_is_audited_with_its_patient(env):
+    env.create(orthanc_id=env.c.study)
+    assert (env.audited[0].patient_id, env.audited[0].study_uid) == ("PAT-2", "2.1")
+
+
+def test_a_bulk_grant_by_query_is_audited_with_the_patients_of_its_studies(env):
+    env.bulk(query={"Modality": "MR"})
+    [record] = env.audited
+    assert (record.patient_id, record.study_uid) == ("PAT-1,PAT-2", "1.2,2.1")
+
+
+def test_revoking_a_study_grant_is_audited_with_its_patient(env):
+    grant_id = env.create(study_uid="2.1")["id"]
+    env.service.revoke(ACTOR, T0, grant_id)
+    record = env.audited[-1]
+    assert (record.action, record.patient_id, record.study_uid) == ("grant.revoke", "PAT-2", "2.1")
+
+
+def test_a_study_uid_under_two_patients_is_audited_with_both(env):
+    env.core.add_study("PAT-3", "2.1")
+    env.create(study_uid="2.1")
+    assert env.audited[0].patient_id == "PAT-2,PAT-3"
 
 
 # -- list and check -------------------------------------------------------------------------------------------------
@@ -383,8 +416,24 @@ def test_only_admins_check_another_users_access(env):
     assert env.service.check(admin, T0, {"user": "drdlamini", "study": "1.1"})["allowed"] is False
 
 
-@pytest.mark.parametrize(("query", "error"), [({"study": "1.1", "level": "boss"}, BadRequest), ({}, BadRequest),
-                                              ({"study": "9.9"}, NotFound)])
+@pytest.mark.parametrize(("query", "error"), [({"study": "1.1", "level": "boss"}, BadRequest), ({}, BadRequest)])
 def test_check_refuses_what_it_cannot_answer(env, query, error):
     with pytest.raises(error):
         env.service.check(Principal("drnkosi", frozenset(), "session"), T0, query)
+
+
+def test_check_tells_an_admin_a_study_does_not_exist(env):
+    with pytest.raises(NotFound):
+        env.service.check(Principal("root1", frozenset({"admin"}), "session"), T0, {"study": "9.9"})
+
+
+def test_check_does_not_tell_a_doctor_whether_a_study_exists(env):
+    """A study the doctor holds nothing on and one that does not exist get the same answer."""
+    doctor = Principal("drnkosi", frozenset({"referring_doctor"}), "session")
+    unknown = env.service.check(doctor, T0, {"study": "9.9", "level": "download"})
+    existing = env.service.check(doctor, T0, {"study": "2.1", "level": "download"})
+    assert unknown == {"user": "drnkosi", "study": "9.9", "level": "download", "allowed": False, "held": None,
+                       "until": None}
+    assert {**existing, "study": "9.9"} == unknown
+    absent_id = "00000000-00000000-00000000-00000000-00000000"
+    assert env.service.check(doctor, T0, {"study": absent_id})["allowed"] is False

@@ -205,3 +205,59 @@ def test_before_orthanc_1_12_2_we_label_status_bodies(api):
     output = Output()
     api.send(output, Response.json({"error": "not_found"}, 404))
     assert output.calls[0] == ("SetHttpHeader", "Content-Type", "application/json")
+
+
+# -- errors of Orthanc's core become the status the core itself would answer ----------------------------
+
+
+class FakeOrthancException(Exception):
+    """The Python plugin's orthanc.OrthancException: args (error code, description)."""
+
+
+@pytest.mark.parametrize(("code", "status"), [
+    (2, 501),  # NotImplemented
+    (3, 400),  # ParameterOutOfRange (a Limit or Since out of range)
+    (5, 400),  # BadParameterType
+    (6, 400),  # BadSequenceOfCalls
+    (7, 404),  # InexistentItem
+    (8, 400),  # BadRequest
+    (12, 400),  # UriSyntax
+    (13, 404),  # InexistentFile
+    (15, 400),  # BadFileFormat
+    (17, 404),  # UnknownResource
+    (21, 404),  # InexistentTag
+    (27, 400),  # UnknownDicomTag
+    (28, 400),  # BadJson
+    (29, 401),  # Unauthorized
+    (33, 400),  # EmptyRequest
+    (34, 406),  # NotAcceptable
+    (41, 416),  # BadRange
+    (1, 500), (11, 500), (9999, 500),  # Plugin, Database, and codes without a status of their own
+])
+@pytest.mark.parametrize("call", ["get", "post"])
+def test_a_core_error_carries_the_status_orthanc_answers_it_with(api, monkeypatch, code, status, call):
+    from plugin.services.core import CoreError
+
+    def refuse(*_args):
+        raise FakeOrthancException(code, "described by Orthanc")
+
+    monkeypatch.setattr(api.orthanc, "OrthancException", FakeOrthancException, raising=False)
+    monkeypatch.setattr(api.orthanc, "RestApiGet", refuse)
+    monkeypatch.setattr(api.orthanc, "RestApiPost", refuse, raising=False)
+    core = api.CoreApi()
+    with pytest.raises(CoreError) as raised:
+        core.get("/studies/x") if call == "get" else core.post("/tools/find", "{}")
+    assert (raised.value.status, raised.value.message) == (status, "described by Orthanc")
+
+
+def test_a_core_error_without_a_code_is_a_500(api, monkeypatch):
+    from plugin.services.core import CoreError
+
+    def refuse(*_args):
+        raise FakeOrthancException()
+
+    monkeypatch.setattr(api.orthanc, "OrthancException", FakeOrthancException, raising=False)
+    monkeypatch.setattr(api.orthanc, "RestApiGet", refuse)
+    with pytest.raises(CoreError) as raised:
+        api.CoreApi().get("/x")
+    assert (raised.value.status, raised.value.message) == (500, "error in Orthanc")

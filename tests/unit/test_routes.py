@@ -74,9 +74,10 @@ ROUTES: list[tuple[str, str, dict[str, str], dict[str, str], str, Action]] = [
     ("GET", f"/studies/{PID}/instances-tags", {}, {}, "studies", V),
     ("POST", f"/studies/{PID}/anonymize", {}, {}, "studies", M),
     ("POST", f"/patients/{PID}/modify", {}, {}, "patients", M),
-    ("POST", f"/studies/{PID}/merge", {}, {}, "studies", M),
+    ("POST", f"/studies/{PID}/merge", {}, {}, "studies", A),  # moves in resources its body names
     ("POST", f"/studies/{PID}/split", {}, {}, "studies", M),
-    ("POST", f"/instances/{PID}/export", {}, {}, "instances", M),
+    ("POST", f"/instances/{PID}/export", {}, {}, "instances", A),  # writes a file on the server
+    ("GET", f"/instances/{PID}/export", {"_method": "POST"}, {}, "instances", A),
     ("POST", f"/studies/{PID}/reconstruct", {}, {}, "studies", M),
     ("GET", f"/studies/{PID}/labels", {}, {}, "studies", V),
     ("PUT", f"/studies/{PID}/labels/urgent", {}, {}, "studies", N),
@@ -93,14 +94,23 @@ ROUTES: list[tuple[str, str, dict[str, str], dict[str, str], str, Action]] = [
     ("POST", "/tools/count-resources", {}, {}, "tools_find", L),
     ("POST", "/tools/lookup", {}, {}, "tools_lookup", L),
     ("POST", "/tools/find/extra", {}, {}, "tools_find", L),  # not the route the plugin answers
-    ("POST", "/tools/create-archive", {}, {}, "tools_archive", D),
+    # Resources in the body, which the request filter is never given: admins only.
+    ("POST", "/tools/create-archive", {}, {}, "tools_archive", A),
+    ("POST", "/tools/create-media", {}, {}, "tools_archive", A),
+    ("POST", "/tools/create-media-extended", {}, {}, "tools_archive", A),
+    ("POST", "/Tools/Create-Archive", {}, {}, "tools_archive", A),
+    ("GET", "/tools/create-archive", {"resources": PID, "_method": "POST"}, {}, "tools_archive", A),
+    ("HEAD", "/tools/create-archive", {"resources": PID}, {}, "tools_archive", A),
+    ("PUT", "/tools/create-archive", {}, {}, "tools_archive", A),
+    ("POST", "/tools/bulk-content", {}, {}, "tools_bulk", A),
+    ("POST", "/tools/bulk-modify", {}, {}, "tools_bulk", A),
+    ("POST", "/tools/bulk-anonymize", {}, {}, "tools_bulk", A),
+    ("POST", "/tools/bulk-delete", {}, {}, "tools_bulk", A),
+    ("POST", "/tools/bulk-delete", {}, {"x-http-method-override": "POST"}, "tools_bulk", A),
+    # The GET form (1.12) lists them in the query: decided by the grants held on each.
     ("GET", "/tools/create-archive", {"resources": PID}, {}, "tools_archive", D),
-    ("POST", "/tools/create-media", {}, {}, "tools_archive", D),
-    ("POST", "/tools/create-media-extended", {}, {}, "tools_archive", D),
-    ("POST", "/tools/bulk-content", {}, {}, "tools_bulk", V),
-    ("POST", "/tools/bulk-modify", {}, {}, "tools_bulk", M),
-    ("POST", "/tools/bulk-anonymize", {}, {}, "tools_bulk", M),
-    ("POST", "/tools/bulk-delete", {}, {}, "tools_bulk", X),
+    ("GET", "/tools/create-media", {"resources": PID}, {}, "tools_archive", D),
+    ("GET", "/tools/create-media-extended", {"resources": PID}, {}, "tools_archive", D),
     ("POST", "/tools/execute-script", {}, {}, "tools_other", A),
     ("POST", "/tools/reset", {}, {}, "tools_other", A),
     ("POST", "/tools/shutdown", {}, {}, "tools_other", A),
@@ -402,9 +412,40 @@ def test_dicomweb_search_decodes_plus_as_space():
     assert classify("GET", "/dicom-web/series", {"PatientID": "A+B"}, {}).query == (("PatientID", "A B"),)
 
 
-def test_dicomweb_search_keeps_tag_spellings_of_the_keys():
+@pytest.mark.parametrize(("key", "canonical"), [
+    ("StudyInstanceUID", "StudyInstanceUID"), ("studyinstanceuid", "StudyInstanceUID"),
+    ("STUDYINSTANCEUID", "StudyInstanceUID"), ("0020000D", "StudyInstanceUID"), ("0020000d", "StudyInstanceUID"),
+    ("0020,000D", "StudyInstanceUID"), ("0020,000d", "StudyInstanceUID"), (" StudyInstanceUID ", "StudyInstanceUID"),
+    ("PatientID", "PatientID"), ("patientid", "PatientID"), ("PATIENTID", "PatientID"), ("00100020", "PatientID"),
+    ("0010,0020", "PatientID"),
+])
+def test_dicomweb_search_carries_every_spelling_of_a_key_under_its_canonical_name(key, canonical):
+    route = classify("GET", "/dicom-web/studies", {key: "1.2%2E3"}, {})
+    assert route.query == ((canonical, "1.2.3"),)
+
+
+def test_dicomweb_search_maps_tag_spellings_to_canonical_names():
     route = classify("GET", "/dicom-web/instances", {"0020000D": STUDY_UID, "00100020": "123"}, {})
-    assert dict(route.query) == {"0020000D": STUDY_UID, "00100020": "123"}
+    assert route.query == (("StudyInstanceUID", STUDY_UID), ("PatientID", "123"))
+
+
+@pytest.mark.parametrize("query", [
+    {"StudyInstanceUID": STUDY_UID, "0020000D": "9.9"},
+    {"0020,000d": "9.9", "StudyInstanceUID": STUDY_UID},
+    {"PatientID": "123", "00100020": "*", "0010,0020": "456"},
+])
+def test_dicomweb_search_keeps_every_occurrence_of_a_tag(query):
+    """The DICOMweb plugin keeps the last spelling of a tag; the gate must see them all, in order."""
+    route = classify("GET", "/dicom-web/studies", query, {})
+    names = {"0020000d": "StudyInstanceUID", "00100020": "PatientID"}
+    expected = tuple((names.get(k.lower().replace(",", ""), k), v) for k, v in query.items())
+    assert route.query == expected
+
+
+@pytest.mark.parametrize("key", ["SeriesInstanceUID", "SOPInstanceUID", "PatientName", "00100010", "0020000E",
+                                 "StudyInstanceUIDs", "PatientIDs", "0020000D0", "limit", "includefield"])
+def test_dicomweb_search_leaves_out_keys_that_name_neither_tag(key):
+    assert classify("GET", "/dicom-web/studies", {key: "1"}, {}).query == ()
 
 
 def test_dicomweb_search_without_keys_carries_none():

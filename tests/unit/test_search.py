@@ -14,7 +14,7 @@ from plugin.policies.types import Principal
 from plugin.services.access import ResourceLocator
 from plugin.services.search import SearchService, Visible, _matching
 from tests.unit.conftest import T0
-from tests.unit.fake_core import FakeCore
+from tests.unit.fake_core import FakeCore, orthanc_id
 
 DOCTOR = Principal("drnkosi", frozenset({"referring_doctor"}), "session")
 V = AccessLevel.VIEW_ONLY
@@ -236,3 +236,68 @@ def test_statistics_of_a_caller_with_no_grant_are_zero_without_asking_the_core(s
     assert search.statistics(DOCTOR, T0) == {"CountPatients": 0, "CountStudies": 0, "CountSeries": 0,
                                              "CountInstances": 0}
     assert core.calls == []
+
+
+# -- patient level: exact PatientIDs only (Orthanc matches PatientID without regard to case) -----------------
+
+
+@pytest.fixture
+def twin_by_case(core):
+    """Another person whose PatientID differs from PAT-1 by case alone."""
+    return core.add_study("pat-1", "3.1")
+
+
+@pytest.mark.parametrize("expand", [False, True, None])
+def test_a_patient_find_keeps_only_the_exact_patient_ids(search, access, core, twin_by_case, expand):
+    access.grants = GrantSet.of([("PAT-1", GrantTerm(V))], [])
+    request = {"Level": "Patient", "Query": {}} | ({} if expand is None else {"Expand": expand})
+    found = search.find(DOCTOR, request, T0)
+    if expand:
+        assert [p["MainDicomTags"]["PatientID"] for p in found] == ["PAT-1"]
+    else:
+        assert found == [orthanc_id("PAT-1")]
+    # The core was asked for expanded patients, so that their PatientIDs could be checked.
+    assert core.finds[-1] == {**request, "Query": {"PatientID": "PAT-1"}, "Expand": True}
+
+
+def test_a_patient_find_by_the_callers_own_patient_id_stays_exact(search, access, core, twin_by_case):
+    access.grants = GrantSet.of([("PAT-1", GrantTerm(V))], [])
+    assert search.find(DOCTOR, {"Level": "Patient", "Query": {"PatientID": "pat-1"}}, T0) == []
+    found = search.find(DOCTOR, {"Level": "Patient", "Query": {"PatientName": "*"}, "Expand": True}, T0)
+    assert [p["MainDicomTags"]["PatientID"] for p in found] == ["PAT-1"]
+
+
+def test_a_patient_find_with_response_content_is_made_case_sensitive(search, access, core, twin_by_case):
+    access.grants = GrantSet.of([("PAT-1", GrantTerm(V))], [])
+    request = {"Level": "Patient", "Query": {}, "ResponseContent": ["MainDicomTags"], "CaseSensitive": False}
+    found = search.find(DOCTOR, request, T0)
+    assert core.finds[-1] == {**request, "Query": {"PatientID": "PAT-1"}, "CaseSensitive": True}
+    assert found == [orthanc_id("PAT-1")]  # the core's answer, as it gave it
+
+
+def test_statistics_do_not_count_a_patient_differing_by_case(search, access, twin_by_case):
+    access.grants = GrantSet.of([("PAT-1", GrantTerm(V))], [])
+    assert search.statistics(DOCTOR, T0) == {"CountPatients": 1, "CountStudies": 2, "CountSeries": 2,
+                                             "CountInstances": 2}
+
+
+def test_the_studies_of_a_patient_differing_by_case_are_not_visible(search, access, twin_by_case):
+    access.grants = GrantSet.of([("PAT-1", GrantTerm(V))], [])
+    assert search.visible(DOCTOR, T0).study_uids == frozenset({"1.1", "1.2"})
+    found = search.find(DOCTOR, {"Level": "Study", "Query": {"PatientID": "pat-1"}, "Expand": True}, T0)
+    assert sorted(s["MainDicomTags"]["StudyInstanceUID"] for s in found) == ["1.1", "1.2"]  # PAT-1's only
+
+
+@pytest.mark.parametrize("item", [
+    {"MainDicomTags": {"PatientID": "PAT-1"}},
+    {"MainDicomTags": {"0010,0020": "PAT-1"}},  # short
+    {"MainDicomTags": {"0010,0020": {"Name": "PatientID", "Type": "String", "Value": "PAT-1"}}},  # full
+])
+def test_the_patient_id_is_read_in_every_tag_format(search, access, core, monkeypatch, item):
+    access.grants = GrantSet.of([("PAT-1", GrantTerm(V))], [])
+    other = {"MainDicomTags": {key: (value | {"Value": "pat-1"} if isinstance(value, dict) else "pat-1")
+                               for key, value in item["MainDicomTags"].items()}}
+    answers = [{"ID": "mine", **item}, {"ID": "theirs", **other}]
+    real = core._find
+    monkeypatch.setattr(core, "_find", lambda request: answers if request["Level"] == "Patient" else real(request))
+    assert search.find(DOCTOR, {"Level": "Patient", "Query": {}, "Full": True}, T0) == ["mine"]
