@@ -1,21 +1,23 @@
 """A large Orthanc index, fast, for benches: `populate()` fills a running Orthanc with tiny studies.
 
 Every study has one series holding one instance (Secondary Capture, 8x8 pixels, 8-bit MONOCHROME2,
-explicit VR little endian, about 700 bytes). Study i (0-based) belongs to patient i % patients
+explicit VR little endian, under 900 bytes). Study i (0-based) belongs to patient i % patients
 ("BENCH-P000123", "BENCH^P000123"), has AccessionNumber "ACC%06d" % i, a StudyDate spread over four
 years and a Modality cycling CT/MR/CR/US. Its UIDs derive from i alone, so a re-run with the same
 arguments stores nothing new (Orthanc answers "AlreadyStored"); a re-run with another `patients`
 would file the same StudyInstanceUIDs under other patients, which Orthanc treats as other studies.
 
 Speed: pydicom builds and encodes one template; each instance is then assembled from the
-template's encoded elements with its own values spliced in (a few microseconds, where a
-`dcmwrite` per instance costs about 1 ms of GIL-bound CPU, more than Orthanc spends storing it).
+template's encoded elements with its own values spliced in (about 10 microseconds, where a
+`dcmwrite` per instance costs about 1 ms of GIL-bound CPU, which Orthanc needs for itself on a
+small machine).
 `populate()` checks that the splicing gives, byte for byte, what `dcmwrite` gives.
 
 Run as a script, it starts a plain Orthanc (no Python plugin) in a temporary folder, populates it,
-checks /statistics and times /tools/find with lists of 1000 StudyInstanceUIDs and 50 PatientIDs:
+checks /statistics and times /tools/find with lists of 1000 StudyInstanceUIDs and 50 PatientIDs,
+then stops Orthanc, runs SQLite's ANALYZE on its index and times the same queries again:
 
-    .venv/bin/python bench/index.py [N] [--patients P] [--mode single|zip]
+    .venv/bin/python bench/index.py [N] [--patients P] [--mode zip|single] [--no-analyze] [--keep]
 """
 
 from __future__ import annotations
@@ -24,7 +26,10 @@ import argparse
 import datetime
 import hashlib
 import io
+import os
 import shutil
+import signal
+import sqlite3
 import statistics
 import struct
 import sys
@@ -34,6 +39,7 @@ import time
 import zipfile
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import closing
 from pathlib import Path
 
 import requests
@@ -185,7 +191,7 @@ def _check_answer(answer: requests.Response, count: int) -> None:
 
 
 def populate(orthanc_base_url: str, studies: int, patients: int, auth: tuple | None = None, workers: int = 8,
-             *, mode: str = "single", batch: int = 0) -> list[dict]:
+             *, mode: str = "zip", batch: int = 0) -> list[dict]:
     """Stores `studies` one-instance studies spread over `patients` patients; one dict per study.
 
     mode "single" POSTs each instance on its own (one keep-alive session per worker thread);
@@ -193,27 +199,32 @@ def populate(orthanc_base_url: str, studies: int, patients: int, auth: tuple | N
     """
     if studies < 0 or patients < 1 or workers < 1 or mode not in ("single", "zip"):
         raise ValueError("need studies >= 0, patients >= 1, workers >= 1 and mode single or zip")
-    batch = batch or (64 if mode == "zip" else 256)
+    batch = batch or (64 if mode == "zip" else 32)
     encoder = Encoder(patients)
     encoder.check(0)
     encoder.check(max(studies - 1, 0))
     url = orthanc_base_url.rstrip("/") + "/instances"
     local = threading.local()
     lock = threading.Lock()
-    done = [0, 0]  # instances stored, next tenth to report
+    done = [0, 0]  # instances stored, last tenth reported
     started = time.perf_counter()
+
+    sessions: list[requests.Session] = []
 
     def session() -> requests.Session:
         if not hasattr(local, "session"):
             local.session = requests.Session()
             local.session.auth = auth
+            with lock:
+                sessions.append(local.session)
         return local.session
 
     def report(count: int) -> None:
         with lock:
             done[0] += count
-            while studies and done[0] * 10 >= (done[1] + 1) * studies:
-                done[1] += 1
+            tenth = done[0] * 10 // studies if studies else 0
+            if tenth > done[1]:
+                done[1] = tenth
                 elapsed = time.perf_counter() - started
                 print(f"populate: {done[1] * 10}% ({done[0]}/{studies}) in {elapsed:.1f} s, "
                       f"{done[0] / elapsed:.0f} instances/s", file=sys.stderr, flush=True)
@@ -237,22 +248,40 @@ def populate(orthanc_base_url: str, studies: int, patients: int, auth: tuple | N
     send: Callable[[range], None] = send_single if mode == "single" else send_zip
     chunks = [range(k, min(k + batch, studies)) for k in range(0, studies, batch)]
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="populate") as pool:
-        for _ in pool.map(send, chunks):
-            pass
+        try:
+            for _ in pool.map(send, chunks):
+                pass
+        except BaseException:
+            pool.shutdown(cancel_futures=True)  # the first failure stops the run
+            raise
+        finally:
+            pool.shutdown()
+            for s in sessions:
+                s.close()
     return [describe(i, patients) for i in range(studies)]
 
 
 # ---- the script: a plain Orthanc, populated and queried ------------------------------------------
 
-def index_directory(tmp: Path, studies: int) -> Path:
-    """/dev/shm when it has room (SQLite there never waits for the disk), else the temp folder."""
+# Orthanc options acceptable for a bench only: no fsync of each stored file (the default since
+# 1.7.4), no jobs saved, no stable-study events during the run, no storage cache.
+FAST_OPTIONS = {"StorageCompression": False, "SyncStorageArea": False, "SaveJobs": False,
+                "OverwriteInstances": False, "StableAge": 1000, "MaximumStorageCacheSize": 0,
+                "HttpRequestTimeout": 600}
+
+
+def data_directory(tmp: Path, studies: int) -> Path:
+    """Where the index and the storage go: /dev/shm when it has room, else the temp folder.
+
+    On this machine's ext4, creating the storage's files and folders costs Orthanc more than the
+    rest of the ingest (inode allocation), and SQLite on tmpfs never waits for the disk."""
     shm = Path("/dev/shm")
     try:
         if shm.is_dir() and shutil.disk_usage(shm).free > 2 * 1024**3 + studies * 20_000:
             return Path(tempfile.mkdtemp(prefix="bench-index-", dir=shm))
     except OSError:
         pass
-    return tmp / "index"
+    return tmp / "data"
 
 
 def timed(func: Callable[[], object], repeat: int = 5) -> tuple[float, object]:
@@ -265,29 +294,49 @@ def timed(func: Callable[[], object], repeat: int = 5) -> tuple[float, object]:
     return statistics.median(times), result
 
 
+def analyze(index: Path) -> None:
+    """Runs SQLite's ANALYZE on Orthanc's index (Orthanc must be stopped), which Orthanc never does.
+
+    Without the statistics it writes, SQLite joins DicomIdentifiers through its (tagGroup,
+    tagElement) index, which matches every study for StudyInstanceUID: each lookup of a UID reads
+    all the studies. With them, it uses the index on the value."""
+    with closing(sqlite3.connect(index)) as db:
+        db.execute("ANALYZE")
+        db.commit()
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("studies", type=int, nargs="?", default=100_000)
     parser.add_argument("--patients", type=int, default=0, help="default: studies / 4")
     parser.add_argument("--workers", type=int, default=8)
-    parser.add_argument("--mode", choices=("single", "zip"), default="single")
+    parser.add_argument("--mode", choices=("single", "zip"), default="zip")
     parser.add_argument("--batch", type=int, default=0, help="instances per ZIP / per work item")
-    parser.add_argument("--keep", action="store_true", help="leave Orthanc running (Ctrl-C stops it)")
+    parser.add_argument("--no-analyze", action="store_true",
+                        help="skip the second round of queries, after ANALYZE of the index")
+    parser.add_argument("--keep", action="store_true", help="leave Orthanc running until SIGINT/SIGTERM")
     args = parser.parse_args()
     n, patients = args.studies, args.patients or max(1, args.studies // 4)
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     from tests.harness import OrthancProcess
 
+    def stop(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)  # also when started in the background, where SIGINT is ignored
     with tempfile.TemporaryDirectory(prefix="bench-index-") as tmp:
-        index = index_directory(Path(tmp), n)
-        proc = OrthancProcess(Path(tmp) / "orthanc", script=None, extra={
-            "Plugins": [], "IndexDirectory": str(index), "StorageCompression": False,
-            "SyncStorageArea": False, "SaveJobs": False, "OverwriteInstances": False, "StableAge": 1000,
-            "MaximumStorageCacheSize": 0, "HttpRequestTimeout": 600})
+        data = data_directory(Path(tmp), n)
+        # SQLite's temporary files (statement journals) default to /var/tmp, on the disk.
+        os.environ["SQLITE_TMPDIR"] = str(data)
+        proc = None
         try:
+            proc = OrthancProcess(Path(tmp) / "orthanc", script=None, extra={
+                **FAST_OPTIONS, "Plugins": [], "IndexDirectory": str(data),
+                "StorageDirectory": str(data / "storage")})
             proc.start()
-            print(f"Orthanc {proc.base} (pid {proc.pid}), index in {index}", file=sys.stderr)
+            print(f"Orthanc {proc.base} (pid {proc.pid}), index and storage in {data}", file=sys.stderr)
             t = time.perf_counter()
             studies = populate(proc.base, n, patients, workers=args.workers, mode=args.mode, batch=args.batch)
             elapsed = time.perf_counter() - t
@@ -297,63 +346,97 @@ def main() -> int:
             print(f"statistics: {stats['CountPatients']} patients, {stats['CountStudies']} studies, "
                   f"{stats['CountInstances']} instances, disk {stats['TotalDiskSizeMB']} MB")
             assert stats["CountStudies"] == n, stats
-            query_benchmarks(proc, studies, patients)
+            print("-- queries, index as Orthanc leaves it")
+            query_benchmarks(proc.base, studies, patients)
+            if not args.no_analyze:
+                proc.stop()
+                t = time.perf_counter()
+                analyze(data / "index")
+                print(f"-- queries after ANALYZE of the index (took {time.perf_counter() - t:.1f} s, "
+                      "Orthanc stopped)")
+                proc.start(timeout=120)
+                query_benchmarks(proc.base, studies, patients)
             if args.keep:
-                print("Orthanc keeps running; Ctrl-C stops it", file=sys.stderr)
+                print(f"Orthanc keeps running at {proc.base}; SIGINT or SIGTERM stops it", file=sys.stderr)
                 while True:
                     time.sleep(3600)
         except KeyboardInterrupt:
-            pass
+            print("interrupted", file=sys.stderr)
         finally:
-            proc.stop()
-            if index.parent != Path(tmp):
-                shutil.rmtree(index, ignore_errors=True)
+            if proc is not None:
+                proc.stop()
+            if data.parent != Path(tmp):
+                shutil.rmtree(data, ignore_errors=True)
     return 0
 
 
-def query_benchmarks(proc, studies: list[dict], patients: int) -> None:  # noqa: ANN001
+def query_benchmarks(base: str, studies: list[dict], patients: int, repeat: int = 5) -> None:
+    """Times /tools/find with value lists (checking the answers), and the per-study alternatives."""
     s = requests.Session()
-    n = len(studies)
-    step = max(1, n // 1000)
-    picked = studies[::step][:1000]
-    ids = {orthanc_id(st["patient_id"], st["study_uid"]) for st in picked}
-    uids = {st["study_uid"] for st in picked}
+    picked = studies[::max(1, len(studies) // 1000)][:1000]
+    study_ids = {orthanc_id(st["patient_id"], st["study_uid"]) for st in picked}
+    note = f"(median of {repeat})"
 
     def find(level: str, query: dict, expand: bool) -> list:
-        answer = s.post(proc.url("/tools/find"), json={"Level": level, "Query": query, "Expand": expand},
-                        timeout=600)
+        answer = s.post(base + "/tools/find", json={"Level": level, "Query": query, "Expand": expand}, timeout=600)
         answer.raise_for_status()
         return answer.json()
 
+    def ids(found: list) -> set[str]:
+        return {f["ID"] if isinstance(f, dict) else f for f in found}
+
     uid_list = "\\".join(st["study_uid"] for st in picked)
     for expand in (False, True):
-        ms, found = timed(lambda e=expand: find("Study", {"StudyInstanceUID": uid_list}, e))
-        got = {f["MainDicomTags"]["StudyInstanceUID"] for f in found} if expand else set(found)
-        assert got == (uids if expand else ids), f"find returned {len(got)} studies, not the {len(picked)} asked"
-        print(f"find Study by {len(picked)} StudyInstanceUIDs, Expand={expand}: {ms:.1f} ms (median of 5)")
-
-    for level, tag, key, make in (("Series", "SeriesInstanceUID", "series_uid", None),
-                                  ("Instance", "SOPInstanceUID", "sop_uid", None)):
-        del make
-        wanted = "\\".join(st[key] for st in picked)
-        ms, found = timed(lambda lv=level, tg=tag, w=wanted: find(lv, {tg: w}, False))
-        assert len(found) == len(picked), f"{level}: {len(found)} found of {len(picked)}"
-        print(f"find {level} by {len(picked)} {tag}s, Expand=False: {ms:.1f} ms (median of 5)")
+        ms, found = timed(lambda e=expand: find("Study", {"StudyInstanceUID": uid_list}, e), repeat)
+        assert ids(found) == study_ids, f"find returned {len(found)} studies, not the {len(picked)} asked"
+        if expand:
+            assert {f["MainDicomTags"]["StudyInstanceUID"] for f in found} == {st["study_uid"] for st in picked}
+        print(f"find Study by {len(picked)} StudyInstanceUIDs, Expand={expand}: {ms:.1f} ms {note}")
+    for size in (10, 100, 250, 500):  # how the cost grows with the length of the list
+        part = picked[:size]
+        query = {"StudyInstanceUID": "\\".join(st["study_uid"] for st in part)}
+        ms, found = timed(lambda q=query: find("Study", q, False), repeat)
+        assert len(found) == len(part), f"find returned {len(found)} studies, not the {len(part)} asked"
+        print(f"find Study by {len(part)} StudyInstanceUIDs, Expand=False: {ms:.1f} ms {note}")
+    for size in (50, 100, 200):  # the same 1000 UIDs, in several finds of shorter lists
+        chunks = [picked[k:k + size] for k in range(0, len(picked), size)]
+        queries = [{"StudyInstanceUID": "\\".join(st["study_uid"] for st in chunk)} for chunk in chunks]
+        ms, found = timed(lambda qs=queries: [i for q in qs for i in find("Study", q, False)], repeat)
+        assert ids(found) == study_ids, f"chunked finds returned {len(found)} studies, not {len(picked)}"
+        print(f"find Study by {len(picked)} StudyInstanceUIDs in {len(chunks)} finds of {size}: {ms:.1f} ms {note}")
+    for level, tag, key, parents in (("Series", "SeriesInstanceUID", "series_uid", ("study_uid",)),
+                                     ("Instance", "SOPInstanceUID", "sop_uid", ("study_uid", "series_uid"))):
+        wanted = {orthanc_id(st["patient_id"], *(st[p] for p in parents), st[key]) for st in picked}
+        query = {tag: "\\".join(st[key] for st in picked)}
+        ms, found = timed(lambda lv=level, q=query: find(lv, q, False), repeat)
+        assert ids(found) == wanted, f"{level}: {len(found)} found, not the {len(wanted)} asked"
+        print(f"find {level} by {len(picked)} {tag}s, Expand=False: {ms:.1f} ms {note}")
 
     pids = [patient_id(p) for p in range(0, patients, max(1, patients // 50))][:50]
-    expected = {orthanc_id(studies[i]["patient_id"], studies[i]["study_uid"])
-                for i in range(n) if studies[i]["patient_id"] in set(pids)}
+    chosen = set(pids)
+    expected = {orthanc_id(st["patient_id"], st["study_uid"]) for st in studies if st["patient_id"] in chosen}
     for expand in (False, True):
-        ms, found = timed(lambda e=expand: find("Study", {"PatientID": "\\".join(pids)}, e))
-        got = {f["ID"] for f in found} if expand else set(found)
-        assert got == expected, f"PatientID find returned {len(got)} studies, expected {len(expected)}"
-        print(f"find Study by {len(pids)} PatientIDs ({len(expected)} studies), Expand={expand}: "
-              f"{ms:.1f} ms (median of 5)")
-    ms, found = timed(lambda: find("Patient", {"PatientID": "\\".join(pids)}, False))
-    assert len(found) == len(pids), found
-    print(f"find Patient by {len(pids)} PatientIDs, Expand=False: {ms:.1f} ms (median of 5)")
-    ms, found = timed(lambda: find("Study", {"StudyInstanceUID": picked[0]["study_uid"]}, False))
-    print(f"find Study by 1 StudyInstanceUID (reference): {ms:.1f} ms (median of 5)")
+        ms, found = timed(lambda e=expand: find("Study", {"PatientID": "\\".join(pids)}, e), repeat)
+        assert ids(found) == expected, f"PatientID find returned {len(found)} studies, expected {len(expected)}"
+        print(f"find Study by {len(pids)} PatientIDs ({len(expected)} studies), Expand={expand}: {ms:.1f} ms {note}")
+    ms, found = timed(lambda: find("Patient", {"PatientID": "\\".join(pids)}, False), repeat)
+    assert ids(found) == {orthanc_id(p) for p in pids}, found
+    print(f"find Patient by {len(pids)} PatientIDs, Expand=False: {ms:.1f} ms {note}")
+
+    one = picked[len(picked) // 2]
+    ms, found = timed(lambda: find("Study", {"StudyInstanceUID": one["study_uid"]}, False), repeat)
+    assert found == [orthanc_id(one["patient_id"], one["study_uid"])], found
+    print(f"find Study by 1 StudyInstanceUID: {ms:.1f} ms {note}")
+    ms, found = timed(lambda: s.post(base + "/tools/lookup", data=one["study_uid"], timeout=60).json(), repeat)
+    assert [f["ID"] for f in found] == [orthanc_id(one["patient_id"], one["study_uid"])], found
+    print(f"/tools/lookup of 1 StudyInstanceUID: {ms:.1f} ms {note}")
+    first = picked[:100]
+    ms, _ = timed(lambda: [s.post(base + "/tools/lookup", data=st["study_uid"], timeout=60).raise_for_status()
+                           for st in first], 1)
+    print(f"/tools/lookup of {len(first)} StudyInstanceUIDs one by one: {ms:.1f} ms in all")
+    ms, _ = timed(lambda: [s.get(f"{base}/studies/{orthanc_id(st['patient_id'], st['study_uid'])}",
+                                 timeout=60).raise_for_status() for st in picked], 1)
+    print(f"GET /studies/{{id}} for {len(picked)} studies (id computed from PatientID and UID): {ms:.1f} ms in all")
 
 
 if __name__ == "__main__":

@@ -294,8 +294,8 @@ class AccessService:
         # the first successful poll drops whatever was cached meanwhile.
         try:
             self.poll()
-        except StoreUnavailable:
-            self._warn("Gate: could not read the grant version at start; will keep trying")
+        except Exception as exc:  # noqa: BLE001 - the poller retries; start-up must not fail here
+            self._warn(f"Gate: could not read the grant version at start ({type(exc).__name__}); will keep trying")
         self._thread = threading.Thread(target=self._poll_loop, name="gate-grant-poll", daemon=True)
         self._thread.start()
 

@@ -221,6 +221,10 @@ class GrantService:
                                                                   "Query": dicom_query}))
         except CoreError as exc:
             raise BadRequest(f"Orthanc refused the search: {exc.message}") from None
+        patient_id = query.get("PatientID", "")
+        if patient_id and not any(w in patient_id for w in "*?\\"):
+            # Orthanc matches PatientID without regard to case: "ab1" must not reach "AB1".
+            studies = [s for s in studies if (s.get("PatientMainDicomTags") or {}).get("PatientID") == patient_id]
         if not studies:
             raise NotFound("no study matches the query")
         if len(studies) > MAX_BULK:

@@ -61,13 +61,17 @@ class SearchService:
         return self._core.post("/tools/find", json.dumps(body))
 
     def _exact_patients(self, body: dict[str, Any], allowed: frozenset[str]) -> list[Any]:
-        """Orthanc matches PatientID without regard to case unless asked (CaseSensitive), and a
-        granted "ab1" must not bring "AB1" along. With a ResponseContent (1.12) the match is made
-        case-sensitive; otherwise the answer is expanded, kept to the exact PatientIDs, and cut
-        back to ids if that is what was asked. (Since and Limit are then applied before this last
-        step: an id differing from a granted one by case alone can shorten a page.)"""
-        if "ResponseContent" in body:
-            return self._core.post("/tools/find", json.dumps({**body, "CaseSensitive": True}))
+        """Orthanc matches PatientID without regard to case, and a granted "ab1" must not bring
+        "AB1" along: the answer is asked with the patients' main tags, kept to the exact
+        PatientIDs, and cut back to what was asked. (Since and Limit are applied by Orthanc before
+        this: an id differing from a granted one by case alone can shorten a page.)"""
+        content = body.get("ResponseContent")
+        if isinstance(content, list):  # 1.12: the answer holds what ResponseContent names
+            extra = ["ID", "MainDicomTags"]
+            asked = {**body, "ResponseContent": content + [c for c in extra if c not in content]}
+            found = self._core.post("/tools/find", json.dumps(asked))
+            kept = [item for item in found if _patient_id_of(item) in allowed]
+            return [{k: v for k, v in item.items() if k in content} for item in kept]
         found = self._core.post("/tools/find", json.dumps({**body, "Expand": True}))
         kept = [item for item in found if _patient_id_of(item) in allowed]
         return kept if body.get("Expand") else [item["ID"] for item in kept]

@@ -125,6 +125,7 @@ def test_audit_verify_passes_then_names_an_edited_row_and_catches_a_rewrite(tmp_
 def test_kill_9_under_load_loses_no_audit_of_a_served_request(tmp_path, window):
     srv = start_gate(tmp_path, gate={"AuditCoalesceSeconds": window})
     instances = push_samples(srv)
+    study_of = {i: srv.admin("GET", f"/instances/{i}/simplified-tags").json()["StudyInstanceUID"] for i in instances}
     served: list[tuple[float, float, str, str]] = []  # (sent, answered, instance, sub-route)
     stop = threading.Event()
 
@@ -159,16 +160,16 @@ def test_kill_9_under_load_loses_no_audit_of_a_served_request(tmp_path, window):
     srv.proc.start()
     try:
         db = sqlite3.connect(srv.proc.database)
-        allowed = db.execute("SELECT ts, orthanc_id, action FROM audit_events WHERE outcome='allow' "
+        allowed = db.execute("SELECT ts, study_uid, action FROM audit_events WHERE outcome='allow' "
                              "AND actor='root1' AND route_class='instances'").fetchall()
         db.close()
         coverage: dict[tuple[str, str], list[float]] = {}
-        for ts, orthanc_id, action in allowed:
+        for ts, study_uid, action in allowed:
             stamp = datetime.strptime(ts, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC).timestamp()
-            coverage.setdefault((orthanc_id, action), []).append(stamp)
+            coverage.setdefault((study_uid, action), []).append(stamp)
         for sent, answered, instance, sub in served:
-            # Events coalesce by (actor, resource, action, outcome): /file is a download, the rest views.
-            stamps = coverage.get((instance, "download" if sub == "file" else "view"), [])
+            # Reads coalesce by (actor, study, action, outcome): /file is a download, the rest views.
+            stamps = coverage.get((study_of[instance], "download" if sub == "file" else "view"), [])
             # Covered by its own row or by the row that opened its coalescing window.
             assert any(answered + 1 >= s >= sent - window - 1 for s in stamps), (instance, sub, sent)
         ok = srv.proc.gatectl("audit-verify")

@@ -743,12 +743,6 @@ def test_a_qido_search_by_a_patient_id_another_differs_from_by_case_is_refused(c
     assert answer.status_code == 200 and qido_values(answer, "0020000D") == {uid}
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "POST /gate/api/grants/bulk with query {\"PatientID\": \"gate-case-1\"} also grants the study of patient "
-    "'GATE-CASE-1' (another person): services/grants.py GrantService._search sends the query to Orthanc's "
-    "/tools/find without \"CaseSensitive\": true, which on 1.10.1 matches PatientID without regard to case, "
-    "and keeps every study it answers (their PatientMainDicomTags are not compared with the PatientID asked). "
-    "The admin asked for one patient and the doctor is granted two; the audit row names both."))
 def test_a_bulk_grant_by_patient_id_does_not_grant_a_patient_whose_id_differs_in_case(case_twins: CaseTwins):
     srv = case_twins.srv
     new_doctor(srv, "drbulkcase")

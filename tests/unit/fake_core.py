@@ -125,7 +125,10 @@ class FakeCore:
                     self.resources[f"/series/{s}"]["MainDicomTags"]["Modality"] for s in resource["Series"])
             if all(_matches(tags.get(key, ""), pattern, key, case_sensitive)
                    for key, pattern in request.get("Query", {}).items()):
-                found.append(resource if request.get("Expand") else resource["ID"])
+                if isinstance(request.get("ResponseContent"), list):  # 1.12: only the parts asked for
+                    found.append({k: v for k, v in resource.items() if k in request["ResponseContent"]})
+                else:
+                    found.append(resource if request.get("Expand") else resource["ID"])
         return json.loads(json.dumps(found))
 
     def _tags_with_parents(self, resource: dict[str, Any]) -> dict[str, str]:

@@ -327,7 +327,7 @@ def test_start_warns_and_still_polls_when_the_store_cannot_be_read_at_first(stor
         assert polled.wait(5)
     finally:
         access.stop()
-    assert warnings == ["Gate: could not read the grant version at start; will keep trying"]
+    assert len(warnings) == 1 and warnings[0].startswith("Gate: could not read the grant version at start")
 
 
 def test_a_set_cached_before_the_first_poll_is_dropped_when_another_node_revoked_since(access, store, db_path):

@@ -272,12 +272,6 @@ def test_bulk_by_query_searches_studies_with_modalities_in_study_for_modality(en
     assert [(r.study_uid, r.source) for r in env.rows()] == [("1.2", "bulk")]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "GrantService._search sends a bulk query's PatientID to Orthanc's /tools/find without "
-    "\"CaseSensitive\": true (Orthanc 1.10.1 then matches PatientID without regard to case, as this fake "
-    "core does) and keeps every study answered: {\"PatientID\": \"PAT-1\"} also grants the study of "
-    "'pat-1', another person (seen on a real Orthanc: tests/integration/test_grants_enforcement.py "
-    "test_a_bulk_grant_by_patient_id_does_not_grant_a_patient_whose_id_differs_in_case)."))
 def test_a_bulk_grant_by_patient_id_does_not_reach_a_patient_whose_id_differs_in_case(env):
     env.core.add_study("pat-1", "3.1")
     env.bulk(query={"PatientID": "PAT-1"})

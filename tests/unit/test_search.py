@@ -267,12 +267,14 @@ def test_a_patient_find_by_the_callers_own_patient_id_stays_exact(search, access
     assert [p["MainDicomTags"]["PatientID"] for p in found] == ["PAT-1"]
 
 
-def test_a_patient_find_with_response_content_is_made_case_sensitive(search, access, core, twin_by_case):
+def test_a_patient_find_with_response_content_keeps_exact_ids_and_only_the_parts_asked(search, access, core,
+                                                                                        twin_by_case):
     access.grants = GrantSet.of([("PAT-1", GrantTerm(V))], [])
-    request = {"Level": "Patient", "Query": {}, "ResponseContent": ["MainDicomTags"], "CaseSensitive": False}
+    request = {"Level": "Patient", "Query": {}, "ResponseContent": ["Labels"]}
     found = search.find(DOCTOR, request, T0)
-    assert core.finds[-1] == {**request, "Query": {"PatientID": "PAT-1"}, "CaseSensitive": True}
-    assert found == [orthanc_id("PAT-1")]  # the core's answer, as it gave it
+    assert core.finds[-1] == {**request, "Query": {"PatientID": "PAT-1"},
+                              "ResponseContent": ["Labels", "ID", "MainDicomTags"]}
+    assert len(found) == 1 and set(found[0]) <= {"Labels"}  # the twin "pat-1" dropped, extra parts too
 
 
 def test_statistics_do_not_count_a_patient_differing_by_case(search, access, twin_by_case):
