@@ -152,6 +152,16 @@ def _on_stop() -> None:
         _runtime.stop()
 
 
+def _on_new_study(study_id: str) -> None:
+    if _runtime is not None:
+        _runtime.access.locator.study_added(study_id)
+
+
+def _on_deleted() -> None:
+    if _runtime is not None:
+        _runtime.access.locator.resource_deleted()
+
+
 def initialise() -> None:
     global _runtime, _startup_error, _remembered
     try:
@@ -169,7 +179,7 @@ def initialise() -> None:
     orthanc_api.register_filter(_filter)
     for regex, handlers in ROUTES:
         orthanc_api.register_route(regex, _health if regex == "/gate/health" else _route(handlers))
-    orthanc_api.register_on_stop(_on_stop)
+    orthanc_api.register_on_change(_on_stop, _on_new_study, _on_deleted)
     if _runtime is not None:
         orthanc_api.log_warning(f"Gate: started; store {config.database_url.split('://')[0]}, "
                                 f"state in {config.state_directory}")

@@ -108,10 +108,15 @@ def register_route(regex: str, callback: Any) -> None:
     orthanc.RegisterRestCallback(regex, callback)
 
 
-def register_on_stop(callback: Any) -> None:
-    def on_change(change_type: int, _resource_type: int, _resource_id: str) -> None:
-        if change_type == orthanc.ChangeType.ORTHANC_STOPPED:
-            callback()
+def register_on_change(on_stop: Any, on_new_study: Any, on_deleted: Any) -> None:
+    """Orthanc's one change callback (run on its own thread): stop, a new study, a deletion."""
+    def on_change(change_type: int, _resource_type: int, resource_id: str) -> None:
+        if change_type == orthanc.ChangeType.NEW_STUDY:
+            on_new_study(resource_id)
+        elif change_type == orthanc.ChangeType.DELETED:
+            on_deleted()
+        elif change_type == orthanc.ChangeType.ORTHANC_STOPPED:
+            on_stop()
 
     orthanc.RegisterOnChangeCallback(on_change)
 

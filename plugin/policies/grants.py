@@ -35,10 +35,12 @@ class GrantSet:
 
     patients: dict[str, tuple[GrantTerm, ...]] = field(default_factory=dict)
     studies: dict[str, tuple[GrantTerm, ...]] = field(default_factory=dict)
+    study_ids: dict[str, str] = field(default_factory=dict)  # StudyInstanceUID -> Orthanc id, when known
 
     @staticmethod
-    def of(patient_terms: Iterable[tuple[str, GrantTerm]], study_terms: Iterable[tuple[str, GrantTerm]]) -> GrantSet:
-        return GrantSet(_by_key(patient_terms), _by_key(study_terms))
+    def of(patient_terms: Iterable[tuple[str, GrantTerm]], study_terms: Iterable[tuple[str, GrantTerm]],
+           study_ids: dict[str, str] | None = None) -> GrantSet:
+        return GrantSet(_by_key(patient_terms), _by_key(study_terms), dict(study_ids or {}))
 
     def on_patient(self, patient_id: str, now: float) -> Held:
         """What a patient grant allows on the patient and every study of theirs, past or future."""

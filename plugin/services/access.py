@@ -29,6 +29,9 @@ from plugin.services.core import Core, CoreError
 from plugin.store import grants as grant_store
 from plugin.store.db import Store
 
+# How long a patient's list of studies is reused: bounds how late a study stored through another
+# node sharing the index appears in this node's trimmed lists (this node's own are seen at once).
+STUDIES_OF_PATIENT_SECONDS = 5.0
 PLURAL = {"patient": "patients", "study": "studies", "series": "series", "instance": "instances"}
 LEVEL_OF_TYPE = {"Patient": "patient", "Study": "study", "Series": "series", "Instance": "instance"}
 # QIDO search keys that can name what a DICOMweb search is about (keyword or tag).
@@ -70,11 +73,47 @@ NO_SCOPE = Scope(NOTHING)
 class ResourceLocator:
     """Orthanc ids and DICOM UIDs -> Located, asking the core once per resource."""
 
-    def __init__(self, core: Core, max_entries: int = 200000) -> None:
+    def __init__(self, core: Core, max_entries: int = 200000, clock: Callable[[], float] = time.monotonic,
+                 studies_seconds: float = STUDIES_OF_PATIENT_SECONDS) -> None:
         self._core = core
         self._max = max_entries
+        self._clock = clock
+        self._studies_seconds = studies_seconds
         self._by_id: dict[tuple[str, str], Located] = {}
         self._by_uid: dict[tuple[str, str], Located] = {}
+        self._studies_of: dict[str, tuple[float, tuple[str, ...]]] = {}  # patient id -> (until, study ids)
+        self._missing: dict[tuple[str, str], float] = {}  # (level, uid) looked up in vain -> until when
+
+    def studies_of_patient(self, patient_oid: str) -> tuple[str, ...] | None:
+        """Orthanc ids of a patient's studies (None: no such patient). Kept for a few seconds, and
+        dropped at once when this node stores a new study or deletes anything."""
+        hit = self._studies_of.get(patient_oid)
+        now = self._clock()
+        if hit is not None and hit[0] > now:
+            return hit[1]
+        patient = self._get(f"/patients/{patient_oid}")
+        if not isinstance(patient, dict):
+            self._studies_of.pop(patient_oid, None)
+            return None
+        studies = tuple(str(s) for s in patient.get("Studies", ()))
+        if len(self._studies_of) >= self._max:
+            self._studies_of.clear()
+        self._studies_of[patient_oid] = (now + self._studies_seconds, studies)
+        return studies
+
+    def study_added(self, study_oid: str) -> None:
+        """Orthanc stored the first instance of a study (NEW_STUDY): its patient's list is stale."""
+        self._missing.clear()
+        located = self.by_orthanc_id("study", study_oid)
+        self._studies_of.pop(located.patient_oid if located is not None else "", None)
+
+    def resource_deleted(self) -> None:
+        """Orthanc deleted a resource (DELETED): forget everything that may name it. Deletions are
+        rare; ids that still exist are found again on their next use."""
+        self._by_id.clear()
+        self._by_uid.clear()
+        self._studies_of.clear()
+        self._missing.clear()
 
     def by_orthanc_id(self, level: str, orthanc_id: str) -> Located | None:
         key = (level, orthanc_id)
@@ -116,6 +155,8 @@ class ResourceLocator:
         hit = self._by_uid.get(key)
         if hit is not None:
             return (hit,)
+        if self._missing.get(key, 0.0) > self._clock():
+            return ()
         try:
             matches = self._core.post("/tools/lookup", uid)
         except CoreError:
@@ -125,6 +166,12 @@ class ResourceLocator:
                       if loc is not None)
         if len(found) == 1:
             self._remember(self._by_uid, key, found[0])
+        elif not found:
+            # A lookup can cost Orthanc a scan of its index: a UID just found missing (say, a
+            # granted study since deleted) is not looked up again for a few seconds.
+            if len(self._missing) >= self._max:
+                self._missing.clear()
+            self._missing[key] = self._clock() + self._studies_seconds
         return found
 
     def patient_ids_like(self, patient_id: str) -> set[str]:
@@ -180,7 +227,7 @@ class AccessService:
         now = self._clock()
         with self._store.read() as db:
             rows = grant_store.active_grants_of_user(db, username, now)
-            patient_terms, study_terms = [], []
+            patient_terms, study_terms, study_ids = [], [], {}
             for row in rows:
                 level = parse_level(row.level)
                 if level is None:
@@ -190,7 +237,9 @@ class AccessService:
                     patient_terms.append((row.patient_id, term))
                 elif row.study_uid is not None:
                     study_terms.append((row.study_uid, term))
-        found = GrantSet.of(patient_terms, study_terms)
+                    if row.orthanc_id:
+                        study_ids[row.study_uid] = row.orthanc_id
+        found = GrantSet.of(patient_terms, study_terms, study_ids)
         # A set read while a grant changed may predate the change: use it, but do not keep it.
         if generation == self.generation:
             if len(self._sets) >= 10000:

@@ -5,6 +5,7 @@ Calls made this way reach Orthanc's core directly and do not pass through the ga
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any, Protocol
 
 
@@ -27,3 +28,10 @@ class Core(Protocol):
     def get_raw(self, path: str) -> bytes: ...
 
     def post_raw(self, path: str, body: bytes | str) -> bytes: ...
+
+
+def orthanc_id(*dicom_ids: str) -> str:
+    """The id Orthanc gives a resource: SHA-1 of its DICOM identifiers joined by "|" (PatientID for a
+    patient; PatientID, StudyInstanceUID for a study), in five groups of eight hex digits."""
+    digest = hashlib.sha1("|".join(dicom_ids).encode("utf-8"), usedforsecurity=False).hexdigest()
+    return "-".join(digest[i:i + 8] for i in range(0, 40, 8))

@@ -24,7 +24,7 @@ from plugin.policies.levels import LEVEL_NAMES, parse_level
 from plugin.policies.types import Principal
 from plugin.services.access import AccessService
 from plugin.services.accounts import AuditSink, account_event
-from plugin.services.core import Core, CoreError
+from plugin.services.core import Core, CoreError, orthanc_id
 from plugin.services.users import Actor
 from plugin.store import accounts
 from plugin.store import grants as grant_store
@@ -188,14 +188,17 @@ class GrantService:
             raise BadRequest(f"{key} must be a DICOM identifier (at most 64 characters, no * ? or \\)")
         locator = self._access.locator
         if key == "patient_id":
-            if not locator.by_uid("patient", value):
+            # Orthanc names a patient by a hash of the exact PatientID: no search, no case folding.
+            patient_oid = orthanc_id(value)
+            if locator.by_orthanc_id("patient", patient_oid) is None:
                 raise NotFound(f"no patient with PatientID {value!r} in Orthanc")
-            return GrantObject(patient_id=value)
+            return GrantObject(patient_id=value, orthanc_id=patient_oid)
         if key == "study_uid":
             found = locator.by_uid("study", value)
             if not found:
                 raise NotFound(f"no study with StudyInstanceUID {value!r} in Orthanc")
-            return GrantObject(study_uid=value, patient_of_study=",".join(sorted({f.patient_id for f in found})))
+            return GrantObject(study_uid=value, orthanc_id=found[0].study_oid if len(found) == 1 else None,
+                               patient_of_study=",".join(sorted({f.patient_id for f in found})))
         study = locator.by_orthanc_id("study", value)
         if study is not None:
             return GrantObject(study_uid=study.study_uid, orthanc_id=value, patient_of_study=study.patient_id)

@@ -1,10 +1,19 @@
 """Searches and lists answered for callers who are not admins, trimmed to what they were granted.
 
-Every search is turned into one call of Orthanc's /tools/find with one more constraint: the
-StudyInstanceUIDs the caller may see (patient and series/instance levels: see `_constrain`).
-Since, Limit, Expand and the rest are applied by Orthanc after that constraint, so a caller
-asking for 100 gets up to 100 of their own. A caller with nothing visible gets an empty answer
-without asking Orthanc (an empty constraint would match everything).
+What a caller may see is worked out from their grants and Orthanc ids (`visible`): a granted
+patient's studies come from the patient resource (its id is a hash of the PatientID), a granted
+study's id is kept with its grant. Then:
+
+- a plain listing of studies or patients (no matching keys of the caller's own, no 1.12
+  extras) is answered from those ids directly: paged by Since and Limit, and expanded one
+  resource at a time, page only. This is the common case (Orthanc Explorer, viewers' study
+  lists) and costs no search in Orthanc's index.
+- anything else is turned into one call of Orthanc's /tools/find with one more constraint: the
+  StudyInstanceUIDs the caller may see (PatientIDs at patient level: see `_constrain`). Since,
+  Limit, Expand and the rest are then applied by Orthanc after that constraint.
+
+Either way a caller asking for 100 gets up to 100 of their own, and a caller with nothing
+visible gets an empty answer without asking Orthanc (an empty constraint would match everything).
 """
 
 from __future__ import annotations
@@ -16,22 +25,32 @@ from typing import Any
 
 from plugin.errors import BadRequest
 from plugin.policies.types import Principal
-from plugin.services.access import LEVEL_OF_TYPE, AccessService
-from plugin.services.core import Core
+from plugin.services.access import LEVEL_OF_TYPE, PLURAL, AccessService
+from plugin.services.core import Core, CoreError, orthanc_id
 
 LEVEL_NAMES = {"patient": "Patient", "study": "Study", "series": "Series", "instance": "Instance"}
 STUDY_UID_KEYS = frozenset({"studyinstanceuid", "0020000d"})
 PATIENT_ID_KEYS = frozenset({"patientid", "00100020"})
 WILDCARDS = ("*", "?")
+# Keys of a find request that a direct listing honours; any other sends it to Orthanc's /tools/find.
+DIRECT_KEYS = frozenset({"Level", "Query", "Expand", "Since", "Limit", "Full", "Short", "CaseSensitive"})
 
 
 @dataclass(frozen=True)
 class Visible:
-    """What one caller may see now: patients by PatientID (patient grants), studies by UID (study
-    grants, and every study of a granted patient)."""
+    """What one caller may see now: granted patients (PatientID -> Orthanc id) and visible studies
+    (StudyInstanceUID -> Orthanc id: study grants, and every study of a granted patient)."""
 
-    patient_ids: frozenset[str]
-    study_uids: frozenset[str]
+    patients: dict[str, str]
+    studies: dict[str, str]
+
+    @property
+    def patient_ids(self) -> frozenset[str]:
+        return frozenset(self.patients)
+
+    @property
+    def study_uids(self) -> frozenset[str]:
+        return frozenset(self.studies)
 
 
 class SearchService:
@@ -41,14 +60,30 @@ class SearchService:
 
     def visible(self, principal: Principal, now: float) -> Visible:
         grants = self._access.grants_of(principal.username or "")
-        patient_ids = frozenset(grants.patient_ids(now))
-        study_uids = set(grants.study_uids(now))
-        if patient_ids:
-            studies = self._core.post("/tools/find", json.dumps({
-                "Level": "Study", "Expand": True, "Query": {"PatientID": _uid_list(patient_ids)}}))
-            study_uids.update(s["MainDicomTags"]["StudyInstanceUID"] for s in studies
-                              if s.get("PatientMainDicomTags", {}).get("PatientID") in patient_ids)
-        return Visible(patient_ids, frozenset(study_uids))
+        locator = self._access.locator
+        patients: dict[str, str] = {}
+        studies: dict[str, str] = {}
+        for patient_id in sorted(grants.patient_ids(now)):
+            patient_oid = orthanc_id(patient_id)
+            study_oids = locator.studies_of_patient(patient_oid)
+            if study_oids is None:
+                continue
+            patients[patient_id] = patient_oid
+            for study_oid in study_oids:
+                located = locator.by_orthanc_id("study", study_oid)
+                if located is not None and located.study_uid:
+                    studies[located.study_uid] = study_oid
+        for uid in grants.study_uids(now):
+            if uid in studies:
+                continue
+            known = grants.study_ids.get(uid)
+            located = locator.by_orthanc_id("study", known) if known else None
+            if located is not None and located.study_uid == uid:
+                studies[uid] = known
+                continue
+            for found in locator.by_uid("study", uid):  # a grant made before ids were kept
+                studies[uid] = found.study_oid or ""
+        return Visible(patients, studies)
 
     def find(self, principal: Principal, request: dict[str, Any], now: float) -> list[Any]:
         """/tools/find for a caller who is not an admin: the same answer Orthanc gives, trimmed."""
@@ -56,9 +91,30 @@ class SearchService:
         body = self._constrain(request, visible)
         if body is None:
             return []
-        if body["Level"].lower() == "patient":
+        level = body["Level"].lower()
+        if level in ("study", "patient") and _plain_listing(request, level):
+            return self._direct(level, body, visible)
+        if level == "patient":
             return self._exact_patients(body, visible.patient_ids)
         return self._core.post("/tools/find", json.dumps(body))
+
+    def _direct(self, level: str, body: dict[str, Any], visible: Visible) -> list[Any]:
+        """A plain listing answered from the visible ids (sorted, so pages are stable)."""
+        allowed = set(body["Query"]["PatientID" if level == "patient" else "StudyInstanceUID"].split("\\"))
+        named = visible.patients if level == "patient" else visible.studies
+        ids = sorted(oid for key, oid in named.items() if key in allowed and oid)
+        since, limit = _whole(body, "Since"), _whole(body, "Limit")
+        page = ids[since:since + limit] if limit else ids[since:]
+        if not body.get("Expand"):
+            return page
+        option = "?full" if body.get("Full") else "?short" if body.get("Short") else ""
+        expanded = []
+        for oid in page:
+            try:
+                expanded.append(self._core.get(f"/{PLURAL[level]}/{oid}{option}"))
+            except CoreError:
+                continue  # deleted meanwhile
+        return expanded
 
     def _exact_patients(self, body: dict[str, Any], allowed: frozenset[str]) -> list[Any]:
         """Orthanc matches PatientID without regard to case, and a granted "ab1" must not bring
@@ -107,11 +163,16 @@ class SearchService:
     def statistics(self, principal: Principal, now: float) -> dict[str, int]:
         """The caller's own counts (no disk sizes: those are the server's)."""
         visible = self.visible(principal, now)
-        studies = self.find(principal, {"Level": "Study", "Query": {}, "Expand": True}, now)
-        instances = self.find(principal, {"Level": "Instance", "Query": {}}, now)
-        patients = self.find(principal, {"Level": "Patient", "Query": {}}, now) if visible.patient_ids else []
-        return {"CountPatients": len(patients), "CountStudies": len(studies),
-                "CountSeries": sum(len(s.get("Series", ())) for s in studies), "CountInstances": len(instances)}
+        counts = {"CountPatients": len(visible.patients), "CountStudies": 0, "CountSeries": 0, "CountInstances": 0}
+        for study_oid in visible.studies.values():
+            try:
+                found = self._core.get(f"/studies/{study_oid}/statistics")
+            except CoreError:
+                continue  # deleted meanwhile
+            counts["CountStudies"] += 1
+            counts["CountSeries"] += int(found.get("CountSeries", 0))
+            counts["CountInstances"] += int(found.get("CountInstances", 0))
+        return counts
 
     def _constrain(self, request: dict[str, Any], visible: Visible) -> dict[str, Any] | None:
         """The caller's find request with the visibility constraint added; None if nothing can match.
@@ -141,6 +202,20 @@ class SearchService:
             return None
         kept["PatientID" if level == "patient" else "StudyInstanceUID"] = _uid_list(allowed)
         return {**request, "Query": kept}
+
+
+def _plain_listing(request: dict[str, Any], level: str) -> bool:
+    """No matching key of the caller's own (beyond the one the gate constrains at this level) and no
+    1.12 extras."""
+    own = PATIENT_ID_KEYS if level == "patient" else STUDY_UID_KEYS
+    return set(request) <= DIRECT_KEYS and all(_tag_key(k) in own for k in request.get("Query") or {})
+
+
+def _whole(body: dict[str, Any], key: str) -> int:
+    value = body.get(key, 0)
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise BadRequest(f"{key} must be a whole number, 0 or more")
+    return value
 
 
 def _patient_id_of(item: Any) -> str | None:

@@ -24,10 +24,10 @@ def doctor_ids_of_user(db: DbSession, username: str) -> list[int]:
 
 
 def active_grants_of_user(db: DbSession, username: str, now: float) -> list[Row]:
-    """(patient_id, study_uid, level, expires_at) of the unrevoked, unexpired grants naming the user
-    or a doctor tied to the user: two indexed queries, plain rows (no ORM objects: this runs on
-    the request path whenever a caller's grants are not cached)."""
-    columns = (Grant.patient_id, Grant.study_uid, Grant.level, Grant.expires_at)
+    """(patient_id, study_uid, orthanc_id, level, expires_at) of the unrevoked, unexpired grants naming
+    the user or a doctor tied to the user: two indexed queries, plain rows (no ORM objects: this runs
+    on the request path whenever a caller's grants are not cached)."""
+    columns = (Grant.patient_id, Grant.study_uid, Grant.orthanc_id, Grant.level, Grant.expires_at)
     live = [Grant.revoked_at.is_(None), or_(Grant.expires_at.is_(None), Grant.expires_at > now)]
     rows = list(db.execute(select(*columns).where(Grant.subject_user == username, *live)))
     doctor_ids = doctor_ids_of_user(db, username)

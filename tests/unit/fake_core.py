@@ -4,20 +4,17 @@ studies, series and instances answered in Orthanc's JSON shapes, counting every 
 from __future__ import annotations
 
 import fnmatch
-import hashlib
 import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from plugin.services.core import CoreError
+from plugin.services.core import CoreError, orthanc_id
+
+__all__ = ["FakeCore", "StudyIds", "orthanc_id"]
 
 PLURAL = {"Patient": "patients", "Study": "studies", "Series": "series", "Instance": "instances"}
-
-
-def orthanc_id(*parts: str) -> str:
-    """An id shaped like Orthanc's: a SHA-1 in five dash-separated groups."""
-    digest = hashlib.sha1("|".join(parts).encode()).hexdigest()  # noqa: S324 - an id, not a secret
-    return "-".join(digest[i:i + 8] for i in range(0, 40, 8))
+# Orthanc's formats of an expanded resource; the fake answers the same JSON for each.
+FORMATS = ("", "?full", "?short")
 
 
 @dataclass
@@ -67,8 +64,23 @@ class FakeCore:
             "MainDicomTags": {"SOPInstanceUID": sop_uid}}
         return StudyIds(patient, study, series, instance, patient_id, study_uid, series_uid, sop_uid)
 
+    def remove_study(self, ids: StudyIds) -> None:
+        """Delete a study (its series and instances too), and its patient when it was their last."""
+        study = self.resources.pop(f"/studies/{ids.study}")
+        for series in study["Series"]:
+            for instance in self.resources.pop(f"/series/{series}")["Instances"]:
+                self.resources.pop(f"/instances/{instance}")
+        patient = self.resources[f"/patients/{ids.patient}"]
+        patient["Studies"].remove(ids.study)
+        if not patient["Studies"]:
+            del self.resources[f"/patients/{ids.patient}"]
+
     def count(self, method: str, path: str) -> int:
         return sum(1 for call in self.calls if call == (method, path))
+
+    def gets(self, prefix: str = "/") -> list[str]:
+        """Paths of the GETs asked so far that start with `prefix`, in order."""
+        return [path for method, path in self.calls if method == "GET" and path.startswith(prefix)]
 
     # -- the Core protocol ---------------------------------------------------------------------
 
@@ -76,8 +88,11 @@ class FakeCore:
         self.calls.append(("GET", path))
         if path in self.fail:
             raise CoreError(500, "refused")
-        found = self.resources.get(path)
-        if found is None:
+        if path.endswith("/statistics"):
+            return self._statistics(path.removesuffix("/statistics"))
+        base, _, options = path.partition("?")
+        found = self.resources.get(base)
+        if found is None or (options and f"?{options}" not in FORMATS):
             raise CoreError(404, "Unknown resource")
         return json.loads(json.dumps(found))
 
@@ -102,6 +117,18 @@ class FakeCore:
 
     # -- answers -------------------------------------------------------------------------------
 
+    def _statistics(self, path: str) -> dict[str, Any]:
+        """GET /patients|studies/{id}/statistics: counts of what is below (sizes are made up)."""
+        resource = self.resources.get(path)
+        if resource is None or resource["Type"] not in ("Patient", "Study"):
+            raise CoreError(404, "Unknown resource")
+        studies = resource["Studies"] if resource["Type"] == "Patient" else [resource["ID"]]
+        series = [s for study in studies for s in self.resources[f"/studies/{study}"]["Series"]]
+        instances = sum(len(self.resources[f"/series/{s}"]["Instances"]) for s in series)
+        counts = {"CountSeries": len(series), "CountInstances": instances, "DiskSize": str(1000 * instances),
+                  "DiskSizeMB": 0, "UncompressedSize": str(1000 * instances), "UncompressedSizeMB": 0}
+        return counts | ({"CountStudies": len(studies)} if resource["Type"] == "Patient" else {})
+
     def _lookup(self, value: str) -> list[dict[str, str]]:
         """Orthanc's /tools/lookup: resources whose PatientID, StudyInstanceUID, SeriesInstanceUID or
         SOPInstanceUID is `value` (only those: not the AccessionNumber)."""
@@ -112,7 +139,7 @@ class FakeCore:
 
     def _find(self, request: dict[str, Any]) -> list[Any]:
         """Enough of /tools/find: exact values, `\\` lists and * ? wildcards; matched without regard to
-        case unless `"CaseSensitive": true` (as Orthanc 1.10.1 matches PatientID)."""
+        case unless `"CaseSensitive": true` (as Orthanc 1.10.1 matches PatientID); then Since and Limit."""
         level = request["Level"]
         case_sensitive = request.get("CaseSensitive") is True
         found = []
@@ -129,7 +156,8 @@ class FakeCore:
                     found.append({k: v for k, v in resource.items() if k in request["ResponseContent"]})
                 else:
                     found.append(resource if request.get("Expand") else resource["ID"])
-        return json.loads(json.dumps(found))
+        since, limit = request.get("Since", 0), request.get("Limit", 0)  # Limit 0: no limit, as in Orthanc
+        return json.loads(json.dumps(found[since:since + limit] if limit else found[since:]))
 
     def _tags_with_parents(self, resource: dict[str, Any]) -> dict[str, str]:
         """A resource's tags and those of the study and patient above it, which Orthanc also matches."""

@@ -20,6 +20,7 @@ from plugin.store.db import Store
 from plugin.store.models import Doctor, Grant
 from tests.unit.conftest import T0, sqlite_url
 from tests.unit.fake_core import FakeCore
+from tests.unit.fake_core import orthanc_id as orthanc_id_of
 
 V, D, N, F = AccessLevel.VIEW_ONLY, AccessLevel.DOWNLOAD, AccessLevel.ANNOTATE, AccessLevel.FULL
 DOCTOR = Principal("drnkosi", frozenset({"referring_doctor"}), "session")
@@ -49,12 +50,13 @@ def access(store, locator, clock) -> AccessService:
 
 
 def grant(store: Store, level: str, *, user: str | None = "drnkosi", doctor: int | None = None,
-          patient_id: str | None = None, study_uid: str | None = None, expires_at: float | None = None) -> int:
+          patient_id: str | None = None, study_uid: str | None = None, expires_at: float | None = None,
+          orthanc_id: str | None = None) -> int:
     with store.transaction() as db:
         [added] = grant_store.add_grants(db, [Grant(
             subject_user=None if doctor is not None else user, subject_doctor_id=doctor, patient_id=patient_id,
-            study_uid=study_uid, level=level, expires_at=expires_at, source="manual", created_at=T0,
-            created_by="test")])
+            study_uid=study_uid, orthanc_id=orthanc_id, level=level, expires_at=expires_at, source="manual",
+            created_at=T0, created_by="test")])
         return added.id
 
 
@@ -165,6 +167,152 @@ def test_the_cache_is_bounded(core, catalogue):
     assert len(core.calls) == calls + 1
 
 
+# == ResourceLocator: a patient's studies, UIDs found missing, and Orthanc's changes =====================
+
+SECONDS = 5.0
+
+
+@pytest.fixture
+def timed(core, clock) -> ResourceLocator:
+    """A locator on the test's clock, keeping lists and misses for SECONDS."""
+    return ResourceLocator(core, clock=clock, studies_seconds=SECONDS)
+
+
+def test_the_studies_of_a_patient_are_read_from_the_patient_resource(timed, core, catalogue):
+    a, b, c = catalogue["a"], catalogue["b"], catalogue["c"]
+    assert timed.studies_of_patient(a.patient) == (a.study, b.study)
+    assert timed.studies_of_patient(c.patient) == (c.study,)
+    assert core.calls == [("GET", f"/patients/{a.patient}"), ("GET", f"/patients/{c.patient}")]
+
+
+def test_the_studies_of_a_patient_that_does_not_exist_are_none_and_not_remembered(timed, core, catalogue):
+    missing = orthanc_id_of("PAT-9")
+    assert timed.studies_of_patient(missing) is None
+    new = core.add_study("PAT-9", "9.1")
+    assert timed.studies_of_patient(missing) == (new.study,)  # stored since: seen at once
+    assert core.count("GET", f"/patients/{missing}") == 2
+
+
+def test_a_core_refusing_the_patient_gives_none(timed, core, catalogue):
+    core.fail.add(f"/patients/{catalogue['a'].patient}")
+    assert timed.studies_of_patient(catalogue["a"].patient) is None
+
+
+def test_the_studies_of_a_patient_are_kept_until_the_clock_passes_studies_seconds(timed, core, catalogue, clock):
+    a, b = catalogue["a"], catalogue["b"]
+    assert timed.studies_of_patient(a.patient) == (a.study, b.study)
+    later = core.add_study("PAT-1", "1.3")  # stored through another node: no NEW_STUDY here
+    clock.advance(SECONDS - 0.001)
+    assert timed.studies_of_patient(a.patient) == (a.study, b.study)
+    assert core.count("GET", f"/patients/{a.patient}") == 1
+    clock.advance(0.001)
+    assert timed.studies_of_patient(a.patient) == (a.study, b.study, later.study)
+    assert core.count("GET", f"/patients/{a.patient}") == 2
+
+
+def test_the_studies_of_a_patient_are_kept_per_patient(timed, core, catalogue):
+    for _ in range(3):
+        timed.studies_of_patient(catalogue["a"].patient)
+        timed.studies_of_patient(catalogue["c"].patient)
+    assert len(core.gets("/patients/")) == 2
+
+
+def test_a_new_study_of_the_patient_drops_their_list_at_once(timed, core, catalogue):
+    a, b = catalogue["a"], catalogue["b"]
+    timed.studies_of_patient(a.patient)
+    new = core.add_study("PAT-1", "1.3")
+    timed.study_added(new.study)
+    assert timed.studies_of_patient(a.patient) == (a.study, b.study, new.study)
+
+
+def test_a_new_study_of_another_patient_keeps_the_list(timed, core, catalogue):
+    a = catalogue["a"]
+    timed.studies_of_patient(a.patient)
+    timed.study_added(core.add_study("PAT-2", "2.2").study)
+    timed.studies_of_patient(a.patient)
+    assert core.count("GET", f"/patients/{a.patient}") == 1
+
+
+def test_a_new_study_that_cannot_be_located_drops_nothing_and_does_not_fail(timed, core, catalogue):
+    a = catalogue["a"]
+    timed.studies_of_patient(a.patient)
+    timed.study_added("00000000-00000000-00000000-00000000-00000000")
+    timed.studies_of_patient(a.patient)
+    assert core.count("GET", f"/patients/{a.patient}") == 1
+
+
+def test_a_deletion_forgets_every_cache(timed, core, catalogue):
+    a = catalogue["a"]
+    timed.studies_of_patient(a.patient)
+    timed.by_orthanc_id("instance", a.instance)
+    timed.by_uid("study", "1.1")
+    timed.by_uid("study", "9.9.9")
+    core.calls.clear()
+    timed.resource_deleted()
+    timed.studies_of_patient(a.patient)
+    timed.by_orthanc_id("instance", a.instance)
+    timed.by_uid("study", "1.1")
+    timed.by_uid("study", "9.9.9")
+    assert core.count("GET", f"/patients/{a.patient}") == 1
+    assert core.count("GET", f"/instances/{a.instance}") == 1
+    assert core.count("POST", "/tools/lookup") == 2
+
+
+def test_a_deleted_study_is_no_longer_located_after_the_deletion(timed, core, catalogue):
+    b = catalogue["b"]
+    assert timed.by_orthanc_id("study", b.study) is not None
+    assert timed.by_uid("study", "1.2") != ()
+    core.remove_study(b)
+    timed.resource_deleted()
+    assert timed.by_orthanc_id("study", b.study) is None
+    assert timed.by_uid("study", "1.2") == ()
+    assert timed.studies_of_patient(b.patient) == (catalogue["a"].study,)
+
+
+def test_a_uid_found_missing_is_not_looked_up_again_for_studies_seconds(timed, core, catalogue, clock):
+    assert timed.by_uid("study", "9.9.9") == ()
+    clock.advance(SECONDS - 0.001)
+    assert timed.by_uid("study", "9.9.9") == ()
+    assert core.count("POST", "/tools/lookup") == 1
+    clock.advance(0.001)
+    assert timed.by_uid("study", "9.9.9") == ()
+    assert core.count("POST", "/tools/lookup") == 2
+
+
+def test_a_uid_missing_at_one_level_is_still_looked_up_at_another(timed, core, catalogue):
+    assert timed.by_uid("series", "1.1") == ()
+    assert timed.by_uid("study", "1.1") != ()
+    assert core.count("POST", "/tools/lookup") == 2
+
+
+def test_a_new_study_ends_every_miss_at_once(timed, core, catalogue):
+    assert timed.by_uid("study", "9.9.9") == ()
+    new = core.add_study("PAT-2", "9.9.9")
+    timed.study_added(new.study)
+    assert timed.by_uid("study", "9.9.9") == (Located("PAT-2", new.patient, "9.9.9", new.study),)
+    assert core.count("POST", "/tools/lookup") == 2
+
+
+def test_a_lookup_refused_by_the_core_is_not_remembered_as_a_miss(timed, core, catalogue):
+    core.fail.add("/tools/lookup")
+    assert timed.by_uid("study", "1.1") == ()
+    core.fail.clear()
+    assert timed.by_uid("study", "1.1") != ()
+
+
+def test_the_lists_and_misses_are_bounded(core, catalogue, clock):
+    locator = ResourceLocator(core, max_entries=2, clock=clock)
+    patients = [catalogue[k].patient for k in "ac"] + [orthanc_id_of("PAT-3")]
+    core.add_study("PAT-3", "3.1")
+    for patient in patients:
+        locator.studies_of_patient(patient)
+    locator.studies_of_patient(patients[0])  # dropped when the third came in
+    assert core.count("GET", f"/patients/{patients[0]}") == 2
+    for uid in ("9.1", "9.2", "9.3", "9.1"):
+        locator.by_uid("study", uid)
+    assert core.count("POST", "/tools/lookup") == 4
+
+
 # == AccessService: grant sets ===========================================================================
 
 
@@ -176,6 +324,16 @@ def test_grants_of_reads_the_users_patient_and_study_grants(access, store):
     assert grants.on_patient("PAT-1", T0) == Held(D, NEVER)
     assert grants.on_study("PAT-2", "2.1", T0) == Held(F, T0 + 60)
     assert grants.on_study("PAT-1", "1.1", T0) == Held(D, NEVER)  # the patient grant, not someone else's
+
+
+def test_grants_of_keeps_the_orthanc_ids_recorded_on_study_grants(access, store, catalogue):
+    grant(store, "download", study_uid="1.2", orthanc_id=catalogue["b"].study)
+    grant(store, "download", study_uid="2.1")  # made before ids were recorded
+    grant(store, "download", patient_id="PAT-1", orthanc_id=catalogue["a"].patient)
+    grant(store, "download", user="someone-else", study_uid="1.1", orthanc_id=catalogue["a"].study)
+    grants = access.grants_of("drnkosi")
+    assert grants.study_ids == {"1.2": catalogue["b"].study}
+    assert grants.study_uids(T0) == {"1.2", "2.1"}
 
 
 def test_grants_of_reads_grants_of_the_doctor_tied_to_the_user(access, store):

@@ -19,7 +19,7 @@ GET = 1
 def fake_orthanc(config: dict) -> types.ModuleType:
     fake = types.ModuleType("orthanc")
     fake.HttpMethod = types.SimpleNamespace(GET=1, POST=2, PUT=3, DELETE=4)
-    fake.ChangeType = types.SimpleNamespace(ORTHANC_STOPPED=11)
+    fake.ChangeType = types.SimpleNamespace(DELETED=1, NEW_SERIES=5, NEW_STUDY=6, ORTHANC_STOPPED=11)
     fake.GetConfiguration = lambda: json.dumps(config)
     fake.filters, fake.routes, fake.on_change, fake.errors = [], {}, [], []
     fake.RegisterIncomingHttpRequestFilter = fake.filters.append
@@ -65,6 +65,30 @@ def test_it_registers_one_filter_its_routes_and_a_stop_callback(load_entry):
     assert len(fake.filters) == 1 and len(fake.on_change) == 1
     assert list(fake.routes)[-1] == "/gate/(.*)"  # the catch-all must come last
     assert {"/", "/gate/health", "/gate/login", "/gate/logout"} <= set(fake.routes)
+
+
+def test_orthancs_changes_reach_the_resource_locator(load_entry, monkeypatch):
+    entry, fake = load_entry({})
+    [on_change] = fake.on_change
+    locator = entry._runtime.access.locator
+    seen: list[tuple] = []
+    monkeypatch.setattr(locator, "study_added", lambda study: seen.append(("new", study)))
+    monkeypatch.setattr(locator, "resource_deleted", lambda: seen.append(("deleted",)))
+    on_change(fake.ChangeType.NEW_SERIES, 2, "series-1")
+    on_change(fake.ChangeType.NEW_STUDY, 1, "study-1")
+    on_change(fake.ChangeType.DELETED, 3, "instance-1")
+    assert seen == [("new", "study-1"), ("deleted",)]
+
+
+def test_changes_without_a_runtime_are_ignored(load_entry, tmp_path):
+    (tmp_path / "storage").mkdir()
+    (tmp_path / "storage" / "gate.sqlite").write_bytes(b"not a database" * 100)
+    entry, fake = load_entry({})
+    [on_change] = fake.on_change
+    assert entry._runtime is None
+    on_change(fake.ChangeType.NEW_STUDY, 1, "study-1")
+    on_change(fake.ChangeType.DELETED, 1, "study-1")
+    on_change(fake.ChangeType.ORTHANC_STOPPED, 0, "")
 
 
 def test_a_bad_gate_section_stops_the_import_naming_the_key(load_entry):

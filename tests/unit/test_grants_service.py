@@ -17,7 +17,7 @@ from plugin.services.grants import GrantService
 from plugin.services.users import Actor
 from plugin.store.models import Doctor, Grant
 from tests.unit.conftest import T0
-from tests.unit.fake_core import FakeCore
+from tests.unit.fake_core import FakeCore, orthanc_id
 
 ACTOR = Actor("root1", frozenset({"admin"}), "session", ip="10.0.0.1")
 LATER = "2030-01-31T17:00:00+02:00"
@@ -99,12 +99,41 @@ def test_a_patient_grant_is_written_audited_and_reaches_the_gate(env):
     assert env.access.grants_of("drnkosi").on_patient("PAT-1", T0).level.label == "download"
 
 
-def test_a_study_grant_by_uid_is_stored_by_uid(env):
+def test_a_patient_grant_is_checked_by_the_hash_of_its_patient_id_and_keeps_that_id(env):
+    env.create(patient_id="PAT-1")
+    [row] = env.rows()
+    assert (row.patient_id, row.orthanc_id) == ("PAT-1", orthanc_id("PAT-1")) == ("PAT-1", env.a.patient)
+    assert env.core.calls == [("GET", f"/patients/{orthanc_id('PAT-1')}")]  # no /tools/lookup, no search
+
+
+def test_a_patient_grant_does_not_reach_a_patient_whose_id_differs_in_case(env):
+    with pytest.raises(NotFound, match="no patient with PatientID 'pat-1'"):
+        env.create(patient_id="pat-1")
+    assert_nothing_changed(env)
+    assert env.core.calls == [("GET", f"/patients/{orthanc_id('pat-1')}")]
+
+
+def test_a_study_grant_by_uid_is_stored_by_uid_with_the_studys_orthanc_id(env):
     env.create(study_uid="1.2", level="full")
     [row] = env.rows()
-    assert (row.patient_id, row.study_uid, row.orthanc_id, row.level) == (None, "1.2", None, "full")
+    assert (row.patient_id, row.study_uid, row.orthanc_id, row.level) == (None, "1.2", env.b.study, "full")
     [record] = env.audited
     assert (record.route_class, record.study_uid) == ("grant", "1.2")
+
+
+def test_a_study_uid_under_two_patients_is_granted_by_uid_without_an_orthanc_id(env):
+    env.core.add_study("PAT-2", "1.2")  # the same StudyInstanceUID under another patient
+    env.create(study_uid="1.2")
+    [row] = env.rows()
+    assert (row.study_uid, row.orthanc_id) == ("1.2", None)
+    assert env.audited[0].patient_id == "PAT-1,PAT-2"
+
+
+def test_the_recorded_study_id_reaches_the_grant_set(env):
+    env.create(study_uid="1.2")
+    env.create(patient_id="PAT-2")
+    grants = env.access.grants_of("drnkosi")
+    assert grants.study_ids == {"1.2": env.b.study}  # patient grants' ids are not study ids
 
 
 def test_a_study_grant_by_orthanc_id_is_stored_by_its_uid(env):
@@ -215,6 +244,7 @@ def test_bulk_by_items_writes_every_grant_in_one_audited_change(env):
                      expires_at=LATER)
     assert [(r.patient_id, r.study_uid, r.source, r.expires_at) for r in env.rows()] == [
         ("PAT-2", None, "bulk", LATER_EPOCH), (None, "1.1", "bulk", LATER_EPOCH), (None, "1.2", "bulk", LATER_EPOCH)]
+    assert [r.orthanc_id for r in env.rows()] == [env.c.patient, env.a.study, env.b.study]
     assert len(views) == 3 and env.invalidated == 1
     [record] = env.audited
     assert (record.route_class, record.action, record.patient_id, record.study_uid) == \

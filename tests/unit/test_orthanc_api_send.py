@@ -18,9 +18,12 @@ class FakeHttpMethod:
     GET, POST, PUT, DELETE = 1, 2, 3, 4
 
 
-class FakeChangeType:
-    ORTHANC_STOPPED = 20
+class FakeChangeType:  # values of Orthanc's OrthancPluginChangeType
+    DELETED = 1
+    NEW_SERIES = 5
+    NEW_STUDY = 6
     STABLE_STUDY = 9
+    ORTHANC_STOPPED = 11
 
 
 def fake_orthanc_module(version: str = "1.10.1") -> types.ModuleType:
@@ -179,14 +182,18 @@ def test_configuration_is_parsed_from_orthanc(api):
     assert api.configuration()["Gate"] == {"HomePage": "/ui/app/"}
 
 
-def test_on_stop_runs_only_when_orthanc_stops(api):
-    stopped: list[int] = []
-    api.register_on_stop(lambda: stopped.append(1))
+def test_each_change_reaches_its_own_callback_and_others_none(api):
+    seen: list[tuple] = []
+    api.register_on_change(lambda: seen.append(("stop",)), lambda study: seen.append(("new", study)),
+                           lambda: seen.append(("deleted",)))
     on_change = sys.modules["orthanc"].registered["on_change"]
     on_change(FakeChangeType.STABLE_STUDY, 1, "x")
-    assert stopped == []
+    on_change(FakeChangeType.NEW_SERIES, 2, "series-1")
+    assert seen == []
+    on_change(FakeChangeType.NEW_STUDY, 1, "study-1")
+    on_change(FakeChangeType.DELETED, 2, "series-1")
     on_change(FakeChangeType.ORTHANC_STOPPED, 0, "")
-    assert stopped == [1]
+    assert seen == [("new", "study-1"), ("deleted",), ("stop",)]
 
 
 def test_fixture_leaves_no_fake_orthanc_behind():
