@@ -37,6 +37,7 @@ lint: install
 bench: install
 	$(VENV)/bin/python bench/gate_throughput.py
 	$(VENV)/bin/python bench/ldap_basic.py
+	$(VENV)/bin/python bench/grants.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache
