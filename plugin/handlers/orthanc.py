@@ -13,7 +13,7 @@ from typing import Any
 from urllib.parse import quote
 
 from plugin.audit.record import AuditRecord, iso_utc
-from plugin.errors import BadRequest, GateError
+from plugin.errors import BadRequest, Forbidden, GateError
 from plugin.handlers.api import caller
 from plugin.handlers.http import Request, Response
 from plugin.policies.types import Principal
@@ -40,6 +40,8 @@ def resource_list(runtime: Runtime, request: Request, plural: str) -> Response:
     the gate refused everyone else)."""
     principal = caller(runtime, request)
     if request.method == "POST":
+        if not principal.is_admin:  # the gate refused it already; never rely on one check alone
+            raise Forbidden("only admins may store images here")
         return _core_json(lambda: runtime.core.post_raw(request.path, request.body))
     if principal.is_admin:
         return _audited(runtime, principal, request, "resource_list",

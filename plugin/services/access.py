@@ -7,8 +7,10 @@ version every GrantPollSeconds (a background thread), so a revocation reaches th
 time plus one remembered decision (DecisionCacheSeconds). Expiry needs no invalidation: every
 check compares the grant's expiry with the injected clock.
 
-Orthanc ids are hashes of DICOM UIDs, so what an id names never changes: the id -> study/patient
-cache is bounded but never stale. UID lookups are cached only when they find exactly one resource.
+Orthanc ids are hashes of DICOM identifiers, so what an id names never changes: the id ->
+study/patient cache is bounded, and dropped only when this node deletes something (so that lists
+do not offer what is gone). UID look-ups are kept when they find exactly one resource; one that
+found nothing is not repeated for a few seconds (a look-up can make Orthanc scan its index).
 """
 
 from __future__ import annotations

@@ -39,10 +39,11 @@ DIRECT_KEYS = frozenset({"Level", "Query", "Expand", "Since", "Limit", "Full", "
 @dataclass(frozen=True)
 class Visible:
     """What one caller may see now: granted patients (PatientID -> Orthanc id) and visible studies
-    (StudyInstanceUID -> Orthanc id: study grants, and every study of a granted patient)."""
+    as (StudyInstanceUID, Orthanc id) pairs: study grants, and every study of a granted patient.
+    Pairs, because Orthanc can hold one StudyInstanceUID under two patients."""
 
     patients: dict[str, str]
-    studies: dict[str, str]
+    studies: frozenset[tuple[str, str]]
 
     @property
     def patient_ids(self) -> frozenset[str]:
@@ -50,7 +51,11 @@ class Visible:
 
     @property
     def study_uids(self) -> frozenset[str]:
-        return frozenset(self.studies)
+        return frozenset(uid for uid, _ in self.studies)
+
+    @property
+    def study_oids(self) -> frozenset[str]:
+        return frozenset(oid for _, oid in self.studies)
 
 
 class SearchService:
@@ -62,7 +67,7 @@ class SearchService:
         grants = self._access.grants_of(principal.username or "")
         locator = self._access.locator
         patients: dict[str, str] = {}
-        studies: dict[str, str] = {}
+        studies: set[tuple[str, str]] = set()
         for patient_id in sorted(grants.patient_ids(now)):
             patient_oid = orthanc_id(patient_id)
             study_oids = locator.studies_of_patient(patient_oid)
@@ -72,18 +77,17 @@ class SearchService:
             for study_oid in study_oids:
                 located = locator.by_orthanc_id("study", study_oid)
                 if located is not None and located.study_uid:
-                    studies[located.study_uid] = study_oid
+                    studies.add((located.study_uid, study_oid))
         for uid in grants.study_uids(now):
-            if uid in studies:
-                continue
             known = grants.study_ids.get(uid)
             located = locator.by_orthanc_id("study", known) if known else None
             if located is not None and located.study_uid == uid:
-                studies[uid] = known
+                studies.add((uid, known))
                 continue
             for found in locator.by_uid("study", uid):  # a grant made before ids were kept
-                studies[uid] = found.study_oid or ""
-        return Visible(patients, studies)
+                if found.study_oid:
+                    studies.add((uid, found.study_oid))
+        return Visible(patients, frozenset(studies))
 
     def find(self, principal: Principal, request: dict[str, Any], now: float) -> list[Any]:
         """/tools/find for a caller who is not an admin: the same answer Orthanc gives, trimmed."""
@@ -96,13 +100,33 @@ class SearchService:
             return self._direct(level, body, visible)
         if level == "patient":
             return self._exact_patients(body, visible.patient_ids)
-        return self._core.post("/tools/find", json.dumps(body))
+        return self._of_visible_studies(level, body, visible.study_oids)
+
+    def _of_visible_studies(self, level: str, body: dict[str, Any], study_oids: frozenset[str]) -> list[Any]:
+        """The constrained find, kept to resources of the visible studies themselves: the
+        StudyInstanceUID constraint would also match a study of another patient carrying the same
+        UID. (Since and Limit are applied by Orthanc before this: such a twin can shorten a page.)"""
+        content = body.get("ResponseContent")
+        adds_id = isinstance(content, list) and "ID" not in content
+        if adds_id:
+            body = {**body, "ResponseContent": [*content, "ID"]}
+        kept = []
+        for item in self._core.post("/tools/find", json.dumps(body)):
+            oid = item if isinstance(item, str) else item.get("ID") if isinstance(item, dict) else None
+            if level == "study":
+                visible = oid in study_oids
+            else:
+                located = self._access.locator.by_orthanc_id(level, oid) if isinstance(oid, str) else None
+                visible = located is not None and located.study_oid in study_oids
+            if visible:
+                kept.append({k: v for k, v in item.items() if k != "ID"} if adds_id else item)
+        return kept
 
     def _direct(self, level: str, body: dict[str, Any], visible: Visible) -> list[Any]:
         """A plain listing answered from the visible ids (sorted, so pages are stable)."""
         allowed = set(body["Query"]["PatientID" if level == "patient" else "StudyInstanceUID"].split("\\"))
-        named = visible.patients if level == "patient" else visible.studies
-        ids = sorted(oid for key, oid in named.items() if key in allowed and oid)
+        named = visible.patients.items() if level == "patient" else visible.studies
+        ids = sorted(oid for key, oid in named if key in allowed and oid)
         since, limit = _whole(body, "Since"), _whole(body, "Limit")
         page = ids[since:since + limit] if limit else ids[since:]
         if not body.get("Expand"):
@@ -164,7 +188,7 @@ class SearchService:
         """The caller's own counts (no disk sizes: those are the server's)."""
         visible = self.visible(principal, now)
         counts = {"CountPatients": len(visible.patients), "CountStudies": 0, "CountSeries": 0, "CountInstances": 0}
-        for study_oid in visible.studies.values():
+        for study_oid in sorted(visible.study_oids):
             try:
                 found = self._core.get(f"/studies/{study_oid}/statistics")
             except CoreError:

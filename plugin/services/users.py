@@ -65,7 +65,7 @@ GATECTL = Actor("gatectl")
 def require_admin(principal: Principal) -> None:
     """Only admins who owe nothing (a new password, a one-time code) administer users."""
     if not principal.is_admin:
-        raise Forbidden("only admins may manage users and API keys")
+        raise Forbidden("only admins may do this (users, API keys, doctors and grants are managed by admins)")
     if principal.must_change_password:
         raise Forbidden("change your password first, at /gate/password")
     if principal.mfa_pending:
