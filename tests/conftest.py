@@ -79,6 +79,13 @@ def wait_for_audit(server: Server, where: str, params: tuple = (), seconds: floa
         time.sleep(0.05)
 
 
+def upload_dicomdir(srv: Server) -> None:
+    """pydicom's DICOMDIR set (3 patients, 7 studies), uploaded by the admin over REST."""
+    for path in dicomdir_files():
+        answer = srv.admin("POST", "/instances", data=path.read_bytes())
+        assert answer.status_code == 200, (path, answer.status_code)
+
+
 def start_gate(workdir: Path, gate: dict | None = None, extra: dict | None = None) -> Server:
     proc = OrthancProcess(workdir, gate={**TEST_GATE_CONFIG, **(gate or {})}, extra=extra)
     proc.create_user(ADMIN, ["admin"], ADMIN_PASSWORD)
@@ -97,9 +104,7 @@ def server(tmp_path_factory: pytest.TempPathFactory):
     try:
         pushed = storescu(srv.proc.dicom_port, sorted(SAMPLES.glob("*.dcm")))
         assert pushed.returncode == 0, pushed.stderr
-        for path in dicomdir_files():
-            answer = srv.admin("POST", "/instances", data=path.read_bytes())
-            assert answer.status_code == 200, (path, answer.status_code)
+        upload_dicomdir(srv)
         yield srv
     finally:
         srv.proc.stop()

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import sync_playwright
 
-from tests.conftest import DOCTOR, DOCTOR_PASSWORD, Server, dicomdir_files, start_gate
+from tests.conftest import DOCTOR, DOCTOR_PASSWORD, Server, start_gate, upload_dicomdir
 
 GRANTED = "77654033"  # Doe^Archibald: two studies in pydicom's DICOMDIR set
 OTHERS = ("98890234", "12345678")
@@ -16,8 +16,7 @@ OTHERS = ("98890234", "12345678")
 def explorer_server(tmp_path_factory: pytest.TempPathFactory):
     srv = start_gate(tmp_path_factory.mktemp("explorer"))
     try:
-        for path in dicomdir_files():
-            assert srv.admin("POST", "/instances", data=path.read_bytes()).status_code == 200
+        upload_dicomdir(srv)
         granted = srv.admin("POST", "/gate/api/grants", json={"user": DOCTOR, "patient_id": GRANTED,
                                                               "level": "view_only"})
         assert granted.status_code == 201, granted.text

@@ -26,6 +26,7 @@ from tests.conftest import (
     Server,
     dicomdir_files,
     start_gate,
+    upload_dicomdir,
     wait_for_audit,
 )
 from tests.harness import storescu
@@ -60,9 +61,7 @@ def gate(tmp_path_factory: pytest.TempPathFactory):
     """This module's own Orthanc with the Gate, holding exactly the DICOMDIR set, uploaded by the admin."""
     srv = start_gate(tmp_path_factory.mktemp("gate-grants"), extra={"UserMetadata": {"GateNote": 1024}})
     try:
-        for path in dicomdir_files():
-            answer = srv.admin("POST", "/instances", data=path.read_bytes())
-            assert answer.status_code == 200, (path, answer.status_code)
+        upload_dicomdir(srv)
         yield srv
     finally:
         srv.proc.stop()

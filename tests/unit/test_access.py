@@ -153,9 +153,6 @@ TABLE: list[tuple[str, str, dict[str, str], str, Action, str]] = [
     ("GET", "/app/../patients", {}, "malformed", A,                       ". ...... . . . ."),
 ]
 
-# Cells where the plugin does not do what the table says yet: (method, path, caller) -> why.
-KNOWN_BUGS: dict[tuple[str, str, str], str] = {}
-
 
 def _row_id(row: tuple) -> str:
     method, path, query, family, action, _expected = row
@@ -169,10 +166,8 @@ def _cells() -> list:
         answers = expected.replace(" ", "")
         assert len(answers) == len(CALLERS), f"{_row_id(row)}: {len(answers)} answers for {len(CALLERS)} callers"
         for (name, principal, held), answer in zip(CALLERS, answers, strict=True):
-            bug = KNOWN_BUGS.get((method, path, name))
-            marks = [pytest.mark.xfail(strict=True, reason=bug)] if bug else []
             cells.append(pytest.param(method, path, query, family, action, principal, held, answer == "Y",
-                                      id=f"{_row_id(row)} {name}", marks=marks))
+                                      id=f"{_row_id(row)} {name}"))
     return cells
 
 
@@ -204,11 +199,6 @@ def test_every_family_and_action_of_the_route_table_has_a_row():
 
 def test_every_action_a_grant_can_allow_is_in_the_table():
     assert {action for *_, action, _e in TABLE} >= set(Action) - {Action.SHARE}  # shares: the next issue
-
-
-def test_known_bugs_name_cells_of_the_table():
-    cells = {(method, path, name) for method, path, *_ in TABLE for name, *_ in CALLERS}
-    assert set(KNOWN_BUGS) <= cells
 
 
 # -- reasons the audit records ----------------------------------------------------------------------------
