@@ -12,7 +12,7 @@ from plugin.audit.log import append_now
 from plugin.audit.verify import verify_store
 from plugin.config import GateConfig, config_base, load_gate_config, read_orthanc_config
 from plugin.errors import GateError
-from plugin.services import accounts, mfa, user_import, users
+from plugin.services import mfa, user_import, users
 from plugin.services.runtime import checkpoint_file, ensure_secrets, open_mfa, open_store
 from plugin.store.db import Store
 
@@ -39,22 +39,24 @@ def cmd_db_upgrade(args: argparse.Namespace) -> int:
 def cmd_create_user(args: argparse.Namespace) -> int:
     store = _store(_config(args.config))
     password = sys.stdin.readline().rstrip("\n") if args.password_stdin else None
-    accounts.create_user(store, _audit(store), "gatectl", time.time(), args.name, args.role, password)
+    data = {"username": args.name, "roles": args.role, **({"password": password} if password is not None else {})}
+    users.create_user(store, _audit(store), None, users.GATECTL, time.time(), data)
     print(f"created user {args.name}" + ("" if password else " (no password: set one, or use an API key)"))
     return 0
 
 
 def cmd_create_api_key(args: argparse.Namespace) -> int:
     store = _store(_config(args.config))
-    token = accounts.create_api_key(store, _audit(store), "gatectl", time.time(), args.name, args.user)
-    print(f"API key {args.name!r} for {args.user} (shown once, stored hashed):")
-    print(token)
+    created = users.create_api_key(store, _audit(store), None, users.GATECTL, time.time(),
+                                   {"name": args.name, "user": args.user})
+    print(f"API key {created['id']} {args.name!r} for {args.user} (shown once, stored hashed):")
+    print(created["key"])
     return 0
 
 
 def cmd_disable_user(args: argparse.Namespace) -> int:
     store = _store(_config(args.config))
-    accounts.disable_user(store, _audit(store), "gatectl", time.time(), args.name)
+    users.disable_user(store, _audit(store), users.GATECTL, time.time(), args.name)
     print(f"disabled {args.name}; their sessions are ended")
     return 0
 
@@ -108,7 +110,7 @@ def cmd_totp_reset(args: argparse.Namespace) -> int:
 
 def cmd_ensure_admin(args: argparse.Namespace) -> int:
     store = _store(_config(args.config))
-    created = accounts.ensure_first_admin(store, _audit(store), time.time())
+    created = users.ensure_first_admin(store, _audit(store), time.time())
     if created is None:
         print("An admin account exists already; sign in with it.")
     else:

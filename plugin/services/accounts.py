@@ -1,4 +1,5 @@
-"""Account use cases: users, API keys, sign-in and sign-out, password changes. All audited."""
+"""Account use cases: sign-in and sign-out, password changes, and the checks of account fields. All
+audited. (Creating, changing and disabling accounts and their API keys is services/users.py.)"""
 
 from __future__ import annotations
 
@@ -8,19 +9,18 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from plugin.audit.record import AuditRecord, iso_utc
-from plugin.errors import BadRequest, Conflict, DirectoryDown, NotFound, OtpRequired, RateLimited, Unauthenticated
+from plugin.errors import BadRequest, DirectoryDown, OtpRequired, RateLimited, Unauthenticated
 from plugin.identity.authenticate import Authenticator
 from plugin.identity.mfa import Mfa, needs_mfa
-from plugin.identity.secrets import hash_password, new_token, one_time_password, token_hash, verify_password
+from plugin.identity.secrets import hash_password, new_token, token_hash, verify_password
 from plugin.policies.types import ROLE_NAMES, Principal
 from plugin.store import accounts
 from plugin.store.db import Store
-from plugin.store.models import ApiKey, Session, User
+from plugin.store.models import Session
 
 AuditSink = Callable[[AuditRecord], bool]
 USERNAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,127}")
 MIN_PASSWORD_LENGTH = 12
-FIRST_ADMIN = "admin"
 
 
 @dataclass(frozen=True)
@@ -57,61 +57,6 @@ def check_password(password: str) -> str:
     if len(password) < MIN_PASSWORD_LENGTH:
         raise BadRequest(f"passwords need at least {MIN_PASSWORD_LENGTH} characters")
     return password
-
-
-def create_user(store: Store, audit: AuditSink, actor: str, now: float, username: str, roles: list[str],
-                password: str | None, must_change_password: bool = False) -> User:
-    check_username(username)
-    roles = check_roles(roles)
-    if password is not None:
-        check_password(password)
-    with store.transaction() as db:
-        if accounts.user_by_name(db, username) is not None:
-            raise Conflict(f"user {username!r} exists already")
-        user = accounts.add_user(db, User(
-            username=username, roles=",".join(roles), password_hash=hash_password(password) if password else None,
-            source="local", disabled=False, must_change_password=must_change_password, display_name="", email="",
-            created_at=now, updated_at=now))
-    audit(account_event(now, actor, "user.create", "success", f"created user {username} with roles {','.join(roles)}"))
-    return user
-
-
-def ensure_first_admin(store: Store, audit: AuditSink, now: float) -> tuple[str, str] | None:
-    """Create the first admin with a one-time password if no enabled admin exists."""
-    with store.read() as db:
-        if accounts.any_admin(db):
-            return None
-        taken = accounts.user_by_name(db, FIRST_ADMIN) is not None
-    username = FIRST_ADMIN if not taken else f"{FIRST_ADMIN}-{secrets.token_hex(3)}"
-    password = one_time_password()
-    create_user(store, audit, "gatectl", now, username, ["admin"], password, must_change_password=True)
-    return username, password
-
-
-def create_api_key(store: Store, audit: AuditSink, actor: str, now: float, name: str, username: str) -> str:
-    if not name or len(name) > 128:
-        raise BadRequest("an API key needs a name of 1-128 characters")
-    token = new_token()
-    with store.transaction() as db:
-        user = accounts.user_by_name(db, username)
-        if user is None:
-            raise NotFound(f"no user {username!r}")
-        if user.disabled:
-            raise Conflict(f"user {username!r} is disabled")
-        accounts.add_api_key(db, ApiKey(user_id=user.id, name=name, key_hash=token_hash(token), created_at=now))
-    audit(account_event(now, actor, "api_key.create", "success", f"API key {name!r} for {username}"))
-    return token
-
-
-def disable_user(store: Store, audit: AuditSink, actor: str, now: float, username: str) -> None:
-    with store.transaction() as db:
-        user = accounts.user_by_name(db, username)
-        if user is None:
-            raise NotFound(f"no user {username!r}")
-        user.disabled = True
-        user.updated_at = now
-        accounts.revoke_user_sessions(db, user.id, now)
-    audit(account_event(now, actor, "user.disable", "success", f"disabled {username} and ended their sessions"))
 
 
 def sign_in(store: Store, audit: AuditSink, authenticator: Authenticator, now: float, username: str,

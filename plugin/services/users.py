@@ -15,6 +15,7 @@ and the users are written in one transaction only when no row has a problem.
 from __future__ import annotations
 
 import json
+import secrets
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,7 +24,7 @@ from sqlalchemy.orm import Session as DbSession
 from plugin.audit.record import AuditRecord
 from plugin.errors import BadRequest, Conflict, Forbidden, MfaRequired, NotFound
 from plugin.identity.mfa import Mfa
-from plugin.identity.secrets import hash_password, new_token, token_hash
+from plugin.identity.secrets import hash_password, new_token, one_time_password, token_hash
 from plugin.policies.types import Principal, Role
 from plugin.services import user_import
 from plugin.services.accounts import AuditSink, account_event, check_password, check_roles, check_username
@@ -34,6 +35,7 @@ from plugin.store.models import ApiKey, User
 
 MFA_FRESH_SECONDS = 300.0
 ADMIN = Role.ADMIN.value
+FIRST_ADMIN = "admin"
 CREATE_FIELDS = frozenset({"username", "roles", "password", "email", "display_name"})
 CHANGE_FIELDS = frozenset({"roles", "email", "display_name", "disabled", "password"})
 API_KEY_FIELDS = frozenset({"name", "user"})
@@ -89,9 +91,13 @@ def get_user(store: Store, username: str) -> dict[str, Any]:
 
 
 def create_user(store: Store, audit: AuditSink, mfa: Mfa | None, actor: Actor, now: float,
-                data: dict[str, Any]) -> dict[str, Any]:
+                data: dict[str, Any], must_change_password: bool = False) -> dict[str, Any]:
+    """Create a local account (the API, gatectl and the first admin all come here)."""
     _known_fields(data, CREATE_FIELDS)
-    username = check_username(_text(data, "username", required=True))
+    # Not stripped: a name with spaces or line breaks around it is refused, not silently changed.
+    if not isinstance(data.get("username"), str):
+        raise BadRequest('"username" must be a non-empty string')
+    username = check_username(data["username"])
     roles = _roles(data.get("roles"))
     password = _password(data)
     email, display_name = check_email(_text(data, "email")), check_display_name(_text(data, "display_name"))
@@ -103,11 +109,24 @@ def create_user(store: Store, audit: AuditSink, mfa: Mfa | None, actor: Actor, n
             raise Conflict(f"user {username!r} exists already")
         user = accounts.add_user(db, User(
             username=username, roles=",".join(roles), password_hash=password_hash,
-            source="local", disabled=False, must_change_password=False, display_name=display_name, email=email,
-            created_at=now, updated_at=now))
+            source="local", disabled=False, must_change_password=must_change_password, display_name=display_name,
+            email=email, created_at=now, updated_at=now))
     audit(_event(now, actor, "user.create", f"created user {username} with roles {','.join(roles)}",
                  detail=json.dumps({"after": _audited(user)})))
     return user_view(user)
+
+
+def ensure_first_admin(store: Store, audit: AuditSink, now: float) -> tuple[str, str] | None:
+    """Create the first admin with a one-time password if no enabled admin exists."""
+    with store.read() as db:
+        if accounts.any_admin(db):
+            return None
+        taken = accounts.user_by_name(db, FIRST_ADMIN) is not None
+    username = FIRST_ADMIN if not taken else f"{FIRST_ADMIN}-{secrets.token_hex(3)}"
+    password = one_time_password()
+    create_user(store, audit, None, GATECTL, now, {"username": username, "roles": [ADMIN], "password": password},
+                must_change_password=True)
+    return username, password
 
 
 def update_user(store: Store, audit: AuditSink, mfa: Mfa | None, actor: Actor, now: float, username: str,
@@ -126,9 +145,9 @@ def update_user(store: Store, audit: AuditSink, mfa: Mfa | None, actor: Actor, n
         if _privileged(user, changes) and not privileged:
             raise Conflict(f"user {username!r} was changed meanwhile; send the change again")
         before = _audited(user)
+        was_admin = _enabled_admin(user)
         _apply(db, user, changes, password_hash, now)
-        if "roles" in changes or changes.get("disabled"):
-            _keep_an_admin(db)
+        _keep_an_admin(db, was_admin)
         after = _audited(user)
     changed = [field for field in after if before[field] != after[field]] + (["password"] if password_hash else [])
     if changed:
@@ -142,9 +161,10 @@ def disable_user(store: Store, audit: AuditSink, actor: Actor, now: float, usern
     """Disable the account and end its sessions; the row stays, for the audit trail."""
     with store.transaction() as db:
         user = _existing(db, username)
+        was_admin = _enabled_admin(user)
         user.disabled, user.updated_at = True, now
         accounts.revoke_user_sessions(db, user.id, now)
-        _keep_an_admin(db)
+        _keep_an_admin(db, was_admin)
     audit(_event(now, actor, "user.disable", f"disabled {username} and ended their sessions"))
 
 
@@ -309,9 +329,13 @@ def _apply(db: DbSession, user: User, changes: dict[str, Any], password_hash: st
     user.updated_at = now
 
 
-def _keep_an_admin(db: DbSession) -> None:
-    """Refuse (and so roll back) a change that leaves no enabled admin to undo it."""
-    if not accounts.any_admin(db):
+def _enabled_admin(user: User) -> bool:
+    return ADMIN in user.role_set and not user.disabled
+
+
+def _keep_an_admin(db: DbSession, was_admin: bool) -> None:
+    """Refuse (and so roll back) a change that took away the last enabled admin, who could undo it."""
+    if was_admin and not accounts.any_admin(db):
         raise Conflict("that would leave no enabled admin; make another admin first")
 
 

@@ -9,6 +9,7 @@ import pytest
 from plugin.identity import authenticate
 from plugin.identity.authenticate import SESSION_COOKIE, Authenticator, parse_basic, parse_cookie
 from plugin.services import accounts
+from tests.unit.accounts_support import add_api_key, add_user, disable
 from tests.unit.conftest import T0
 
 pytestmark = pytest.mark.usefixtures("cheap_argon2")
@@ -37,7 +38,7 @@ def sink(events):
 
 @pytest.fixture
 def user(store, sink, clock):
-    return accounts.create_user(store, sink, "test", clock(), USER, ["referring_doctor", "radiologist"], PASSWORD)
+    return add_user(store, clock(), USER, ["referring_doctor", "radiologist"], PASSWORD, audit=sink, actor="test")
 
 
 @pytest.fixture
@@ -118,13 +119,13 @@ def test_basic_unknown_user_looks_like_a_wrong_password(auth, user):
 
 
 def test_basic_user_without_local_password_is_refused(auth, store, sink, clock):
-    accounts.create_user(store, sink, "test", clock(), "ldapuser", ["radiologist"], None)
+    add_user(store, clock(), "ldapuser", ["radiologist"], None, audit=sink, actor="test")
     assert auth.identify(basic("ldapuser", "")).principal.is_anonymous
     assert auth.identify(basic("ldapuser", "anything at all")).principal.is_anonymous
 
 
 def test_basic_password_may_contain_colons(auth, store, sink, clock):
-    accounts.create_user(store, sink, "test", clock(), "colon", ["billing"], "pass:word:with:colons")
+    add_user(store, clock(), "colon", ["billing"], "pass:word:with:colons", audit=sink, actor="test")
     assert auth.identify(basic("colon", "pass:word:with:colons")).principal.username == "colon"
 
 
@@ -196,7 +197,7 @@ def test_old_basic_password_stops_working_after_a_password_change(auth, store, s
 
 
 def test_bearer_ok(auth, store, sink, clock, user):
-    token = accounts.create_api_key(store, sink, "test", clock(), "viewer", USER)
+    token = add_api_key(store, clock(), "viewer", USER, audit=sink, actor="test")
     found = auth.identify(bearer(token))
     assert (found.principal.username, found.principal.via) == (USER, "api_key")
     assert found.principal.roles == {"referring_doctor", "radiologist"}
@@ -208,8 +209,8 @@ def test_bearer_unknown(auth, user):
 
 
 def test_bearer_key_of_one_user_is_not_another_users(auth, store, sink, clock, user):
-    accounts.create_user(store, sink, "test", clock(), "root1", ["admin"], "admin password 123")
-    token = accounts.create_api_key(store, sink, "test", clock(), "k", USER)
+    add_user(store, clock(), "root1", ["admin"], "admin password 123", audit=sink, actor="test")
+    token = add_api_key(store, clock(), "k", USER, audit=sink, actor="test")
     assert not auth.identify(bearer(token)).principal.is_admin
 
 
@@ -313,9 +314,9 @@ def test_parse_cookie_needs_the_exact_name_and_a_value():
 
 
 def test_disabled_user_is_refused_everywhere(auth, store, sink, clock, user):
-    token = accounts.create_api_key(store, sink, "test", clock(), "viewer", USER)
+    token = add_api_key(store, clock(), "viewer", USER, audit=sink, actor="test")
     signed = sign_in(store, sink, clock)
-    accounts.disable_user(store, sink, "admin", clock(), USER)
+    disable(store, clock(), USER, audit=sink, actor="admin")
     for headers in (basic(USER, PASSWORD), bearer(token), cookie(signed.token)):
         found = auth.identify(headers)
         assert found.principal.is_anonymous
@@ -324,7 +325,7 @@ def test_disabled_user_is_refused_everywhere(auth, store, sink, clock, user):
 
 def test_disable_reaches_a_cached_basic_identity_after_invalidate(auth, store, sink, clock, user, argon2_calls):
     assert auth.identify(basic(USER, PASSWORD)).principal.username == USER
-    accounts.disable_user(store, sink, "admin", clock(), USER)
+    disable(store, clock(), USER, audit=sink, actor="admin")
     auth.invalidate()
     found = auth.identify(basic(USER, PASSWORD))
     assert found.principal.is_anonymous and found.failure == "account disabled"
@@ -332,7 +333,7 @@ def test_disable_reaches_a_cached_basic_identity_after_invalidate(auth, store, s
 
 def test_disable_reaches_basic_when_the_identity_cache_expires(auth, store, sink, clock, user, argon2_calls):
     auth.identify(basic(USER, PASSWORD))
-    accounts.disable_user(store, sink, "admin", clock(), USER)
+    disable(store, clock(), USER, audit=sink, actor="admin")
     clock.advance(IDENTITY_TTL)
     assert auth.identify(basic(USER, PASSWORD)).failure == "account disabled"
     assert len(argon2_calls) == 1  # the password was still known good; only the account changed
@@ -356,20 +357,20 @@ def test_invalidate_all_forgets_verified_passwords(auth, user, argon2_calls):
 
 
 def test_must_change_password_is_carried_on_the_principal(auth, store, sink, clock):
-    accounts.create_user(store, sink, "test", clock(), "newrad", ["radiologist"], "one time password",
-                         must_change_password=True)
+    add_user(store, clock(), "newrad", ["radiologist"], "one time password", must_change_password=True,
+             audit=sink, actor="test")
     assert auth.identify(basic("newrad", "one time password")).principal.must_change_password
 
 
 def test_accounts_that_need_a_one_time_code_cannot_use_basic(auth, store, sink, clock):
-    accounts.create_user(store, sink, "test", clock(), "newadmin", ["admin"], "admin password 123")
+    add_user(store, clock(), "newadmin", ["admin"], "admin password 123", audit=sink, actor="test")
     refused = auth.identify(basic("newadmin", "admin password 123"))
     assert refused.principal.is_anonymous and "one-time code" in refused.failure
 
 
 def test_basic_credentials_that_are_not_utf8_are_read_as_latin1(auth, store, sink, clock):
     # What older clients and Python's requests send for non-ASCII text.
-    accounts.create_user(store, sink, "test", clock(), "rene", ["billing"], "p\u00e4ssw\u00f6rd f\u00fcr ren\u00e9")
+    add_user(store, clock(), "rene", ["billing"], "p\u00e4ssw\u00f6rd f\u00fcr ren\u00e9", audit=sink, actor="test")
     latin1 = raw_basic("rene:p\u00e4ssw\u00f6rd f\u00fcr ren\u00e9".encode("latin-1"))
     utf8 = raw_basic("rene:p\u00e4ssw\u00f6rd f\u00fcr ren\u00e9".encode())
     assert auth.identify(latin1).principal.username == "rene"

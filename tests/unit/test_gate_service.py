@@ -16,6 +16,7 @@ from plugin.store import audit as audit_rows
 from plugin.store import grants as grant_store
 from plugin.store.db import Store
 from plugin.store.models import Grant
+from tests.unit.accounts_support import add_api_key, add_user, disable
 from tests.unit.conftest import T0
 from tests.unit.fake_core import FakeCore
 
@@ -44,8 +45,8 @@ class Gate:
         return True
 
     def add_user(self, username: str, roles: list[str]) -> str:
-        accounts.create_user(self.store, self.sink, "test", self.clock(), username, roles, f"{username} password 1")
-        return accounts.create_api_key(self.store, self.sink, "test", self.clock(), "tests", username)
+        add_user(self.store, self.clock(), username, roles, f"{username} password 1", audit=self.sink, actor="test")
+        return add_api_key(self.store, self.clock(), "tests", username, audit=self.sink, actor="test")
 
     @staticmethod
     def memo_key(method: str, uri: str, headers: dict[str, str] | None = None,
@@ -437,8 +438,9 @@ def test_cached_allow_is_not_given_to_an_override(gate, admin_key, doctor_key):
 
 
 def test_invalidate_makes_the_next_request_identify_again(gate, admin_key, clock):
+    gate.add_user("root2", ["admin"])  # the last admin cannot be disabled
     assert gate.check("GET", STUDY, bearer(admin_key))
-    accounts.disable_user(gate.store, gate.sink, "test", clock(), "root1")
+    disable(gate.store, clock(), "root1", audit=gate.sink, actor="test")
     gate.auth.invalidate()
     assert gate.check("GET", STUDY, bearer(admin_key)) is False
     assert gate.rows()[-1]["reason"] == "authentication required (account disabled)"
@@ -447,8 +449,9 @@ def test_invalidate_makes_the_next_request_identify_again(gate, admin_key, clock
 def test_cached_decision_does_not_outlive_the_identity(new_gate, clock):
     gate = new_gate(decision_ttl=100.0)
     admin_key = gate.add_user("root1", ["admin"])
+    gate.add_user("root2", ["admin"])  # the last admin cannot be disabled
     assert gate.check("GET", STUDY, bearer(admin_key))
-    accounts.disable_user(gate.store, gate.sink, "test", clock(), "root1")
+    disable(gate.store, clock(), "root1", audit=gate.sink, actor="test")
     clock.advance(IDENTITY_TTL)
     assert gate.check("GET", STUDY, bearer(admin_key)) is False
 

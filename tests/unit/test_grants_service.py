@@ -11,11 +11,11 @@ from sqlalchemy import func, select
 
 from plugin.errors import BadRequest, Conflict, Forbidden, GateError, NotFound
 from plugin.policies.types import Principal
-from plugin.services import accounts
 from plugin.services.access import AccessService, ResourceLocator
 from plugin.services.grants import GrantService
 from plugin.services.users import Actor
 from plugin.store.models import Doctor, Grant
+from tests.unit.accounts_support import add_user, disable
 from tests.unit.conftest import T0
 from tests.unit.fake_core import FakeCore, orthanc_id
 
@@ -37,8 +37,8 @@ class Setup:
         self.audited: list = []
         self.service = GrantService(store, self.access, self.core, self._audit)
         for username in ("drnkosi", "drdlamini", "gone"):
-            accounts.create_user(store, lambda _r: True, "test", T0, username, ["referring_doctor"], None)
-        accounts.disable_user(store, lambda _r: True, "test", T0, "gone")
+            add_user(store, T0, username, ["referring_doctor"], None, audit=lambda _r: True, actor="test")
+        disable(store, T0, "gone", audit=lambda _r: True, actor="test")
         with store.transaction() as db:
             self.doctor_id = _doctor(db, "MP0000001", "drdlamini").id
             self.untied_doctor_id = _doctor(db, "MP0000002", None).id

@@ -7,7 +7,7 @@ import pytest
 from plugin.identity.attempts import SignInGuard
 from plugin.identity.authenticate import Authenticator
 from plugin.policies.lockout import Attempts, LockoutRule, after_failure, retry_after
-from plugin.services import accounts
+from tests.unit.accounts_support import add_user
 
 RULE = LockoutRule(limit=5, window=900, lock=900)
 
@@ -32,8 +32,8 @@ def test_failures_outside_the_window_start_a_new_count():
 @pytest.fixture
 def auth(store, clock, cheap_argon2):
     guard = SignInGuard(store, RULE, LockoutRule(limit=8, window=900, lock=900))
-    accounts.create_user(store, lambda e: True, "test", clock(), "drlock", ["radiologist"], "the right password")
-    accounts.create_user(store, lambda e: True, "test", clock(), "drother", ["radiologist"], "the other password")
+    add_user(store, clock(), "drlock", ["radiologist"], "the right password", audit=lambda e: True, actor="test")
+    add_user(store, clock(), "drother", ["radiologist"], "the other password", audit=lambda e: True, actor="test")
     return Authenticator(store, 2.0, 60.0, 1800.0, clock=clock, guard=guard)
 
 

@@ -7,8 +7,8 @@ import pytest
 from cryptography.fernet import Fernet
 
 from plugin.identity.mfa import Mfa, needs_mfa
-from plugin.services import accounts
 from plugin.store import accounts as account_rows
+from tests.unit.accounts_support import add_user
 
 NOW = 1_700_000_000.0
 
@@ -20,7 +20,7 @@ def mfa(store):
 
 @pytest.fixture
 def user_id(store, cheap_argon2):
-    user = accounts.create_user(store, lambda e: True, "test", NOW, "drtotp", ["admin"], "totp password 123")
+    user = add_user(store, NOW, "drtotp", ["admin"], "totp password 123", audit=lambda e: True, actor="test")
     return user.id
 
 
