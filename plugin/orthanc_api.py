@@ -13,7 +13,7 @@ from typing import Any
 
 import orthanc
 
-from plugin.handlers.http import Response
+from plugin.handlers.http import ANSWER_HEADERS, Response
 from plugin.services.core import CoreError
 
 # The incoming-request filter receives the method as a plain int (orthanc.HttpMethod values).
@@ -126,7 +126,7 @@ def send(output: Any, response: Response) -> None:
     if response.status == 405:
         output.SendMethodNotAllowed(response.headers.get("Allow", "GET"))
         return
-    for name, value in response.headers.items():
+    for name, value in {**ANSWER_HEADERS, **response.headers}.items():
         output.SetHttpHeader(name, value)
     if response.challenge:
         # Not SendUnauthorized(): it cannot carry the JSON body that says what is missing.

@@ -11,14 +11,18 @@ from urllib.parse import parse_qs
 
 from plugin.errors import GateError, NotFound
 
+# On every answer the plugin sends (lists, searches, pages, the API): nothing of it is kept by a
+# browser or a shared cache (it may name patients), and no browser second-guesses its type. A
+# response may set its own Cache-Control (static assets do).
+ANSWER_HEADERS = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
+
+# Pages add these (ANSWER_HEADERS come with every answer, pages included).
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
     "X-Frame-Options": "DENY",
     # Not "no-referrer": with it a browser sends `Origin: null` on a same-site form post, and the
     # login and form CSRF checks (which compare Origin with Host) would refuse every real browser.
     "Referrer-Policy": "same-origin",
-    "X-Content-Type-Options": "nosniff",
-    "Cache-Control": "no-store",
 }
 
 

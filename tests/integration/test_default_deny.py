@@ -183,3 +183,36 @@ def test_session_cookie_state_change_needs_csrf_proof(server: Server):
                         headers={"X-CSRF-Token": csrf}).status_code == 200
     assert session.post(server.url("/tools/find"), data=body, timeout=10,
                         headers={"Origin": server.proc.base}).status_code == 200
+
+
+# Everything the plugin answers itself may name patients (trimmed lists and searches) or accounts
+# (the API): no browser or shared cache keeps it, and no browser second-guesses its type.
+PLUGIN_ANSWERS = [
+    ("doctor", "GET", "/patients?expand", None),
+    ("doctor", "GET", "/studies", None),
+    ("doctor", "POST", "/tools/find", '{"Level": "Study", "Query": {}, "Expand": true}'),
+    ("doctor", "POST", "/tools/lookup", "1.2.3"),
+    ("doctor", "GET", "/statistics", None),
+    ("doctor", "GET", "/gate/api/me", None),
+    ("doctor", "GET", "/gate/api/nothing-here", None),
+    ("admin", "GET", "/patients?expand", None),
+    ("admin", "GET", "/gate/api/users", None),
+    ("anonymous", "GET", "/gate/api/me", None),
+    ("anonymous", "GET", "/gate/login", None),
+    ("anonymous", "GET", "/gate/health", None),
+    ("anonymous", "GET", "/", None),
+]
+
+
+@pytest.mark.parametrize(("who", "method", "path", "body"), PLUGIN_ANSWERS,
+                         ids=[f"{w} {m} {p}" for w, m, p, _ in PLUGIN_ANSWERS])
+def test_the_plugins_answers_are_never_stored_nor_sniffed(server: Server, who, method, path, body):
+    answer = getattr(server, who)(method, path, data=body)
+    assert answer.headers.get("Cache-Control") == "no-store", (answer.status_code, answer.headers)
+    assert answer.headers.get("X-Content-Type-Options") == "nosniff"
+
+
+def test_static_assets_may_be_cached_but_not_sniffed(server: Server):
+    answer = server.anonymous("GET", "/gate/static/gate.css")
+    assert answer.status_code == 200 and answer.headers["Cache-Control"] == "max-age=3600"
+    assert answer.headers["X-Content-Type-Options"] == "nosniff"

@@ -96,6 +96,11 @@ class OldOutput(Output):
         self.calls.append(("SendHttpStatus", status, body, size))
 
 
+# Every answer of the plugin carries these first (handlers/http.py ANSWER_HEADERS).
+NO_STORE = ("SetHttpHeader", "Cache-Control", "no-store")
+NOSNIFF = ("SetHttpHeader", "X-Content-Type-Options", "nosniff")
+
+
 def names(output: Output) -> list[str]:
     return [call[0] for call in output.calls]
 
@@ -106,14 +111,14 @@ def names(output: Output) -> list[str]:
 def test_200_answers_the_buffer_after_its_headers(api):
     output = Output()
     api.send(output, Response(200, b"body", "text/css", {"Cache-Control": "max-age=3600"}))
-    assert output.calls == [("SetHttpHeader", "Cache-Control", "max-age=3600"),
+    assert output.calls == [("SetHttpHeader", "Cache-Control", "max-age=3600"), NOSNIFF,
                             ("AnswerBuffer", b"body", "text/css")]
 
 
 def test_200_json_keeps_its_content_type(api):
     output = Output()
     api.send(output, Response.json({"ok": True}))
-    assert output.calls == [("AnswerBuffer", b'{"ok": true}', "application/json")]
+    assert output.calls == [NO_STORE, NOSNIFF, ("AnswerBuffer", b'{"ok": true}', "application/json")]
 
 
 def test_401_carries_the_challenge_and_a_json_body(api):
@@ -142,7 +147,7 @@ def test_303_sets_location_and_sends_the_status_code(api):
 def test_404_uses_the_two_argument_form(api):
     output = Output()
     api.send(output, Response.json({"error": "not_found"}, 404))
-    assert output.calls == [("SetHttpHeader", "Content-Type", "application/json"),
+    assert output.calls == [NO_STORE, NOSNIFF, ("SetHttpHeader", "Content-Type", "application/json"),
                             ("SendHttpStatus", 404, b'{"error": "not_found"}')]
 
 
@@ -150,7 +155,7 @@ def test_404_falls_back_to_the_three_argument_form_on_old_plugins(api):
     output = OldOutput()
     body = "pas trouvé"  # the size is in bytes, not characters
     api.send(output, Response(404, body.encode("utf-8"), "text/plain; charset=utf-8"))
-    assert output.calls == [("SetHttpHeader", "Content-Type", "text/plain; charset=utf-8"),
+    assert output.calls == [NO_STORE, NOSNIFF, ("SetHttpHeader", "Content-Type", "text/plain; charset=utf-8"),
                             ("SendHttpStatus", 404, body, len(body.encode("utf-8")))]
 
 
@@ -204,14 +209,14 @@ def test_fixture_leaves_no_fake_orthanc_behind():
 def test_from_orthanc_1_12_2_the_core_labels_status_bodies_so_we_do_not(api):
     output = Output()
     api.send(output, Response.json({"error": "not_found"}, 404))
-    assert output.calls == [("SendHttpStatus", 404, b'{"error": "not_found"}')]
+    assert output.calls == [NO_STORE, NOSNIFF, ("SendHttpStatus", 404, b'{"error": "not_found"}')]
 
 
 @pytest.mark.parametrize("api", ["1.10.1", "1.12.1"], indirect=True)
 def test_before_orthanc_1_12_2_we_label_status_bodies(api):
     output = Output()
     api.send(output, Response.json({"error": "not_found"}, 404))
-    assert output.calls[0] == ("SetHttpHeader", "Content-Type", "application/json")
+    assert output.calls[2] == ("SetHttpHeader", "Content-Type", "application/json")
 
 
 # -- errors of Orthanc's core become the status the core itself would answer ----------------------------
