@@ -12,6 +12,7 @@ from plugin.errors import BadRequest, DirectoryDown, GateError, RateLimited, Una
 from plugin.handlers.http import Request, Response
 from plugin.identity.authenticate import SESSION_COOKIE, Identification
 from plugin.policies.csrf import csrf_ok, same_origin
+from plugin.policies.redirects import local_path
 from plugin.policies.types import Principal
 from plugin.services import accounts, mfa
 from plugin.services.runtime import Runtime
@@ -28,13 +29,6 @@ _templates = Environment(loader=FileSystemLoader(PLUGIN_DIR / "templates"),
 
 def render(name: str, status: int = 200, **context: object) -> Response:
     return Response.html(_templates.get_template(name).render(**context), status)
-
-
-def local_path(target: str | None, default: str) -> str:
-    """Only same-server paths may be redirect targets (no open redirect)."""
-    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
-        return target
-    return default
 
 
 def _cookie(runtime: Runtime, value: str, max_age: int) -> str:
@@ -59,7 +53,8 @@ def login_page(runtime: Runtime, request: Request) -> Response:
 
 
 def login(runtime: Runtime, request: Request) -> Response:
-    if request.headers.get("origin") and not same_origin(request.headers):
+    # A browser sends Origin, or at least Referer, on a form post; scripts send neither.
+    if (request.headers.get("origin") or request.headers.get("referer")) and not same_origin(request.headers):
         raise BadRequest("sign-in from another site is refused")
     form = request.form()
     username, password = form.get("username", ""), form.get("password", "")

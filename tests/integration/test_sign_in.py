@@ -6,6 +6,7 @@ import re
 import time
 
 import pyotp
+import pytest
 import requests
 
 from tests.conftest import ADMIN, ADMIN_PASSWORD, DOCTOR, DOCTOR_PASSWORD, Server, start_gate, wait_for_audit
@@ -27,6 +28,33 @@ def test_sign_in_refuses_redirects_to_other_sites(server: Server):
     answer = requests.post(server.url("/gate/login"), timeout=10, allow_redirects=False,
                            data={"username": ADMIN, "password": ADMIN_PASSWORD, "next": "//evil.example/x"})
     assert answer.headers["Location"] == "/app/explorer.html"
+
+
+@pytest.mark.parametrize("target", ["/\t/evil.example", "/\\evil.example", "/%2F/evil.example",
+                                    "/%0d%0aSet-Cookie:%20planted=1", "/x\r\nSet-Cookie: planted=1"])
+def test_sign_in_sends_back_only_to_plain_paths_of_this_server(server: Server, target):
+    answer = requests.post(server.url("/gate/login"), timeout=10, allow_redirects=False,
+                           data={"username": ADMIN, "password": ADMIN_PASSWORD, "next": target})
+    assert answer.status_code == 303 and answer.headers["Location"] == "/app/explorer.html"
+    assert "planted" not in answer.headers.get("Set-Cookie", "")
+
+
+def test_the_sign_in_page_keeps_only_a_plain_next(server: Server):
+    page = requests.get(server.url("/gate/login?next=%2F%09%2Fevil.example"), timeout=10)
+    assert 'name="next" value="/app/explorer.html"' in page.text
+    page = requests.get(server.url("/gate/login?next=%2Fui%2Fapp%2F"), timeout=10)
+    assert 'name="next" value="/ui/app/"' in page.text
+
+
+def test_a_sign_in_posted_from_another_site_is_refused_by_its_referer(server: Server):
+    answer = requests.post(server.url("/gate/login"), timeout=10, allow_redirects=False,
+                           headers={"Referer": "http://evil.example/phish.html"},
+                           data={"username": ADMIN, "password": ADMIN_PASSWORD})
+    assert answer.status_code == 400 and "gate_session" not in answer.headers.get("Set-Cookie", "")
+    same = requests.post(server.url("/gate/login"), timeout=10, allow_redirects=False,
+                         headers={"Referer": server.url("/gate/login")},
+                         data={"username": ADMIN, "password": ADMIN_PASSWORD})
+    assert same.status_code == 303
 
 
 def test_wrong_password_is_refused_and_both_outcomes_are_audited(server: Server):
