@@ -29,8 +29,9 @@ _use_repository_venv()
 from plugin import orthanc_api  # noqa: E402
 from plugin.config import load_gate_config  # noqa: E402
 from plugin.errors import ConfigError, GateError, StoreUnavailable  # noqa: E402
-from plugin.handlers import api, doctors, grants, orthanc, pages, users  # noqa: E402
+from plugin.handlers import api  # noqa: E402
 from plugin.handlers.http import Request, Response, error_response  # noqa: E402
+from plugin.handlers.routes import HEALTH, ROUTES  # noqa: E402
 from plugin.services.runtime import Runtime, build_runtime  # noqa: E402
 
 # Orthanc runs the filter and then the REST callback of one request on the same thread; the
@@ -41,43 +42,6 @@ _runtime: Runtime | None = None
 _remembered: Callable[[tuple], bool] = lambda memo_key: False  # noqa: E731
 _NO_ARGS: dict[str, str] = {}
 _startup_error = ""
-
-# (regex, {method: handler}); the catch-all for /gate/ must stay last.
-ROUTES = (
-    ("/", {"GET": pages.root}),
-    ("/gate/health", {"GET": None}),  # served by _health, which also works when start-up failed
-    ("/gate/login", {"GET": pages.login_page, "POST": pages.login}),
-    ("/gate/logout", {"POST": pages.logout}),
-    ("/gate/password", {"GET": pages.password_page, "POST": pages.change_password}),
-    ("/gate/mfa", {"GET": pages.mfa_page, "POST": pages.mfa_confirm}),
-    ("/gate/static/([^/]+)", {"GET": pages.static}),
-    ("/gate/api/me", {"GET": api.me}),
-    ("/gate/api/users", {"GET": users.users_collection, "POST": users.users_collection}),
-    ("/gate/api/users/import", {"POST": users.import_users}),  # before the username route, which would take it
-    # PUT is the partial change API.md calls PATCH: Orthanc refuses PATCH itself (handlers/users.py).
-    ("/gate/api/users/([^/]+)", {"GET": users.user_resource, "PUT": users.user_resource,
-                                 "DELETE": users.user_resource}),
-    ("/gate/api/users/([^/]+)/sessions", {"DELETE": users.user_sessions}),
-    ("/gate/api/api-keys", {"POST": users.api_keys}),
-    ("/gate/api/api-keys/([0-9]+)", {"DELETE": users.api_key}),
-    ("/gate/api/doctors", {"GET": doctors.doctors_collection, "POST": doctors.doctors_collection}),
-    # PUT is the partial change API.md calls PATCH, as for users.
-    ("/gate/api/doctors/([0-9]+)", {"GET": doctors.doctor_resource, "PUT": doctors.doctor_resource,
-                                   "DELETE": doctors.doctor_resource}),
-    ("/gate/api/grants", {"GET": grants.grants_collection, "POST": grants.grants_collection}),
-    ("/gate/api/grants/bulk", {"POST": grants.grants_bulk}),
-    ("/gate/api/grants/([0-9]+)", {"DELETE": grants.grant_resource}),
-    ("/gate/api/check", {"GET": grants.check}),
-    # Orthanc's own lists and searches, answered here so they can be trimmed (handlers/orthanc.py).
-    ("/(patients|studies|series|instances)", {"GET": orthanc.resource_list, "POST": orthanc.resource_list}),
-    ("/tools/find", {"POST": orthanc.tools_find}),
-    ("/tools/count-resources", {"POST": orthanc.tools_find}),
-    ("/tools/lookup", {"POST": orthanc.tools_lookup}),
-    ("/statistics", {"GET": orthanc.statistics}),
-    ("/gate/(.*)", {"GET": api.not_found, "POST": api.not_found, "PUT": api.not_found,
-                    "DELETE": api.not_found}),
-)
-
 
 def _filter(uri: str, **request: object) -> bool:
     # Runs for every HTTP request, holding the GIL: a remembered read is answered in the first
@@ -178,7 +142,7 @@ def initialise() -> None:
         _remembered = _runtime.gate.remembered
     orthanc_api.register_filter(_filter)
     for regex, handlers in ROUTES:
-        orthanc_api.register_route(regex, _health if regex == "/gate/health" else _route(handlers))
+        orthanc_api.register_route(regex, _health if regex == HEALTH else _route(handlers))
     orthanc_api.register_on_change(_on_stop, _on_new_study, _on_deleted)
     if _runtime is not None:
         orthanc_api.log_warning(f"Gate: started; store {config.database_url.split('://')[0]}, "

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from plugin.errors import DirectoryDown, NotFound, RateLimited, Unauthenticated
+from plugin.errors import DirectoryDown, Forbidden, NotFound, RateLimited, Unauthenticated
 from plugin.handlers.http import Request, Response
 from plugin.policies.types import Principal
 from plugin.services.health import health_report
@@ -10,7 +10,9 @@ from plugin.services.runtime import Runtime
 
 
 def caller(runtime: Runtime, request: Request) -> Principal:
-    """The signed-in caller; a 401 with a challenge, or a 503 when the directory is down."""
+    """The signed-in caller who owes nothing more: a 401 with a challenge, a 503 when the directory
+    is down, a 403 while a one-time code or a new password is still owed (such a caller may only
+    finish signing in, at /gate/mfa or /gate/password, or sign out)."""
     identification = runtime.authenticator.identify(request.headers, request.ip)
     if identification.unavailable:
         raise DirectoryDown("the directory is unavailable; directory accounts cannot sign in just now")
@@ -20,7 +22,12 @@ def caller(runtime: Runtime, request: Request) -> Principal:
         # The reason presented credentials failed tells the caller what to do (e.g. use the login
         # page for a one-time code); it names nothing they did not send.
         raise Unauthenticated(identification.failure or "sign in or send credentials")
-    return identification.principal
+    principal = identification.principal
+    if principal.must_change_password:
+        raise Forbidden("finish signing in first: choose a new password at /gate/password")
+    if principal.mfa_pending:
+        raise Forbidden("finish signing in first: prove your one-time code at /gate/mfa")
+    return principal
 
 
 def me(runtime: Runtime, request: Request) -> Response:

@@ -1,0 +1,44 @@
+"""Every route the plugin answers itself, with its handler per method: the one table that entry.py
+registers with Orthanc and that the tests walk."""
+
+from __future__ import annotations
+
+from plugin.handlers import api, doctors, grants, orthanc, pages, users
+
+HEALTH = "/gate/health"
+
+# (regex, {method: handler}); the catch-all for /gate/ must stay last.
+ROUTES = (
+    ("/", {"GET": pages.root}),
+    (HEALTH, {"GET": None}),  # served by _health, which also works when start-up failed
+    ("/gate/login", {"GET": pages.login_page, "POST": pages.login}),
+    ("/gate/logout", {"POST": pages.logout}),
+    ("/gate/password", {"GET": pages.password_page, "POST": pages.change_password}),
+    ("/gate/mfa", {"GET": pages.mfa_page, "POST": pages.mfa_confirm}),
+    ("/gate/static/([^/]+)", {"GET": pages.static}),
+    ("/gate/api/me", {"GET": api.me}),
+    ("/gate/api/users", {"GET": users.users_collection, "POST": users.users_collection}),
+    ("/gate/api/users/import", {"POST": users.import_users}),  # before the username route, which would take it
+    # PUT is the partial change API.md calls PATCH: Orthanc refuses PATCH itself (handlers/users.py).
+    ("/gate/api/users/([^/]+)", {"GET": users.user_resource, "PUT": users.user_resource,
+                                 "DELETE": users.user_resource}),
+    ("/gate/api/users/([^/]+)/sessions", {"DELETE": users.user_sessions}),
+    ("/gate/api/api-keys", {"POST": users.api_keys}),
+    ("/gate/api/api-keys/([0-9]+)", {"DELETE": users.api_key}),
+    ("/gate/api/doctors", {"GET": doctors.doctors_collection, "POST": doctors.doctors_collection}),
+    # PUT is the partial change API.md calls PATCH, as for users.
+    ("/gate/api/doctors/([0-9]+)", {"GET": doctors.doctor_resource, "PUT": doctors.doctor_resource,
+                                   "DELETE": doctors.doctor_resource}),
+    ("/gate/api/grants", {"GET": grants.grants_collection, "POST": grants.grants_collection}),
+    ("/gate/api/grants/bulk", {"POST": grants.grants_bulk}),
+    ("/gate/api/grants/([0-9]+)", {"DELETE": grants.grant_resource}),
+    ("/gate/api/check", {"GET": grants.check}),
+    # Orthanc's own lists and searches, answered here so they can be trimmed (handlers/orthanc.py).
+    ("/(patients|studies|series|instances)", {"GET": orthanc.resource_list, "POST": orthanc.resource_list}),
+    ("/tools/find", {"POST": orthanc.tools_find}),
+    ("/tools/count-resources", {"POST": orthanc.tools_find}),
+    ("/tools/lookup", {"POST": orthanc.tools_lookup}),
+    ("/statistics", {"GET": orthanc.statistics}),
+    ("/gate/(.*)", {"GET": api.not_found, "POST": api.not_found, "PUT": api.not_found,
+                    "DELETE": api.not_found}),
+)
