@@ -115,19 +115,23 @@ def change_password(runtime: Runtime, request: Request) -> Response:
     identification, form = _session_form(runtime, request)
     principal = identification.principal
     try:
-        accounts.change_password(runtime.store, runtime.audit_now, runtime.clock(), principal.username or "",
-                                 form.get("current", ""), form.get("new", ""), request.ip)
+        ended = accounts.change_password(runtime.store, runtime.audit_now, runtime.clock(), principal.username or "",
+                                         form.get("current", ""), form.get("new", ""), request.ip,
+                                         principal.session_id)
     except GateError as exc:
         if request.wants_json:
             raise
         return render("password.html", csrf_token=identification.csrf_token,
                       forced=principal.must_change_password, error=exc.message,
                       min_length=accounts.MIN_PASSWORD_LENGTH)
-    # Forget every cached identity, the old password's Basic verification included.
+    # Forget every cached identity, the old password's Basic verification and the sessions just ended.
     runtime.authenticator.invalidate()
     if request.wants_json:
-        return Response.json({"changed": True})
-    return Response.redirect("/gate/mfa" if principal.mfa_pending else runtime.config.home_page)
+        return Response.json({"changed": True, "other_sessions_ended": ended})
+    next_page = "/gate/mfa" if principal.mfa_pending else runtime.config.home_page
+    if principal.must_change_password and not ended:
+        return Response.redirect(next_page)  # the first sign-in goes straight on to its next step
+    return render("password_changed.html", ended=ended, next=next_page)
 
 
 def mfa_page(runtime: Runtime, request: Request) -> Response:

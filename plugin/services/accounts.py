@@ -108,7 +108,9 @@ def sign_out(store: Store, audit: AuditSink, now: float, principal: Principal, i
 
 
 def change_password(store: Store, audit: AuditSink, now: float, username: str, current: str, new: str,
-                    ip: str) -> None:
+                    ip: str, session_id: str | None = None) -> int:
+    """Change one's own password; every other session of the account ends (a stolen cookie stops
+    working). Returns how many sessions were ended."""
     check_password(new)
     if new == current:
         raise BadRequest("choose a password different from the current one")
@@ -119,4 +121,7 @@ def change_password(store: Store, audit: AuditSink, now: float, username: str, c
         user.password_hash = hash_password(new)
         user.must_change_password = False
         user.updated_at = now
-    audit(account_event(now, username, "password.change", "success", "password changed", ip))
+        ended = accounts.revoke_user_sessions(db, user.id, now, keep=session_id)
+    audit(account_event(now, username, "password.change", "success",
+                        f"password changed; {ended} other session(s) ended", ip))
+    return ended

@@ -146,13 +146,14 @@ def update_user(store: Store, audit: AuditSink, mfa: Mfa | None, actor: Actor, n
             raise Conflict(f"user {username!r} was changed meanwhile; send the change again")
         before = _audited(user)
         was_admin = _enabled_admin(user)
-        _apply(db, user, changes, password_hash, now)
+        ended = _apply(db, user, changes, password_hash, now)
         _keep_an_admin(db, was_admin)
         after = _audited(user)
     changed = [field for field in after if before[field] != after[field]] + (["password"] if password_hash else [])
     if changed:
         detail = {"before": before, "after": after, **({"password_changed": True} if password_hash else {})}
-        audit(_event(now, actor, "user.update", f"changed {', '.join(changed)} of {username}",
+        ended_note = f"; {ended} session(s) ended" if ended else ""
+        audit(_event(now, actor, "user.update", f"changed {', '.join(changed)} of {username}{ended_note}",
                      detail=json.dumps(detail)))
     return user_view(user)
 
@@ -313,7 +314,9 @@ def _refuse_directory_changes(user: User, changes: dict[str, Any]) -> None:
                            f"{'' if field == 'roles' else 's'} from the directory (change it there)")
 
 
-def _apply(db: DbSession, user: User, changes: dict[str, Any], password_hash: str | None, now: float) -> None:
+def _apply(db: DbSession, user: User, changes: dict[str, Any], password_hash: str | None, now: float) -> int:
+    """Apply the changes; returns how many of the account's sessions they ended."""
+    before_roles = sorted(user.role_set)
     if "roles" in changes:
         user.roles = ",".join(changes["roles"])
     if "email" in changes:
@@ -323,10 +326,12 @@ def _apply(db: DbSession, user: User, changes: dict[str, Any], password_hash: st
     if password_hash is not None:
         user.password_hash = password_hash
     if "disabled" in changes:
-        if changes["disabled"] and not user.disabled:
-            accounts.revoke_user_sessions(db, user.id, now)
         user.disabled = changes["disabled"]
     user.updated_at = now
+    if user.disabled or password_hash is not None or sorted(user.role_set) != before_roles:
+        # A new password, new roles or a disabled account: whoever holds a session of it signs in again.
+        return accounts.revoke_user_sessions(db, user.id, now)
+    return 0
 
 
 def _enabled_admin(user: User) -> bool:

@@ -58,9 +58,12 @@ def revoke_session(db: DbSession, session_id: str, now: float) -> None:
                .values(revoked_at=now))
 
 
-def revoke_user_sessions(db: DbSession, user_id: int, now: float) -> None:
-    db.execute(update(Session).where(Session.user_id == user_id, Session.revoked_at.is_(None))
-               .values(revoked_at=now))
+def revoke_user_sessions(db: DbSession, user_id: int, now: float, keep: str | None = None) -> int:
+    """End the account's open sessions (all but `keep`, a session id); how many were ended."""
+    condition = [Session.user_id == user_id, Session.revoked_at.is_(None)]
+    if keep is not None:
+        condition.append(Session.id != keep)
+    return db.execute(update(Session).where(*condition).values(revoked_at=now)).rowcount
 
 
 def upsert_directory_user(db: DbSession, username: str, roles: str, email: str, display_name: str,

@@ -187,3 +187,32 @@ def test_lockout_survives_a_restart_and_is_audited(tmp_path):
         assert wait_for_audit(srv, "action='login' AND outcome='failure' AND reason LIKE 'too many failed%'")
     finally:
         srv.proc.stop()
+
+
+def test_a_password_change_signs_out_every_other_session_at_once_and_says_so(server: Server):
+    server.proc.create_user("drpass", ["radiologist"], "the first password 1")
+    here, elsewhere = requests.Session(), requests.Session()
+    csrf = here.post(server.url("/gate/login"), json={"username": "drpass", "password": "the first password 1"},
+                     timeout=10).json()["csrf_token"]
+    elsewhere.post(server.url("/gate/login"), json={"username": "drpass", "password": "the first password 1"},
+                   timeout=10)
+    assert elsewhere.get(server.url("/gate/api/me"), timeout=10).status_code == 200
+    page = here.post(server.url("/gate/password"), timeout=10, data={
+        "csrf_token": csrf, "current": "the first password 1", "new": "the second password 2"})
+    assert page.status_code == 200 and "signed out everywhere else (1 other session)" in page.text
+    assert elsewhere.get(server.url("/gate/api/me"), timeout=10).status_code == 401
+    assert here.get(server.url("/gate/api/me"), timeout=10).status_code == 200
+    assert wait_for_audit(server, "action='password.change' AND actor='drpass' "
+                                  "AND reason='password changed; 1 other session(s) ended'")
+
+
+def test_an_admins_password_reset_signs_the_user_out(server: Server):
+    # (New roles end sessions the same way: tests/unit/test_users.py; over the API they need a
+    # session admin's fresh one-time code.)
+    server.proc.create_user("drreset", ["radiologist"], "the first password 1")
+    session = requests.Session()
+    assert session.post(server.url("/gate/login"), json={"username": "drreset", "password": "the first password 1"},
+                        timeout=10).status_code == 200
+    reset = server.admin("PUT", "/gate/api/users/drreset", json={"password": "a reset password 22"})
+    assert reset.status_code == 200
+    assert session.get(server.url("/gate/api/me"), timeout=10).status_code == 401

@@ -273,6 +273,21 @@ def test_change_password_replaces_it_and_clears_the_forced_change(store, sink, c
     assert all(NEW_PASSWORD not in repr(dataclasses.asdict(e)) for e in events)
 
 
+def test_change_password_ends_every_other_session_of_the_account(store, sink, clock, events):
+    create(store, sink, clock)
+    create(store, sink, clock, username="drother")
+    here, elsewhere = sign_in(store, sink, clock), sign_in(store, sink, clock)
+    someone_else = sign_in(store, sink, clock, "drother")
+    ended = accounts.change_password(store, sink, clock(), "drnkosi", PASSWORD, NEW_PASSWORD, IP,
+                                     here.principal.session_id)
+    assert ended == 1
+    with store.read() as db:
+        revoked = {s.id: s.revoked_at for s in db.query(Session).all()}
+    assert revoked[here.principal.session_id] is None and revoked[someone_else.principal.session_id] is None
+    assert revoked[elsewhere.principal.session_id] == clock()
+    assert events[-1].reason == "password changed; 1 other session(s) ended"
+
+
 def test_change_password_needs_the_current_one(store, sink, clock, events):
     create(store, sink, clock)
     with pytest.raises(Unauthenticated):

@@ -247,6 +247,22 @@ def test_the_password_of_an_admin_needs_fresh_mfa_but_others_do_not(store, sink,
     assert row(store, "nkosi").password_hash.startswith("$argon2id$")
 
 
+@pytest.mark.parametrize(("data", "ends"), [({"password": "a reset password 456"}, True),
+                                            ({"roles": ["billing"]}, True),
+                                            ({"email": "nkosi@other.example"}, False),
+                                            ({"display_name": "Dr Nkosi"}, False)])
+def test_a_reset_password_or_new_roles_end_the_accounts_sessions(store, sink, mfa, clock, admin_id, data, ends):
+    with store.transaction() as db:
+        nkosi = account_rows.user_by_name(db, "nkosi")
+        account_rows.add_session(db, Session(id="n" * 64, user_id=nkosi.id, csrf_token="c", created_at=clock(),
+                                             last_seen_at=clock(), expires_at=clock() + 3600))
+    proved_at(store, clock())
+    update(store, sink, mfa, clock, data, who=actor())
+    with store.read() as db:
+        assert (account_rows.session_with_user(db, "n" * 64)[0].revoked_at == clock()) is ends
+        assert account_rows.session_with_user(db, SESSION_ID)[0].revoked_at is None  # the admin's own
+
+
 def test_disabling_through_update_ends_sessions(store, sink, mfa, clock, admin_id):
     users.create_user(store, sink, mfa, users.GATECTL, clock(), {"username": "boss", "roles": ["admin"]})
     update(store, sink, mfa, clock, {"disabled": True}, who=actor("api_key"), username="root1")
