@@ -260,9 +260,16 @@ class Authenticator:
         if self._guard is not None and check.user is None and check.failure == BAD_CREDENTIALS:
             if self._guard.failed(username, ip, now):
                 return CredentialCheck(None, f"{BAD_CREDENTIALS}; too many failures, the account is locked for now")
-        elif self._guard is not None and check.user is not None and verified is None:
-            self._guard.succeeded(username)
+        elif check.user is not None and verified is None and not check.user.totp_enabled:
+            # Complete: no one-time code follows. Otherwise the code, once right, completes it.
+            self.sign_in_completed(username)
         return check
+
+    def sign_in_completed(self, username: str) -> None:
+        """A whole sign-in succeeded (password, and one-time code when there is one): the account's
+        failed attempts are forgotten."""
+        if self._guard is not None:
+            self._guard.succeeded(username)
 
     def _check_password(self, username: str, password: str, now: float, verified: str | None) -> CredentialCheck:
         with self._store.read() as db:

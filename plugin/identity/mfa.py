@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import math
 import secrets
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 import pyotp
 from cryptography.fernet import Fernet, InvalidToken
 
+from plugin.identity.attempts import SignInGuard
 from plugin.store import accounts
 from plugin.store.db import Store
 from plugin.store.models import User
@@ -23,6 +26,14 @@ from plugin.store.models import User
 STEP_SECONDS = 30
 DRIFT_STEPS = 1
 RECOVERY_CODES = 10
+WRONG_CODE = "wrong or already used one-time code"
+
+
+@dataclass(frozen=True)
+class CodeCheck:
+    ok: bool
+    failure: str = ""
+    retry_after: float = 0.0  # seconds, when refused because of too many failed attempts
 
 
 def needs_mfa(user: User, required_roles: Iterable[str]) -> bool:
@@ -39,10 +50,11 @@ def recovery_hash(code: str) -> str:
 
 
 class Mfa:
-    def __init__(self, store: Store, key: bytes, issuer: str) -> None:
+    def __init__(self, store: Store, key: bytes, issuer: str, guard: SignInGuard | None = None) -> None:
         self._store = store
         self._fernet = Fernet(key)
         self._issuer = issuer
+        self._guard = guard
 
     def pending_secret(self, user_id: int) -> tuple[str, str]:
         """The secret being enrolled (made on first call, kept until confirmed) and its otpauth URI."""
@@ -67,6 +79,21 @@ class Mfa:
             user.totp_enabled = True
             accounts.replace_recovery_codes(db, user_id, [recovery_hash(c) for c in codes])
         return [f"{c[:5]}-{c[5:]}" for c in codes]
+
+    def check(self, user_id: int, username: str, code: str, now: float, ip: str = "") -> CodeCheck:
+        """A code proving who signs in (or makes a privileged change), under the same lockout and
+        throttling as passwords: refused while the account or the address is locked, and a wrong
+        code counts as a failed attempt of both. Success lifts nothing: the caller does that when
+        the whole sign-in is complete."""
+        if self._guard is not None:
+            wait = self._guard.wait_seconds(username, ip, now)
+            if wait > 0:
+                return CodeCheck(False, f"too many failed sign-ins; try again in {math.ceil(wait / 60)} min", wait)
+        if self.verify(user_id, code, now):
+            return CodeCheck(True)
+        if self._guard is not None and self._guard.failed(username, ip, now):
+            return CodeCheck(False, f"{WRONG_CODE}; too many failures, the account is locked for now")
+        return CodeCheck(False, WRONG_CODE)
 
     def verify(self, user_id: int, code: str, now: float) -> bool:
         """A TOTP code or an unused recovery code; either is spent by being accepted."""

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from plugin.audit.record import AuditRecord, iso_utc
 from plugin.errors import BadRequest, DirectoryDown, OtpRequired, RateLimited, Unauthenticated
 from plugin.identity.authenticate import Authenticator
-from plugin.identity.mfa import Mfa, needs_mfa
+from plugin.identity.mfa import WRONG_CODE, CodeCheck, Mfa, needs_mfa
 from plugin.identity.secrets import hash_password, new_token, token_hash, verify_password
 from plugin.policies.types import ROLE_NAMES, Principal
 from plugin.store import accounts
@@ -81,9 +81,13 @@ def sign_in(store: Store, audit: AuditSink, authenticator: Authenticator, now: f
         if not otp:
             audit(account_event(now, username, "login", "failure", "one-time code missing", ip))
             raise OtpRequired("enter the 6-digit code from your authenticator app, or a recovery code")
-        if mfa is None or not mfa.verify(user.id, otp, now):
-            audit(account_event(now, username, "login", "failure", "wrong or already used one-time code", ip))
-            raise Unauthenticated("wrong or already used one-time code")
+        code = mfa.check(user.id, user.username, otp, now, ip) if mfa is not None else CodeCheck(False, WRONG_CODE)
+        if not code.ok:
+            audit(account_event(now, username, "login", "failure", code.failure, ip))
+            if code.retry_after:
+                raise RateLimited(code.failure, code.retry_after)
+            raise Unauthenticated(code.failure)
+        authenticator.sign_in_completed(username)
         mfa_at = now
     token, csrf = new_token(), secrets.token_urlsafe(24)
     with store.transaction() as db:

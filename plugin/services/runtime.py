@@ -105,5 +105,6 @@ def sign_in_guard(config: GateConfig, store: Store) -> SignInGuard:
 
 
 def open_mfa(config: GateConfig, store: Store) -> Mfa:
-    """TOTP secrets are encrypted with the same key as contact details (ContactKeyFile)."""
-    return Mfa(store, config.contact_key_file.read_bytes().strip(), config.mfa_issuer)
+    """TOTP secrets are encrypted with the same key as contact details (ContactKeyFile); wrong codes
+    count towards the same lockout and throttling as wrong passwords."""
+    return Mfa(store, config.contact_key_file.read_bytes().strip(), config.mfa_issuer, sign_in_guard(config, store))

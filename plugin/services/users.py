@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session as DbSession
 
 from plugin.audit.record import AuditRecord
 from plugin.errors import BadRequest, Conflict, Forbidden, MfaRequired, NotFound
-from plugin.identity.mfa import Mfa
+from plugin.identity.mfa import WRONG_CODE, Mfa
 from plugin.identity.secrets import hash_password, new_token, one_time_password, token_hash
 from plugin.policies.types import Principal, Role
 from plugin.services import user_import
@@ -258,9 +258,11 @@ def require_fresh_mfa(store: Store, audit: AuditSink, mfa: Mfa | None, actor: Ac
     if not actor.otp:
         raise _mfa_refusal(audit, actor, now, action, 'this change needs a one-time code proved in the last '
                             '5 minutes: send your current code (or a recovery code) as "otp" with the request')
-    if user is None or mfa is None or not mfa.verify(user.id, actor.otp, now):
-        raise _mfa_refusal(audit, actor, now, action, 'wrong or already used one-time code: send your next '
-                            'code as "otp"')
+    code = mfa.check(user.id, user.username, actor.otp, now, actor.ip) if user is not None and mfa is not None \
+        else None
+    if code is None or not code.ok:
+        failure = code.failure if code is not None else WRONG_CODE
+        raise _mfa_refusal(audit, actor, now, action, f'{failure}: send your next code as "otp"')
     with store.transaction() as db:
         accounts.mark_session_mfa(db, actor.session_id, now)
 

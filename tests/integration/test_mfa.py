@@ -109,3 +109,23 @@ def test_totp_reset_ends_sessions_and_asks_for_enrolment_again(server: Server, e
     again = login(server)
     assert again.status_code == 200 and again.json()["mfa_pending"] is True
     enrol(server)  # and the module's later tests would need the new secret: this test runs last
+
+
+def test_wrong_codes_lock_the_account_like_wrong_passwords(tmp_path):
+    """The shipped limits: 5 failures lock the account, whatever failed (password or code)."""
+    srv = start_gate(tmp_path, gate={"MfaRequiredRoles": ["admin"], "LockoutFailures": 5,
+                                     "SignInFailuresPerAddress": 20})
+    try:
+        secret, _ = enrol(srv)
+        for _ in range(4):
+            answer = login(srv, "000000")
+            assert answer.status_code == 401 and "one-time code" in answer.json()["message"]
+            assert login(srv).json()["error"] == "otp_required"  # the right password alone resets nothing
+        locking = login(srv, "000000")
+        assert locking.status_code == 401 and "locked" in locking.json()["message"]
+        refused = login(srv, code(secret, 1))
+        assert refused.status_code == 403 and refused.json()["error"] == "rate_limited"
+        assert int(refused.headers["Retry-After"]) > 800
+        assert wait_for_audit(srv, "action='login' AND outcome='failure' AND reason LIKE '%locked%'")
+    finally:
+        srv.proc.stop()

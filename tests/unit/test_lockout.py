@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import pyotp
 import pytest
+from cryptography.fernet import Fernet
 
+from plugin.errors import OtpRequired, RateLimited, Unauthenticated
 from plugin.identity.attempts import SignInGuard
 from plugin.identity.authenticate import Authenticator
+from plugin.identity.mfa import Mfa
 from plugin.policies.lockout import Attempts, LockoutRule, after_failure, retry_after
+from plugin.services import accounts
+from plugin.store import accounts as account_rows
 from tests.unit.accounts_support import add_user
 
 RULE = LockoutRule(limit=5, window=900, lock=900)
@@ -70,3 +76,73 @@ def test_failures_count_for_unknown_names_too(auth, clock):
     for _ in range(5):
         auth.check_password("ghost", "guess", clock(), ip="10.0.0.3")
     assert auth.check_password("ghost", "guess", clock(), ip="10.0.0.4").retry_after > 0
+
+
+# -- one-time codes count like passwords ---------------------------------------------------------------
+
+@pytest.fixture
+def with_codes(store, clock, auth):
+    """drlock has one-time codes set up; sign-ins go through services/accounts.sign_in."""
+    guard = SignInGuard(store, RULE, LockoutRule(limit=8, window=900, lock=900))
+    mfa = Mfa(store, Fernet.generate_key(), "tests", guard)
+    with store.read() as db:
+        user_id = account_rows.user_by_name(db, "drlock").id
+    secret, _ = mfa.pending_secret(user_id)
+    clock.advance(-60)
+    assert mfa.confirm(user_id, pyotp.TOTP(secret).at(clock()), clock())
+    clock.advance(60)
+    return mfa, secret
+
+
+def sign_in(store, auth, mfa, clock, otp, ip="10.0.0.1"):
+    return accounts.sign_in(store, lambda e: True, auth, clock(), "drlock", "the right password", ip, 1800, 3600,
+                            mfa=mfa,
+                            otp=otp)
+
+
+def test_wrong_codes_with_the_right_password_lock_the_account(store, auth, clock, with_codes):
+    mfa, secret = with_codes
+    for n in range(4):
+        with pytest.raises(Unauthenticated, match="wrong or already used one-time code"):
+            sign_in(store, auth, mfa, clock, f"00000{n}", ip=f"10.0.0.{n}")
+    with pytest.raises(Unauthenticated, match="locked"):
+        sign_in(store, auth, mfa, clock, "000009", ip="10.0.0.9")
+    with pytest.raises(RateLimited):  # even the right password with the right code, from anywhere
+        sign_in(store, auth, mfa, clock, pyotp.TOTP(secret).at(clock()), ip="10.9.9.9")
+    clock.advance(900)
+    assert sign_in(store, auth, mfa, clock, pyotp.TOTP(secret).at(clock())).principal.username == "drlock"
+
+
+def test_the_right_password_alone_does_not_reset_the_count_of_wrong_codes(store, auth, clock, with_codes):
+    mfa, secret = with_codes
+    for _ in range(4):
+        with pytest.raises(Unauthenticated):
+            sign_in(store, auth, mfa, clock, "000000")
+        with pytest.raises(OtpRequired):
+            sign_in(store, auth, mfa, clock, "")  # the right password, no code
+    with pytest.raises(Unauthenticated, match="locked"):
+        sign_in(store, auth, mfa, clock, "000000")
+
+
+def test_only_a_complete_sign_in_resets_the_count(store, auth, clock, with_codes):
+    mfa, secret = with_codes
+    for _ in range(4):
+        with pytest.raises(Unauthenticated):
+            sign_in(store, auth, mfa, clock, "000000")
+    assert sign_in(store, auth, mfa, clock, pyotp.TOTP(secret).at(clock())).principal.username == "drlock"
+    for _ in range(4):  # from another address (this one keeps its own count)
+        with pytest.raises(Unauthenticated):
+            sign_in(store, auth, mfa, clock, "000000", ip="10.0.0.2")
+    clock.advance(30)
+    assert sign_in(store, auth, mfa, clock, pyotp.TOTP(secret).at(clock()), ip="10.0.0.2").principal.username \
+        == "drlock"
+
+
+def test_wrong_codes_count_against_the_address(store, auth, clock, with_codes):
+    mfa, _ = with_codes
+    for _ in range(4):  # four wrong codes and four wrong passwords: the address's eighth failure
+        with pytest.raises(Unauthenticated):
+            sign_in(store, auth, mfa, clock, "000000", ip="10.6.6.6")
+        auth.check_password("ghost", "guess", clock(), ip="10.6.6.6")
+    refused = auth.check_password("drother", "the other password", clock(), ip="10.6.6.6")
+    assert refused.user is None and refused.retry_after > 0
