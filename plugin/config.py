@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from plugin.errors import ConfigError
+from plugin.policies.network import Network, parse_networks
 from plugin.policies.types import ROLE_NAMES
 
 
@@ -47,6 +48,7 @@ _KEYS: tuple[_Key, ...] = (
     _Key("HpcsaPrefixes", list, ["MP", "DP", "PR", "PS", "DR", "MT", "OT", "RT", "SP", "DA", "DT", "PT"]),
     _Key("GrantPollSeconds", float, 1.0, 0.1),
     _Key("ResourceCacheEntries", float, 200000.0, 100),
+    _Key("TrustedProxies", list, []),
 )
 
 DEFAULT_USER_FILTER = ("(&(|(objectClass=person)(objectClass=inetOrgPerson))"
@@ -114,6 +116,7 @@ class GateConfig:
                                                 "DT", "PT"})
     grant_poll_seconds: float = 1.0
     resource_cache_entries: int = 200000
+    trusted_proxies: tuple[Network, ...] = ()
 
     @property
     def audit_spool_file(self) -> Path:
@@ -260,7 +263,17 @@ def load_gate_config(orthanc: dict[str, Any], base_dir: str | Path) -> GateConfi
         hpcsa_prefixes=_hpcsa_prefixes(values["HpcsaPrefixes"]),
         grant_poll_seconds=values["GrantPollSeconds"],
         resource_cache_entries=int(values["ResourceCacheEntries"]),
+        trusted_proxies=_networks(values["TrustedProxies"]),
     )
+
+
+def _networks(value: list) -> tuple[Network, ...]:
+    if not all(isinstance(item, str) for item in value):
+        raise ConfigError('Gate.TrustedProxies must list addresses or networks, e.g. ["10.0.0.2", "10.1.0.0/16"]')
+    try:
+        return parse_networks(value)
+    except ValueError as exc:
+        raise ConfigError(f"Gate.TrustedProxies: {exc}") from None
 
 
 def _hpcsa_prefixes(value: list) -> frozenset[str]:

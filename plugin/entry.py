@@ -34,9 +34,11 @@ from plugin.handlers.http import Request, Response, error_response  # noqa: E402
 from plugin.handlers.routes import HEALTH, ROUTES  # noqa: E402
 from plugin.services.runtime import Runtime, build_runtime  # noqa: E402
 
-# Orthanc runs the filter and then the REST callback of one request on the same thread; the
-# filter is the only one told the client's address, so it leaves it here for the handlers.
-_request_local = threading.local()
+# Orthanc runs the filter and then the REST callback of one request on the same OS thread; the
+# filter is the only one told the client's address, so it leaves it here for the handlers. Keyed
+# by the OS thread id, not a threading.local: the Python plugin gives each callback a new Python
+# thread state, and a threading.local set in the filter is gone when the REST callback runs.
+_client_address_of_thread: dict[int, str] = {}
 _runtime: Runtime | None = None
 # GateService.remembered once started; until then nothing is remembered.
 _remembered: Callable[[tuple], bool] = lambda memo_key: False  # noqa: E731
@@ -63,13 +65,14 @@ def _filter(uri: str, **request: object) -> bool:
 
 def _full_check(uri: str, request: dict, headers: dict, query: dict, memo_key: tuple) -> bool:
     ip = request.get("ip") or ""
-    # For the handler that may answer next on this thread (ours, and the trimmed searches: never
-    # remembered, so they always come through here).
-    _request_local.ip = ip
     method = orthanc_api.method_name(request.get("method"))
     try:
         if _runtime is None:
             return uri == "/gate/health"
+        ip = _runtime.client_address(ip, headers)
+        # For the handler that may answer next on this thread (ours, and the trimmed searches:
+        # never remembered, so they always come through here).
+        _client_address_of_thread[threading.get_ident()] = ip
         return _runtime.gate.check(method, uri, ip, headers, query, memo_key)
     except Exception as exc:  # noqa: BLE001 - an error in the gate must deny, never allow
         orthanc_api.log_error(f"Gate: request refused after an internal error ({type(exc).__name__})")
@@ -84,7 +87,7 @@ def _route(handlers: dict):  # noqa: ANN202 - returns Orthanc's callback
     def callback(output, uri, **request) -> None:  # noqa: ANN001
         req = Request(method=str(request.get("method", "GET")).upper(), path=uri,
                       headers=request.get("headers") or {}, query=request.get("get") or {},
-                      body=request.get("body") or b"", ip=getattr(_request_local, "ip", ""))
+                      body=request.get("body") or b"", ip=_client_address_of_thread.get(threading.get_ident(), ""))
         handler = handlers.get(req.method)
         if handler is None:
             response = Response(405, headers={"Allow": ",".join(sorted(handlers))})

@@ -18,6 +18,7 @@ from plugin.identity.authenticate import Authenticator
 from plugin.identity.directory import Directory
 from plugin.identity.mfa import Mfa
 from plugin.policies.lockout import LockoutRule
+from plugin.policies.network import client_address
 from plugin.services.access import AccessService, ResourceLocator
 from plugin.services.core import Core
 from plugin.services.gate import GateService
@@ -39,6 +40,10 @@ class Runtime:
     core: Core
     search: SearchService
     grants: GrantService
+
+    def client_address(self, peer: str, headers: dict[str, str]) -> str:
+        """The caller's address: the connection's, or what trusted proxies say (TrustedProxies)."""
+        return client_address(peer, headers.get("x-forwarded-for"), self.config.trusted_proxies)
 
     def audit_now(self, record: AuditRecord) -> bool:
         """Write a record that must be durable before the caller answers (logins, admin changes)."""

@@ -216,3 +216,28 @@ def test_an_admins_password_reset_signs_the_user_out(server: Server):
     reset = server.admin("PUT", "/gate/api/users/drreset", json={"password": "a reset password 22"})
     assert reset.status_code == 200
     assert session.get(server.url("/gate/api/me"), timeout=10).status_code == 401
+
+
+def test_behind_a_trusted_proxy_each_client_has_its_own_address(tmp_path):
+    srv = start_gate(tmp_path, gate={"TrustedProxies": ["127.0.0.1"], "SignInFailuresPerAddress": 3})
+    try:
+        def sign_in(client: str, password: str) -> requests.Response:
+            return requests.post(srv.url("/gate/login"), json={"username": DOCTOR, "password": password},
+                                 headers={"X-Forwarded-For": f"6.6.6.6, {client}"}, timeout=10)
+
+        for _ in range(3):
+            assert sign_in("198.51.100.7", "wrong password").status_code == 401
+        assert sign_in("198.51.100.7", DOCTOR_PASSWORD).json()["error"] == "rate_limited"
+        assert sign_in("198.51.100.8", DOCTOR_PASSWORD).status_code == 200  # everyone else still signs in
+        rows = wait_for_audit(srv, "action='login' AND outcome='failure'")
+        assert {r["source_ip"] for r in rows} == {"198.51.100.7"}
+    finally:
+        srv.proc.stop()
+
+
+def test_without_trusted_proxies_x_forwarded_for_is_ignored(server: Server):
+    answer = requests.post(server.url("/gate/login"), json={"username": "nobody-xff", "password": "wrong"},
+                           headers={"X-Forwarded-For": "198.51.100.9"}, timeout=10)
+    assert answer.status_code == 401
+    rows = wait_for_audit(server, "action='login' AND actor='nobody-xff'")
+    assert rows and {r["source_ip"] for r in rows} == {"127.0.0.1"}

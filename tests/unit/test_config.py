@@ -116,11 +116,21 @@ def test_gate_section_must_be_an_object(tmp_path):
     ("DatabaseUrl", "", "must be a non-empty string"),
     ("HomePage", 42, "must be a non-empty string"),
     ("StateDirectory", "   ", "must be a non-empty string"),
+    ("TrustedProxies", "10.0.0.2", "must be a JSON list"),
+    ("TrustedProxies", [10], "must list addresses or networks"),
+    ("TrustedProxies", ["proxy.example"], "does not appear to be an IPv4 or IPv6"),
+    ("TrustedProxies", ["10.0.0.0/33"], "TrustedProxies"),
 ])
 def test_wrong_value_error_names_the_key(tmp_path, key, value, message):
     with pytest.raises(ConfigError) as raised:
         load_gate_config(gate({key: value}), tmp_path)
     assert f"Gate.{key}" in raised.value.message and message in raised.value.message
+
+
+def test_trusted_proxies_are_networks(tmp_path):
+    config = load_gate_config(gate({"TrustedProxies": ["10.0.0.2", "10.1.0.0/16", "::1"]}), tmp_path)
+    assert [str(n) for n in config.trusted_proxies] == ["10.0.0.2/32", "10.1.0.0/16", "::1/128"]
+    assert load_gate_config(gate({}), tmp_path).trusted_proxies == ()
 
 
 def test_zero_is_accepted_where_the_minimum_is_zero(tmp_path):
