@@ -6,8 +6,11 @@ its row durable before it answers (every allowed read of patient data) waits for
 
 Repeated identical events (same actor, resource, action, outcome) inside the coalescing window
 share the first event's row: the first is durable before its response, the repeats only bump a
-counter, and a summary row with the count is appended when the window closes. Denials, logins and
-admin changes are never coalesced.
+counter, and a summary row with the count is appended when the window closes. Denials coalesce
+the same way (by actor or address, route family, reason and what was asked for), except that
+nobody waits for their rows; and one address gets at most DENIAL_ROWS_PER_ADDRESS rows of
+denials per window, the rest of its denials counted in one row, so a client hammering refused
+routes cannot flood the chain. Logins and admin changes are never coalesced.
 
 If the store cannot be written, records nobody waits for (denials, summaries) are appended to a
 spool file (fsync'd) and replayed into the chain when the store is back; a caller waiting for an
@@ -33,6 +36,8 @@ from plugin.store.db import Store
 
 MAX_BATCH = 500
 PROBE_EVERY_SECONDS = 2.0
+DENIAL_ROWS_PER_ADDRESS = 30
+FLOOD_REASON = "more refused requests from this address than are recorded one by one; counted here"
 
 
 class _Pending:
@@ -53,19 +58,22 @@ class ReadWindow:
     atomic under the GIL, so concurrent repeats are all counted.
     """
 
-    __slots__ = ("pending", "opened", "closes", "last", "closed", "_counter")
+    __slots__ = ("pending", "opened", "closes", "last", "closed", "_counter", "_needs_row")
 
-    def __init__(self, pending: _Pending, opened: float, span: float) -> None:
+    def __init__(self, pending: _Pending, opened: float, span: float, needs_row: bool = True) -> None:
         self.pending = pending
         self.opened = opened
         self.closes = opened + span
         self.last = opened
         self.closed = False
         self._counter = itertools.count()
+        # A read is covered only once the first row is committed; a denial is counted as soon as
+        # its first row is queued (nobody waits for it; if the store is down it is spooled).
+        self._needs_row = needs_row
 
     def repeat(self, now: float) -> bool:
         """Count one more read covered by this window; False when it can no longer cover it."""
-        if self.closed or now >= self.closes or not self.pending.ok:
+        if self.closed or now >= self.closes or (self._needs_row and not self.pending.ok):
             return False
         next(self._counter)
         self.last = now
@@ -94,6 +102,8 @@ class AuditLog:
         self._cond = threading.Condition()
         self._queue: list[_Pending] = []
         self._windows: dict[Hashable, ReadWindow] = {}
+        self._denial_rows: dict[str, int] = {}  # address -> denial rows opened in this span
+        self._denial_span_ends = clock() + coalesce_seconds
         self._running = False
         self._thread: threading.Thread | None = None
         self._last_checkpoint = clock()
@@ -142,6 +152,34 @@ class AuditLog:
             window.repeat(now)
         return window
 
+    def record_denial(self, key: Hashable, address: str, make_record: Callable[[], AuditRecord],
+                      now: float | None = None) -> None:
+        """Audit a refused request: a row for the first of its kind (`key`) in the coalescing
+        window, a count for the others. Never waits."""
+        now = self._clock() if now is None else now
+        with self._cond:
+            window = self._windows.get(key)
+            if window is not None and window.repeat(now):
+                return
+            if now >= self._denial_span_ends:
+                self._denial_rows.clear()
+                self._denial_span_ends = now + self._coalesce
+            if self._denial_rows.get(address, 0) >= DENIAL_ROWS_PER_ADDRESS:
+                key = ("denial flood", address)
+                window = self._windows.get(key)
+                if window is not None and window.repeat(now):
+                    return
+                record = dataclasses.replace(make_record(), reason=FLOOD_REASON)
+            else:
+                record = make_record()
+            self._denial_rows[address] = self._denial_rows.get(address, 0) + 1
+            if window is not None:
+                self._close_window(window)
+            pending = _Pending(record)
+            self._windows[key] = ReadWindow(pending, now, self._coalesce, needs_row=False)
+            self._queue.append(pending)
+            self._cond.notify()
+
     def _await(self, pending: _Pending) -> bool:
         # wait_seconds is longer than a store operation may take (runtime.py), so the writer has
         # settled this record, one way or the other, before the wait ends: an allow is never
@@ -160,16 +198,15 @@ class AuditLog:
         """Write what is queued, the counts of open windows and a final checkpoint."""
         with self._cond:
             self._running = False
-            for window in list(self._windows.values()):
-                self._close_window(window)
-            self._windows.clear()
             self._cond.notify()
         if self._thread is not None:
-            self._thread.join(timeout=self._wait)
+            self._thread.join(timeout=self._wait)  # it writes what is queued, then ends
+        self.flush()  # the open windows' counts, after the rows they name
         self._checkpoint(force=True)
 
     def flush(self) -> None:
         """Close every coalescing window and write everything now (tests and shutdown)."""
+        self._write_queued()  # first rows before the summaries that name them
         with self._cond:
             for window in list(self._windows.values()):
                 self._close_window(window)
@@ -179,12 +216,14 @@ class AuditLog:
     def _close_window(self, window: ReadWindow) -> None:
         """Queue the summary of a window's repeats (the caller holds the lock)."""
         repeats = window.close()
-        if repeats and window.pending.ok:
+        # A read's first row is committed (its repeats were only counted then); a denial's may
+        # have gone to the spool, and its summary follows it there if need be.
+        if repeats and (window.pending.ok or not window.pending.durable):
             first = window.pending.record
             summary = dataclasses.replace(
                 first, ts=iso_utc(window.last), count=repeats,
                 reason=f"{repeats} more of the same since {first.ts}",
-                detail=json.dumps({"coalesced_into": window.pending.audit_id, "first_ts": first.ts}))
+                detail=json.dumps({"coalesced_into": window.pending.audit_id or None, "first_ts": first.ts}))
             self._queue.append(_Pending(summary))
 
     def _run(self) -> None:

@@ -63,7 +63,8 @@ def login(runtime: Runtime, request: Request) -> Response:
     try:
         signed = accounts.sign_in(runtime.store, runtime.audit_now, runtime.authenticator, runtime.clock(), username,
                                   password, request.ip, config.session_idle_minutes * 60,
-                                  config.session_max_hours * 3600, mfa=runtime.mfa, otp=form.get("otp", ""))
+                                  config.session_max_hours * 3600, mfa=runtime.mfa, otp=form.get("otp", ""),
+                                  refusals=runtime.audit_refusal)
     except (Unauthenticated, DirectoryDown, RateLimited) as exc:
         if request.wants_json:
             raise

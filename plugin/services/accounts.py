@@ -61,15 +61,18 @@ def check_password(password: str) -> str:
 
 def sign_in(store: Store, audit: AuditSink, authenticator: Authenticator, now: float, username: str,
             password: str, ip: str, idle_seconds: float, max_seconds: float, *, mfa: Mfa | None = None,
-            otp: str = "") -> SignIn:
+            otp: str = "", refusals: AuditSink | None = None) -> SignIn:
     """Check a password (local account or directory), and a one-time code for enrolled accounts,
     then open a new session (a new id every time: no fixation).
 
     An account that needs MFA but has not enrolled yet gets a session that can only enrol.
+    Attempts refused unchecked because the account or address is locked go to `refusals` (which
+    may coalesce them) rather than `audit`.
     """
     check = authenticator.check_password(username, password, now, ip=ip)
     if check.user is None:
-        audit(account_event(now, username[:128] or "anonymous", "login", "failure", check.failure, ip))
+        sink = refusals if check.retry_after and refusals is not None else audit
+        sink(account_event(now, username[:128] or "anonymous", "login", "failure", check.failure, ip))
         if check.unavailable:
             raise DirectoryDown("the directory is unavailable; directory accounts cannot sign in just now")
         if check.retry_after:

@@ -175,5 +175,9 @@ class GateService:
 
     def _deny(self, principal: Principal, route: RouteInfo, ip: str, now: float, reason: str,
               scope: Scope = NO_SCOPE) -> bool:
-        self._audit.record(audit_record(principal, route, ip, now, "deny", reason, scope))
+        """Refuse, audited: the first refusal of its kind gets a row, its repeats a count."""
+        who = principal.username or f"address {ip}"
+        key = ("deny", who, route.family, reason, scope.patient_ids, scope.study_uids)
+        self._audit.record_denial(key, ip, lambda: audit_record(principal, route, ip, now, "deny", reason, scope),
+                                  now)
         return False

@@ -49,6 +49,12 @@ class Runtime:
         """Write a record that must be durable before the caller answers (logins, admin changes)."""
         return self.audit.record(record, durable=True)
 
+    def audit_refusal(self, record: AuditRecord) -> bool:
+        """Audit a refusal that repeats (sign-ins while locked out): coalesced like the gate's denials."""
+        key = ("refusal", record.action, record.actor, record.source_ip)
+        self.audit.record_denial(key, record.source_ip, lambda: record)
+        return True
+
     def stop(self) -> None:
         self.access.stop()
         self.audit.stop()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sqlite3
 import time
@@ -11,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from plugin.audit.log import MAX_BATCH, AuditLog, read_checkpoint_file
+from plugin.audit.log import DENIAL_ROWS_PER_ADDRESS, FLOOD_REASON, MAX_BATCH, AuditLog, read_checkpoint_file
 from plugin.audit.record import AuditRecord, iso_utc
 from plugin.audit.verify import verify_store
 from plugin.store import audit as audit_rows
@@ -191,17 +192,67 @@ def test_writer_closes_expired_windows_on_its_own(log, store, clock):
     assert rows(store)[1]["count"] == 2
 
 
-def test_denials_are_never_coalesced(log, store, clock):
+def test_records_not_asked_to_coalesce_are_not(log, store, clock):
     for _ in range(4):
         log.record(denial(clock))
     log.flush()
     assert [(r["outcome"], r["count"]) for r in rows(store)] == [("deny", 1)] * 4
 
 
+def deny(log: AuditLog, clock: FakeClock, key: object, address: str = "10.6.6.6",
+         reason: str = "authentication required") -> None:
+    log.record_denial(key, address, lambda: dataclasses.replace(denial(clock, reason), source_ip=address))
+
+
+def test_repeated_denials_share_one_row_and_a_count(log, store, clock):
+    for _ in range(2000):
+        deny(log, clock, ("anonymous", "resource_list", "authentication required"))
+    log.flush()
+    written = rows(store)
+    assert [(r["reason"], r["count"]) for r in written] == [
+        ("authentication required", 1), (f"1999 more of the same since {written[0]['ts']}", 1999)]
+    assert json.loads(written[1]["detail"])["coalesced_into"] == written[0]["id"]
+
+
+def test_denials_of_other_kinds_keep_their_own_first_row(log, store, clock):
+    for _ in range(3):
+        for reason in ("authentication required", "unknown route"):
+            deny(log, clock, ("anonymous", reason), reason=reason)
+    log.flush()
+    assert sorted((r["reason"][:12], r["count"]) for r in rows(store)) == [
+        ("2 more of th", 2), ("2 more of th", 2), ("authenticati", 1), ("unknown rout", 1)]
+
+
+def test_one_address_gets_a_bounded_number_of_denial_rows_per_window(log, store, clock):
+    for n in range(500):  # 500 kinds of refusal from one address
+        deny(log, clock, ("kind", n))
+    deny(log, clock, ("other address", 0), address="10.0.0.9")  # another address is not held back
+    log.flush()
+    written = rows(store)
+    assert len(written) == DENIAL_ROWS_PER_ADDRESS + 1 + 1 + 1  # each first, the flood row, its count, 10.0.0.9
+    flood = [r for r in written if r["reason"] == FLOOD_REASON]
+    assert len(flood) == 1 and flood[0]["count"] == 1
+    assert sum(r["count"] for r in written if r["source_ip"] != "10.0.0.9") == 500
+    clock.advance(COALESCE)
+    deny(log, clock, ("kind", 499))  # a new window: rows again
+    log.flush()
+    assert rows(store)[-1]["reason"] == "authentication required"
+
+
+def test_a_denial_is_counted_while_its_first_row_is_still_queued(new_log, store, clock):
+    log = new_log(start=False)  # no writer yet: nothing is committed
+    for _ in range(10):
+        deny(log, clock, ("anonymous", "x"))
+    log.flush()
+    assert [r["count"] for r in rows(store)] == [1, 9]
+
+
 def test_chain_verifies_after_reads_summaries_and_denials(log, store, clock, paths):
     for _ in range(3):
         log.cover_read(("drnkosi", "s1"), lambda: read(clock))
     log.record(denial(clock))
+    for _ in range(5):
+        deny(log, clock, ("anonymous", "x"))
     clock.advance(COALESCE)
     log.cover_read(("drnkosi", "s1"), lambda: read(clock))
     log.record(read(clock, study="s9"), durable=True)
@@ -211,7 +262,7 @@ def test_chain_verifies_after_reads_summaries_and_denials(log, store, clock, pat
     written = rows(store)
     assert report.rows == len(written)
     assert sum(r["count"] for r in written if r["orthanc_id"] == "s1") == 4
-    assert [r["outcome"] for r in written].count("deny") == 1
+    assert [r["outcome"] for r in written].count("deny") == 3  # a denial, 5 coalesced: first row and count
 
 
 # -- checkpoints ----------------------------------------------------------------------------------
