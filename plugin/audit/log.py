@@ -7,10 +7,10 @@ its row durable before it answers (every allowed read of patient data) waits for
 Repeated identical events (same actor, resource, action, outcome) inside the coalescing window
 share the first event's row: the first is durable before its response, the repeats only bump a
 counter, and a summary row with the count is appended when the window closes. Denials coalesce
-the same way (by actor or address, route family, reason and what was asked for), except that
-nobody waits for their rows; and one address gets at most DENIAL_ROWS_PER_ADDRESS rows of
-denials per window, the rest of its denials counted in one row, so a client hammering refused
-routes cannot flood the chain. Logins and admin changes are never coalesced.
+the same way (by actor or address, method and path, reason and what was asked for), except that
+nobody waits for their rows; and one source (an account, or an address for callers not signed
+in) gets at most DENIAL_ROWS_PER_SOURCE rows of denials per window, the rest counted in one row,
+so a client hammering refused routes cannot flood the chain. Logins and admin changes are never coalesced.
 
 If the store cannot be written, records nobody waits for (denials, summaries) are appended to a
 spool file (fsync'd) and replayed into the chain when the store is back; a caller waiting for an
@@ -36,8 +36,8 @@ from plugin.store.db import Store
 
 MAX_BATCH = 500
 PROBE_EVERY_SECONDS = 2.0
-DENIAL_ROWS_PER_ADDRESS = 30
-FLOOD_REASON = "more refused requests from this address than are recorded one by one; counted here"
+DENIAL_ROWS_PER_SOURCE = 100
+FLOOD_REASON = "more refused requests from this caller than are recorded one by one; counted here"
 
 
 class _Pending:
@@ -102,7 +102,7 @@ class AuditLog:
         self._cond = threading.Condition()
         self._queue: list[_Pending] = []
         self._windows: dict[Hashable, ReadWindow] = {}
-        self._denial_rows: dict[str, int] = {}  # address -> denial rows opened in this span
+        self._denial_rows: dict[str, int] = {}  # source -> denial rows opened in this span
         self._denial_span_ends = clock() + coalesce_seconds
         self._running = False
         self._thread: threading.Thread | None = None
@@ -152,10 +152,11 @@ class AuditLog:
             window.repeat(now)
         return window
 
-    def record_denial(self, key: Hashable, address: str, make_record: Callable[[], AuditRecord],
+    def record_denial(self, key: Hashable, source: str, make_record: Callable[[], AuditRecord],
                       now: float | None = None) -> None:
         """Audit a refused request: a row for the first of its kind (`key`) in the coalescing
-        window, a count for the others. Never waits."""
+        window, a count for the others. `source` is who is held to DENIAL_ROWS_PER_SOURCE rows
+        per window (an account, or an address for callers not signed in). Never waits."""
         now = self._clock() if now is None else now
         with self._cond:
             window = self._windows.get(key)
@@ -164,15 +165,15 @@ class AuditLog:
             if now >= self._denial_span_ends:
                 self._denial_rows.clear()
                 self._denial_span_ends = now + self._coalesce
-            if self._denial_rows.get(address, 0) >= DENIAL_ROWS_PER_ADDRESS:
-                key = ("denial flood", address)
+            if self._denial_rows.get(source, 0) >= DENIAL_ROWS_PER_SOURCE:
+                key = ("denial flood", source)
                 window = self._windows.get(key)
                 if window is not None and window.repeat(now):
                     return
                 record = dataclasses.replace(make_record(), reason=FLOOD_REASON)
             else:
                 record = make_record()
-            self._denial_rows[address] = self._denial_rows.get(address, 0) + 1
+            self._denial_rows[source] = self._denial_rows.get(source, 0) + 1
             if window is not None:
                 self._close_window(window)
             pending = _Pending(record)

@@ -37,6 +37,8 @@ def decide(principal: Principal, route: RouteInfo, held: AccessLevel | None = No
         return Decision.deny("second factor (one-time code) required")
     if principal.is_admin:
         return Decision.allow("admin")
+    if route.query_problem:
+        return Decision.deny(f"search refused: {route.query_problem}")
     if route.family in SIGNED_IN_FAMILIES and not route.carries_phi:
         return Decision.allow("signed in; no patient data")
     if route.trimmed:

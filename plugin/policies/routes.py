@@ -8,8 +8,7 @@ characters, unknown or conflicting override methods) is marked malformed so the 
 
 from __future__ import annotations
 
-from urllib.parse import unquote_to_bytes
-
+from plugin.policies.qido import read_query
 from plugin.policies.types import Action, RouteInfo
 
 KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PROPFIND",
@@ -47,11 +46,6 @@ TOOLS_FAMILIES = {
 # Top-level Orthanc REST families that are administrative (jobs, network, server control).
 ADMIN_FAMILIES = frozenset({"changes", "exports", "jobs", "modalities", "peers", "queries",
                             "plugins", "system", "statistics", "storage-commitment"})
-# QIDO search keys name a tag by keyword or by number, in any case, with or without a comma; these
-# spellings name what a search is about, under one canonical name each.
-SEARCH_KEYS = {"studyinstanceuid": "StudyInstanceUID", "0020000d": "StudyInstanceUID",
-               "patientid": "PatientID", "00100020": "PatientID"}
-
 PUBLIC_GATE_PATHS = frozenset({"/gate/health", "/gate/login"})
 
 
@@ -132,7 +126,7 @@ def _classify_path(method: str, path: str, query: dict[str, str]) -> RouteInfo:
             # 1.12): only `GET ...?resources=` can be checked against grants.
             action = Action.ADMIN
         return RouteInfo(family, action, method, path, trimmed=sub in TRIMMED_TOOLS and len(segments) == 2,
-                         query=_search_query(query) if family == "tools_archive" else ())
+                         query=(("resources", query.get("resources", "")),) if family == "tools_archive" else ())
     if lower == "jobs" and len(segments) >= 3 and segments[2].lower() == "archive":
         return RouteInfo("jobs", Action.DOWNLOAD, method, path)
     if len(segments) == 1 and lower in ("system", "statistics") and method == "GET":
@@ -192,19 +186,23 @@ def _classify_resource(method: str, path: str, segments: list[str]) -> RouteInfo
 
 
 def _classify_wado(method: str, path: str, query: dict[str, str]) -> RouteInfo:
-    content_type = _decoded(query.get("contentType", "")).lower()
+    # Query values as Orthanc hands them to the filter and to every plugin alike: not decoded.
+    content_type = query.get("contentType", "").lower()
     action = Action.VIEW if content_type.startswith("image/") else Action.DOWNLOAD
     return RouteInfo("wado", action if method in SAFE_METHODS else Action.MODIFY, method, path,
-                     level="instance", resource_id=_decoded(query.get("objectUID", "")) or None,
-                     study_uid=_decoded(query.get("studyUID", "")) or None)
+                     level="instance", resource_id=query.get("objectUID") or None,
+                     study_uid=query.get("studyUID") or None)
 
 
 def _classify_dicomweb(method: str, path: str, segments: list[str], query: dict[str, str]) -> RouteInfo:
     rest = [s.lower() for s in segments[1:]]
     if len(rest) == 1 and rest[0] in ("studies", "series", "instances") and method in SAFE_METHODS:
         # QIDO searches over the whole server: the DICOMweb plugin answers them, so a caller
-        # who is not an admin must name what they search for (see services/access.py).
-        return RouteInfo("dicomweb_search", Action.LIST, method, path, query=_search_query(query))
+        # who is not an admin must name what they search for (see services/access.py), with keys
+        # the gate reads exactly as the plugin does (policies/qido.py).
+        search = read_query(query)
+        return RouteInfo("dicomweb_search", Action.LIST, method, path, query=search.locating,
+                         query_problem=search.problem, query_string=_query_string(query))
     if not rest or rest[0] != "studies":
         # /dicom-web/servers/... pushes and pulls through remote servers.
         return RouteInfo("dicomweb_admin", Action.ADMIN, method, path)
@@ -216,7 +214,11 @@ def _classify_dicomweb(method: str, path: str, segments: list[str], query: dict[
                          method, path, level="study", study_uid=study_uid)
     last = rest[-1]
     if last in ("series", "instances"):
-        action = Action.LIST
+        # A search within the study (the plugin filters by the study in the path after the query's
+        # keys, so the path wins); its keys are held to the same reading all the same.
+        return RouteInfo("dicomweb", Action.LIST, method, path, level="study", resource_id=study_uid,
+                         study_uid=study_uid, query_problem=read_query(query).problem,
+                         query_string=_query_string(query))
     elif last in ("metadata", "rendered", "thumbnail") or "frames" in rest or "bulk" in rest:
         action = Action.VIEW
     else:
@@ -225,22 +227,6 @@ def _classify_dicomweb(method: str, path: str, segments: list[str], query: dict[
                      study_uid=study_uid)
 
 
-def _search_query(query: dict[str, str]) -> tuple[tuple[str, str], ...]:
-    """The keys that name what a search is about, under their canonical names, values decoded (and
-    `resources` of archives). Every spelling is kept: a tag named twice must not pass on the first."""
-    found = []
-    for key, value in query.items():
-        canonical = "resources" if key == "resources" else SEARCH_KEYS.get(key.strip().lower().replace(",", ""))
-        if canonical:
-            found.append((canonical, _decoded(value)))
-    return tuple(found)
-
-
-def _decoded(value: str) -> str:
-    # The filter receives GET arguments as sent, not percent-decoded.
-    if "%" not in value and "+" not in value:
-        return value
-    try:
-        return unquote_to_bytes(value.replace("+", " ")).decode("utf-8", errors="replace")
-    except ValueError:
-        return value
+def _query_string(query: dict[str, str]) -> str:
+    """A search's query as received (what the audit records), bounded."""
+    return "&".join(f"{key}={value}" if value else key for key, value in query.items())[:1000]

@@ -75,7 +75,10 @@ class RouteInfo:
     study_uid: str | None = None
     own_route: bool = False  # served by the plugin's own REST callbacks, which authorise themselves
     trimmed: bool = False  # a search or list the plugin answers itself, trimmed to the caller's grants
-    query: tuple[tuple[str, str], ...] = ()  # search keys of a DICOMweb search, decoded
+    query: tuple[tuple[str, str], ...] = ()  # what a search is about: (StudyInstanceUID | PatientID |
+    # resources, value as received)
+    query_problem: str | None = None  # why a search's query cannot be read as Orthanc will read it
+    query_string: str = ""  # a search's whole query, for the audit
     malformed: str | None = None  # set when the request cannot be classified safely
 
 

@@ -26,6 +26,7 @@ from plugin.errors import StoreUnavailable
 from plugin.policies.grants import NEVER as NO_EXPIRY
 from plugin.policies.grants import NOTHING, GrantSet, GrantTerm, Held
 from plugin.policies.levels import parse_level
+from plugin.policies.qido import search_values
 from plugin.policies.types import Principal, RouteInfo
 from plugin.services.core import Core, CoreError
 from plugin.store import grants as grant_store
@@ -36,10 +37,6 @@ from plugin.store.db import Store
 STUDIES_OF_PATIENT_SECONDS = 5.0
 PLURAL = {"patient": "patients", "study": "studies", "series": "series", "instance": "instances"}
 LEVEL_OF_TYPE = {"Patient": "patient", "Study": "study", "Series": "series", "Instance": "instance"}
-# QIDO search keys that can name what a DICOMweb search is about (keyword or tag).
-QIDO_STUDY_KEYS = ("StudyInstanceUID",)  # canonical names (policies/routes.py SEARCH_KEYS)
-QIDO_PATIENT_KEYS = ("PatientID",)
-DICOM_WILDCARDS = ("*", "?")
 
 
 @dataclass(frozen=True)
@@ -299,14 +296,11 @@ class AccessService:
 
     def _search_targets(self, route: RouteInfo) -> tuple[Located, ...]:
         """A DICOMweb search is located by the StudyInstanceUIDs it names; failing that, by the one
-        PatientID it names exactly. A search naming neither, or naming one tag twice (the DICOMweb
-        plugin keeps the last spelling, which could differ from the one checked here), is located
+        PatientID it names. Its keys were read as the DICOMweb plugin reads them, and anything the
+        gate cannot read so was refused (policies/qido.py). A search naming neither is located
         nowhere (admins only)."""
-        keys = [key for key, _ in route.query]
-        if len(keys) != len(set(keys)):
-            return ()
         query = dict(route.query)
-        uids = _exact_values(query, QIDO_STUDY_KEYS)
+        uids = search_values(query.get("StudyInstanceUID", ""))
         if uids:
             found: list[Located] = []
             for uid in uids:
@@ -315,7 +309,7 @@ class AccessService:
                     return ()
                 found.extend(matches)
             return tuple(found)
-        patient_ids = _exact_values(query, QIDO_PATIENT_KEYS)
+        patient_ids = search_values(query.get("PatientID", ""))
         # The DICOMweb plugin matches PatientID without regard to case: a search by PatientID is
         # located only when no other patient's id differs from it by case alone.
         if len(patient_ids) == 1 and self.locator.patient_ids_like(patient_ids[0]) == {patient_ids[0]}:
@@ -389,16 +383,3 @@ def _lowest(grants: GrantSet, located: Iterable[Located], now: float) -> Held:
     if not helds or any(held.level is None for held in helds):
         return NOTHING
     return Held(min(held.level for held in helds), min(held.until for held in helds))
-
-
-def _exact_values(query: dict[str, str], keys: tuple[str, ...]) -> list[str]:
-    """The values a QIDO key matches exactly (a list is `,` or `\\` separated); none if any has
-    a wildcard, since a wildcard can reach beyond what was granted."""
-    for key in keys:
-        raw = query.get(key)
-        if raw:
-            values = [v.strip() for v in raw.replace("\\", ",").split(",") if v.strip()]
-            if any(w in v for v in values for w in DICOM_WILDCARDS):
-                return []
-            return values
-    return []

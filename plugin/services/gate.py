@@ -8,6 +8,7 @@ remembered decision still counts towards the audit, so caching never skips the a
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
@@ -40,7 +41,8 @@ def audit_record(principal: Principal, route: RouteInfo, ip: str, now: float, ou
         level=route.level or "", orthanc_id=route.resource_id if route.family in (
             "patients", "studies", "series", "instances") else "",
         patient_id=scope.patient_ids[:128], study_uid=(scope.study_uids or route.study_uid or "")[:128],
-        action=route.action.value, outcome=outcome, reason=reason[:512])
+        action=route.action.value, outcome=outcome, reason=reason[:512],
+        detail=json.dumps({"query": route.query_string}) if route.query_string else "")
 
 
 class GateService:
@@ -92,7 +94,8 @@ class GateService:
             return self._deny(ANONYMOUS, route, ip, now, exc.message)
         principal = identification.principal
         scope = NO_SCOPE
-        if route.family in GRANTED_FAMILIES and not principal.is_anonymous and not route.malformed:
+        if route.family in GRANTED_FAMILIES and not principal.is_anonymous and not route.malformed \
+                and not (route.query_problem and not principal.is_admin):
             try:
                 scope = self._access.scope(principal, route, now)
             except StoreUnavailable as exc:
@@ -157,7 +160,8 @@ class GateService:
         subject: Hashable = (route.family, route.resource_id or route.path)
         if scope.located:
             subject = scope.study_uids or scope.patient_ids
-        audit_key = (principal.username, subject, route.action.value, reason)
+        # A search is recorded with its whole query: each different one gets its own row.
+        audit_key = (principal.username, subject, route.action.value, reason, route.query_string)
         window = self._audit.cover_read(
             audit_key, lambda: audit_record(principal, route, ip, now, "allow", reason, scope), now)
         if window is None:
@@ -177,7 +181,7 @@ class GateService:
               scope: Scope = NO_SCOPE) -> bool:
         """Refuse, audited: the first refusal of its kind gets a row, its repeats a count."""
         who = principal.username or f"address {ip}"
-        key = ("deny", who, route.family, reason, scope.patient_ids, scope.study_uids)
-        self._audit.record_denial(key, ip, lambda: audit_record(principal, route, ip, now, "deny", reason, scope),
+        key = ("deny", who, route.method, route.path, reason, scope.patient_ids, scope.study_uids)
+        self._audit.record_denial(key, who, lambda: audit_record(principal, route, ip, now, "deny", reason, scope),
                                   now)
         return False

@@ -52,7 +52,7 @@ class Runtime:
     def audit_refusal(self, record: AuditRecord) -> bool:
         """Audit a refusal that repeats (sign-ins while locked out): coalesced like the gate's denials."""
         key = ("refusal", record.action, record.actor, record.source_ip)
-        self.audit.record_denial(key, record.source_ip, lambda: record)
+        self.audit.record_denial(key, f"address {record.source_ip}", lambda: record)
         return True
 
     def stop(self) -> None:

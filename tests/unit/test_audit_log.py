@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from plugin.audit.log import DENIAL_ROWS_PER_ADDRESS, FLOOD_REASON, MAX_BATCH, AuditLog, read_checkpoint_file
+from plugin.audit.log import DENIAL_ROWS_PER_SOURCE, FLOOD_REASON, MAX_BATCH, AuditLog, read_checkpoint_file
 from plugin.audit.record import AuditRecord, iso_utc
 from plugin.audit.verify import verify_store
 from plugin.store import audit as audit_rows
@@ -229,7 +229,7 @@ def test_one_address_gets_a_bounded_number_of_denial_rows_per_window(log, store,
     deny(log, clock, ("other address", 0), address="10.0.0.9")  # another address is not held back
     log.flush()
     written = rows(store)
-    assert len(written) == DENIAL_ROWS_PER_ADDRESS + 1 + 1 + 1  # each first, the flood row, its count, 10.0.0.9
+    assert len(written) == DENIAL_ROWS_PER_SOURCE + 1 + 1 + 1  # each first, the flood row, its count, 10.0.0.9
     flood = [r for r in written if r["reason"] == FLOOD_REASON]
     assert len(flood) == 1 and flood[0]["count"] == 1
     assert sum(r["count"] for r in written if r["source_ip"] != "10.0.0.9") == 500

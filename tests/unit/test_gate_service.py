@@ -268,15 +268,25 @@ def test_a_dicomweb_search_naming_a_granted_study_is_allowed_and_audited(gate, d
                                                                                   "PAT-1", "1.1")
 
 
-@pytest.mark.parametrize("query", [
-    {}, {"StudyInstanceUID": "*"}, {"PatientID": "PAT-1"}, {"StudyInstanceUID": "1.1", "0020000D": "2.1"},
-    {"StudyInstanceUID": "2.1"}, {"PatientName": "NAME^PAT-1"},
+@pytest.mark.parametrize(("query", "reason"), [
+    ({}, "no grant for this resource"),
+    ({"StudyInstanceUID": "*"}, "search refused: StudyInstanceUID must be UIDs separated by commas"),
+    ({"PatientID": "PAT-1"}, "no grant for this resource"),
+    ({"StudyInstanceUID": "1.1", "0020000D": "2.1"}, "search refused: search names the tag 0020000D twice"),
+    ({"StudyInstanceUID": "2.1"}, "no grant for this resource"),
+    ({"PatientName": "NAME^PAT-1"}, "no grant for this resource"),
+    ({"StudyInstanceUID": "1.1", "10,20": "*"}, "search refused: search key '10,20' is not one the gate can read "
+                                                "as the DICOMweb plugin does (use a DICOM keyword or gggg,eeee)"),
 ])
-def test_a_dicomweb_search_not_naming_only_granted_studies_is_refused(gate, doctor_key, study, query):
+def test_a_dicomweb_search_not_naming_only_granted_studies_is_refused(gate, doctor_key, study, query, reason):
     gate.core.add_study("PAT-2", "2.1")
     gate.grant("full", study_uid="1.1")  # a study grant: a search by PatientID needs a patient grant
     assert gate.check("GET", "/dicom-web/studies", bearer(doctor_key), query) is False
-    assert gate.rows()[0]["reason"] == "no grant for this resource"
+    assert gate.rows()[0]["reason"] == reason
+
+
+def test_an_admins_search_is_never_refused_for_its_keys(gate, admin_key, study):
+    assert gate.check("GET", "/dicom-web/studies", bearer(admin_key), {"PatientID": "PAT-1", "10,20": "*"}) is True
 
 
 def test_the_patient_of_a_granted_study_needs_a_patient_grant(gate, doctor_key, study):

@@ -157,7 +157,7 @@ ROUTES: list[tuple[str, str, dict[str, str], dict[str, str], str, Action]] = [
     ("GET", "/ui/api/configuration", {}, {}, "unknown", A),
     # -- WADO-URI -----------------------------------------------------------------------------------
     ("GET", "/wado", {**WADO, "contentType": "image/jpeg"}, {}, "wado", V),
-    ("GET", "/wado", {**WADO, "contentType": "image%2Fpng"}, {}, "wado", V),
+    ("GET", "/wado", {**WADO, "contentType": "image%2Fpng"}, {}, "wado", D),  # as sent: not an image type
     ("GET", "/wado", {**WADO, "contentType": "application/dicom"}, {}, "wado", D),
     ("GET", "/wado", WADO, {}, "wado", D),
     ("POST", "/wado", WADO, {}, "wado", M),
@@ -335,9 +335,10 @@ def test_resource_list_names_level_without_id():
     assert (route.level, route.resource_id) == ("series", None)
 
 
-def test_wado_names_instance_and_study_uids_decoded():
+def test_wado_names_instance_and_study_uids_as_sent():
+    # Orthanc gives query values to the filter and to the WADO plugin alike, not decoded.
     route = classify("GET", "/wado", {**WADO, "objectUID": "1.2%2E3", "studyUID": "9.8"}, {})
-    assert (route.level, route.resource_id, route.study_uid) == ("instance", "1.2.3", "9.8")
+    assert (route.level, route.resource_id, route.study_uid) == ("instance", "1.2%2E3", "9.8")
 
 
 def test_dicomweb_names_the_study_uid():
@@ -401,27 +402,23 @@ def test_system_info_carries_no_phi_and_is_not_trimmed():
 # -- the search keys a route carries ---------------------------------------------------------------
 
 
-def test_dicomweb_search_carries_its_search_keys_decoded():
+def test_dicomweb_search_carries_its_locating_keys_as_sent():
     route = classify("GET", "/dicom-web/studies",
-                     {"PatientID": "DOE%5EJ%2B1", "StudyInstanceUID": "1.2.3%2C4.5.6", "limit": "10",
-                      "includefield": "all"}, {})
-    assert dict(route.query) == {"PatientID": "DOE^J+1", "StudyInstanceUID": "1.2.3,4.5.6"}
-
-
-def test_dicomweb_search_decodes_plus_as_space():
-    assert classify("GET", "/dicom-web/series", {"PatientID": "A+B"}, {}).query == (("PatientID", "A B"),)
+                     {"PatientID": "DOE+J1", "StudyInstanceUID": "1.2.3,4.5.6", "limit": "10", "includefield": "all"},
+                     {})
+    assert dict(route.query) == {"PatientID": "DOE+J1", "StudyInstanceUID": "1.2.3,4.5.6"}
+    assert route.query_problem is None
+    assert route.query_string == "PatientID=DOE+J1&StudyInstanceUID=1.2.3,4.5.6&limit=10&includefield=all"
 
 
 @pytest.mark.parametrize(("key", "canonical"), [
-    ("StudyInstanceUID", "StudyInstanceUID"), ("studyinstanceuid", "StudyInstanceUID"),
-    ("STUDYINSTANCEUID", "StudyInstanceUID"), ("0020000D", "StudyInstanceUID"), ("0020000d", "StudyInstanceUID"),
-    ("0020,000D", "StudyInstanceUID"), ("0020,000d", "StudyInstanceUID"), (" StudyInstanceUID ", "StudyInstanceUID"),
-    ("PatientID", "PatientID"), ("patientid", "PatientID"), ("PATIENTID", "PatientID"), ("00100020", "PatientID"),
-    ("0010,0020", "PatientID"),
+    ("StudyInstanceUID", "StudyInstanceUID"), ("0020000D", "StudyInstanceUID"), ("0020000d", "StudyInstanceUID"),
+    ("0020,000D", "StudyInstanceUID"), ("0020,000d", "StudyInstanceUID"), ("0020-000D", "StudyInstanceUID"),
+    ("PatientID", "PatientID"), ("00100020", "PatientID"), ("0010,0020", "PatientID"), ("0010-0020", "PatientID"),
 ])
-def test_dicomweb_search_carries_every_spelling_of_a_key_under_its_canonical_name(key, canonical):
-    route = classify("GET", "/dicom-web/studies", {key: "1.2%2E3"}, {})
-    assert route.query == ((canonical, "1.2.3"),)
+def test_dicomweb_search_carries_the_spellings_the_plugin_reads_under_one_name(key, canonical):
+    route = classify("GET", "/dicom-web/studies", {key: "1.2.3"}, {})
+    assert route.query == ((canonical, "1.2.3"),) and route.query_problem is None
 
 
 def test_dicomweb_search_maps_tag_spellings_to_canonical_names():
@@ -433,19 +430,41 @@ def test_dicomweb_search_maps_tag_spellings_to_canonical_names():
     {"StudyInstanceUID": STUDY_UID, "0020000D": "9.9"},
     {"0020,000d": "9.9", "StudyInstanceUID": STUDY_UID},
     {"PatientID": "123", "00100020": "*", "0010,0020": "456"},
+    {"PatientName": "A*", "00100010": "B*"},  # any tag, not only those the gate locates by
 ])
-def test_dicomweb_search_keeps_every_occurrence_of_a_tag(query):
-    """The DICOMweb plugin keeps the last spelling of a tag; the gate must see them all, in order."""
+def test_dicomweb_search_naming_a_tag_twice_is_refused(query):
+    """The DICOMweb plugin keeps the last spelling of a tag: which one is unknowable from a dict."""
     route = classify("GET", "/dicom-web/studies", query, {})
-    names = {"0020000d": "StudyInstanceUID", "00100020": "PatientID"}
-    expected = tuple((names.get(k.lower().replace(",", ""), k), v) for k, v in query.items())
-    assert route.query == expected
+    assert route.query_problem and "twice" in route.query_problem
+
+
+# Keys the plugin ignores (keywords are case-sensitive) or reads in ways the gate does not mirror
+# (DCMTK's sscanf("%x,%x"), no percent-decoding): refused rather than guessed at.
+@pytest.mark.parametrize("key", ["patientid", "PATIENTID", "PatientId", " PatientID", "PatientID ", "10,20",
+                                 "0x10,0x20", "10010,20", " 10,20", "0010,0020x", "(0010,0020)", "Patient%49D",
+                                 "StudyInstanceUIDs", "0020000D0", "Limit", "OtherPatientIDs",
+                                 "RETIRED_OtherPatientIDs", "ReferencedStudySequence"])
+def test_dicomweb_search_with_a_key_the_gate_cannot_read_exactly_is_refused(key):
+    route = classify("GET", "/dicom-web/series", {"StudyInstanceUID": STUDY_UID, key: "x"}, {})
+    assert route.query_problem and "not one the gate can read" in route.query_problem
+
+
+@pytest.mark.parametrize("query", [
+    {"StudyInstanceUID": "1.2%2C3.4"}, {"StudyInstanceUID": "1.2\\3"}, {"StudyInstanceUID": "*"},
+    {"StudyInstanceUID": " 1.2"}, {"StudyInstanceUID": "1.2,"}, {"PatientID": "12*"}, {"PatientID": "12?"},
+    {"PatientID": "12,34"}, {"PatientID": "12%2C34"}, {"PatientID": "12\\34"}, {"PatientID": " 12"},
+    {"PatientID": "12\t"},
+])
+def test_dicomweb_search_with_a_locating_value_that_is_not_exact_is_refused(query):
+    route = classify("GET", "/dicom-web/studies", query, {})
+    assert route.query_problem and "must be" in route.query_problem
 
 
 @pytest.mark.parametrize("key", ["SeriesInstanceUID", "SOPInstanceUID", "PatientName", "00100010", "0020000E",
-                                 "StudyInstanceUIDs", "PatientIDs", "0020000D0", "limit", "includefield"])
+                                 "limit", "includefield", "offset", "fuzzymatching", ""])
 def test_dicomweb_search_leaves_out_keys_that_name_neither_tag(key):
-    assert classify("GET", "/dicom-web/studies", {key: "1"}, {}).query == ()
+    route = classify("GET", "/dicom-web/studies", {key: "1"}, {})
+    assert route.query == () and route.query_problem is None
 
 
 def test_dicomweb_search_without_keys_carries_none():
@@ -453,8 +472,15 @@ def test_dicomweb_search_without_keys_carries_none():
     assert (route.query, route.level, route.resource_id, route.study_uid) == ((), None, None, None)
 
 
-def test_create_archive_get_carries_its_resources_decoded():
-    route = classify("GET", "/tools/create-archive", {"resources": f"{PID}%2C{PID[::-1]}", "transcode": "x"}, {})
+def test_a_search_within_a_study_is_held_to_the_same_reading_of_its_keys():
+    path = f"/dicom-web/studies/{STUDY_UID}/series"
+    assert classify("GET", path, {"Modality": "CT", "limit": "5"}, {}).query_problem is None
+    assert "twice" in classify("GET", path, {"Modality": "CT", "00080060": "MR"}, {}).query_problem
+    assert classify("GET", f"{path}/{SERIES_UID}/instances", {"10,20": "x"}, {}).query_problem
+
+
+def test_create_archive_get_carries_its_resources_as_sent():
+    route = classify("GET", "/tools/create-archive", {"resources": f"{PID},{PID[::-1]}", "transcode": "x"}, {})
     assert route.query == (("resources", f"{PID},{PID[::-1]}"),)
     assert (route.family, route.action, route.trimmed) == ("tools_archive", Action.DOWNLOAD, False)
 
