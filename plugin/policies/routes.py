@@ -229,4 +229,4 @@ def _classify_dicomweb(method: str, path: str, segments: list[str], query: dict[
 
 def _query_string(query: dict[str, str]) -> str:
     """A search's query as received (what the audit records), bounded."""
-    return "&".join(f"{key}={value}" if value else key for key, value in query.items())[:1000]
+    return "&".join(f"{key}={value}" for key, value in query.items())[:1000]

@@ -181,7 +181,8 @@ class GateService:
               scope: Scope = NO_SCOPE) -> bool:
         """Refuse, audited: the first refusal of its kind gets a row, its repeats a count."""
         who = principal.username or f"address {ip}"
-        key = ("deny", who, route.method, route.path, reason, scope.patient_ids, scope.study_uids)
+        key = ("deny", who, route.method, route.path, route.query_string, reason, scope.patient_ids,
+               scope.study_uids)
         self._audit.record_denial(key, who, lambda: audit_record(principal, route, ip, now, "deny", reason, scope),
                                   now)
         return False
