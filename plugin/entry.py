@@ -114,6 +114,18 @@ def _health(output, uri, **request) -> None:  # noqa: ANN001
     orthanc_api.send(output, api.health(_runtime, Request("GET", uri), _startup_error))
 
 
+def _keep_received_instance(dicom: bytes) -> bool:
+    """Objects a non-admin's upload carries must be of the study it was granted (services/uploads.py)."""
+    if _runtime is None:
+        return True  # every request is refused meanwhile; a modality's C-STORE must not be lost
+    uploads = _runtime.gate.uploads
+    try:
+        return uploads.received(dicom)
+    except Exception as exc:  # noqa: BLE001 - refuse a held upload, never lose anything else
+        orthanc_api.log_error(f"Gate: error checking a received object ({type(exc).__name__})")
+        return not uploads.expecting
+
+
 def _on_stop() -> None:
     if _runtime is not None:
         _runtime.stop()
@@ -147,6 +159,7 @@ def initialise() -> None:
     for regex, handlers in ROUTES:
         orthanc_api.register_route(regex, _health if regex == HEALTH else _route(handlers))
     orthanc_api.register_on_change(_on_stop, _on_new_study, _on_deleted)
+    orthanc_api.register_received_instance(_keep_received_instance)
     if _runtime is not None:
         orthanc_api.log_warning(f"Gate: started; store {config.database_url.split('://')[0]}, "
                                 f"state in {config.state_directory}")

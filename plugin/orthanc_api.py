@@ -121,6 +121,17 @@ def register_on_change(on_stop: Any, on_new_study: Any, on_deleted: Any) -> None
     orthanc.RegisterOnChangeCallback(on_change)
 
 
+def register_received_instance(keep: Any) -> None:
+    """Orthanc's one received-instance callback (every object about to be stored, any origin):
+    `keep(dicom_bytes)` says whether to store it. Must not raise: the Python plugin would store."""
+    def on_received(dicom: bytes, _origin: int) -> tuple[Any, None]:
+        if keep(dicom):
+            return orthanc.ReceivedInstanceAction.KEEP_AS_IS, None
+        return orthanc.ReceivedInstanceAction.DISCARD, None
+
+    orthanc.RegisterReceivedInstanceCallback(on_received)
+
+
 def send(output: Any, response: Response) -> None:
     """Write a handler's Response with the output calls each status needs."""
     if response.status == 405:

@@ -19,11 +19,13 @@ LEVELS = {"patients": "patient", "studies": "study", "series": "series", "instan
 
 # Sub-routes of /{level}/{id}/... that hand out original DICOM or whole-study bundles.
 DOWNLOAD_SUBROUTES = frozenset({"file", "archive", "media", "attachments"})
-# Sub-routes that change or create data whatever the method says.
-MODIFY_SUBROUTES = frozenset({"anonymize", "modify", "split", "reconstruct"})
+# Sub-routes that change data whatever the method says.
+MODIFY_SUBROUTES = frozenset({"reconstruct"})
 # Sub-routes that reach beyond the resource: export writes a file anywhere on the server; merge
-# moves into the study resources named in its body, which the request filter is never shown.
-ADMIN_SUBROUTES = frozenset({"export", "merge"})
+# moves into the study resources named in its body; modify, anonymize and split write new
+# objects whose PatientID and study the body names (into another patient's record, perhaps), in a
+# job the gate cannot follow. The request filter is never shown the body: admins only.
+ADMIN_SUBROUTES = frozenset({"export", "merge", "modify", "anonymize", "split"})
 # Changing these sub-routes of a study adds to it without altering its images.
 ANNOTATE_SUBROUTES = frozenset({"metadata", "labels"})
 REPORT_SUBROUTES = frozenset({"attachments"})
@@ -172,10 +174,10 @@ def _classify_resource(method: str, path: str, segments: list[str]) -> RouteInfo
     sub = segments[2].lower() if len(segments) > 2 else ""
     if sub in ("archive", "media") or (sub in DOWNLOAD_SUBROUTES and method in SAFE_METHODS):
         action = Action.DOWNLOAD
-    elif sub in MODIFY_SUBROUTES:
-        action = Action.MODIFY
     elif sub in ADMIN_SUBROUTES and method not in SAFE_METHODS:
         action = Action.ADMIN
+    elif sub in MODIFY_SUBROUTES or sub in ADMIN_SUBROUTES:
+        action = Action.MODIFY
     elif sub in ANNOTATE_SUBROUTES and method in ("PUT", "DELETE") and len(segments) > 3:
         action = Action.ANNOTATE
     elif sub in REPORT_SUBROUTES and method not in SAFE_METHODS and len(segments) > 3:

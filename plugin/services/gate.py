@@ -21,7 +21,9 @@ from plugin.policies.access import GRANTED_FAMILIES, decide
 from plugin.policies.csrf import csrf_ok
 from plugin.policies.routes import SAFE_METHODS, classify
 from plugin.policies.types import ANONYMOUS, Decision, Principal, RouteInfo
+from plugin.policies.uploads import stores_objects
 from plugin.services.access import NO_SCOPE, AccessService, Scope
+from plugin.services.uploads import UploadGuard, refused_upload_record
 from plugin.store.db import Store
 
 MAX_CACHED_DECISIONS = 50000
@@ -47,7 +49,8 @@ def audit_record(principal: Principal, route: RouteInfo, ip: str, now: float, ou
 
 class GateService:
     def __init__(self, store: Store, authenticator: Authenticator, audit: AuditLog, access: AccessService,
-                 decision_cache_seconds: float, clock: Callable[[], float] = time.time) -> None:
+                 decision_cache_seconds: float, clock: Callable[[], float] = time.time,
+                 uploads: UploadGuard | None = None) -> None:
         self._health = store.health
         self._auth = authenticator
         self._access = access
@@ -55,6 +58,7 @@ class GateService:
         self._ttl = decision_cache_seconds
         self._clock = clock
         self._remembered: dict[Hashable, _Remembered] = {}
+        self.uploads = uploads or UploadGuard()
         authenticator.subscribe(self.forget_remembered)
         access.subscribe(self.forget_remembered)
 
@@ -84,6 +88,7 @@ class GateService:
         grant that allowed it.
         """
         now = self._clock()
+        self.uploads.begin_request()
         generation = (self._auth.generation, self._access.generation)
         cacheable = (memo_key is not None and method in SAFE_METHODS and "x-http-method-override" not in headers
                      and "_method" not in query)
@@ -106,6 +111,8 @@ class GateService:
             if identification.failure:
                 reason = f"{reason} ({identification.failure})"
             return self._deny(principal, route, ip, now, reason, scope)
+        if stores_objects(route) and not principal.is_admin:
+            self._hold_upload(principal, route, ip, now, scope)
         window = None
         # Trimmed searches are audited by their handler, which knows what the answer held.
         if route.carries_phi and not route.trimmed:
@@ -145,6 +152,18 @@ class GateService:
                 route.method, principal.via, headers, identification.csrf_token):
             return Decision.deny("cross-site request refused (CSRF check)")
         return decision
+
+    def _hold_upload(self, principal: Principal, route: RouteInfo, ip: str, now: float, scope: Scope) -> None:
+        """What this upload may store: objects of the granted study and its patient (services/uploads.py)."""
+        allowed = frozenset((loc.patient_id, loc.study_uid) for loc in scope.located if loc.study_uid)
+        who = principal.username or f"address {ip}"
+
+        def refuse(reason: str, carried: tuple[str, str] | None) -> None:
+            record = audit_record(principal, route, ip, self._clock(), "deny", reason, scope)
+            key = ("upload refused", who, route.path, reason, carried)
+            self._audit.record_denial(key, who, lambda: refused_upload_record(record, reason, carried))
+
+        self.uploads.expect(allowed, refuse)
 
     def _allow_read(self, principal: Principal, route: RouteInfo, reason: str, ip: str,
                     now: float, scope: Scope) -> ReadWindow | None:

@@ -14,10 +14,13 @@ import time
 import zipfile
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
+import pydicom
 import pytest
 import requests
+from pydicom.uid import generate_uid
 
 from tests.conftest import (
     ADMIN,
@@ -367,8 +370,8 @@ def test_the_get_form_of_create_archive_is_refused_when_it_lists_anything_not_gr
 
 
 def test_bulk_tools_merge_and_export_are_for_admins_only(gate: Server, tmp_path):
-    """Even with full on the patient: the resources of bulk tools and merge are in the body, and export
-    writes a file on the server."""
+    """Even with full on the patient: the resources of bulk tools and merge are in the body, export
+    writes a file on the server, and what modify, anonymize and split write (and where) is in the body."""
     surgeon = new_doctor(gate, "drbodyroutes")
     grant(gate, surgeon.username, "full", patient_id=GRANTED)
     patient = catalog(gate)[GRANTED]
@@ -384,6 +387,12 @@ def test_bulk_tools_merge_and_export_are_for_admins_only(gate: Server, tmp_path)
         ("/tools/bulk-delete", json.dumps({"Resources": [first.oid]})),
         (f"/studies/{first.oid}/merge", json.dumps({"Resources": [moved.oid]})),
         (f"/instances/{instance.oid}/export", str(target)),
+        # What these write, and under which patient, is in the body: into another patient's record.
+        (f"/patients/{patient.oid}/modify", json.dumps({"Replace": {"PatientID": OTHERS[0]}, "Force": True})),
+        (f"/studies/{first.oid}/modify", json.dumps({"Replace": {"PatientID": OTHERS[0]}, "Force": True})),
+        (f"/studies/{first.oid}/anonymize", json.dumps({"Replace": {"PatientID": OTHERS[0]}, "Force": True})),
+        (f"/series/{moved.oid}/modify", json.dumps({"Replace": {"PatientID": OTHERS[0]}, "Force": True})),
+        (f"/studies/{second.oid}/split", json.dumps({"Series": [moved.oid], "Replace": {"PatientID": OTHERS[0]}})),
     ]
     for path, body in changes:
         answer = surgeon("POST", path, data=body)
@@ -1158,3 +1167,49 @@ def test_limit_and_since_count_only_the_callers_own(gate: Server):
         seen += reader("GET", f"/studies?since={since}&limit=1").json()
     assert sorted(seen) == sorted(theirs)
     assert set(reader("POST", "/tools/find", data=find("Study", expand=False, Limit=1000)).json()) == theirs
+
+
+# -- uploads through a grant carry that study's patient ---------------------------------------------
+
+def object_for(source: Path, study_uid: str, patient_id: str) -> tuple[str, bytes]:
+    """A new object (new series and instance UIDs) claiming `study_uid` and `patient_id`."""
+    dataset = pydicom.dcmread(source)
+    dataset.StudyInstanceUID, dataset.PatientID = study_uid, patient_id
+    dataset.SeriesInstanceUID, dataset.SOPInstanceUID = generate_uid(), generate_uid()
+    dataset.file_meta.MediaStorageSOPInstanceUID = dataset.SOPInstanceUID
+    buffer = io.BytesIO()
+    dataset.save_as(buffer, enforce_file_format=True)
+    return dataset.SOPInstanceUID, buffer.getvalue()
+
+
+def test_an_upload_into_a_granted_study_must_carry_that_studys_patient(gate: Server, sample_set, mine):
+    """STOW-RS at annotate: Orthanc files an object by its own PatientID and StudyInstanceUID, so one
+    claiming the granted study but another patient would land in that other patient's record."""
+    uploader = new_doctor(gate, "druploader")
+    grant(gate, uploader.username, "annotate", study_uid=mine["study_uid"])
+    source = files_of_patient(dicomdir_files(), GRANTED)[0]
+    other = sample_set[OTHERS[0]]
+    refused = [object_for(source, mine["study_uid"], other.patient_id),  # the granted study, another patient
+               object_for(source, other.studies[0].uid, other.patient_id),  # another study altogether
+               object_for(source, mine["study_uid"], GRANTED.lower() + "x")]
+    for sop_uid, dicom in refused:
+        answer = uploader("POST", f"/dicom-web/studies/{mine['study_uid']}", data=stow_body(dicom)[0],
+                          headers=stow_body(dicom)[1])
+        assert gate.admin("POST", "/tools/lookup", data=sop_uid).json() == [], answer.status_code
+    rows = wait_for_audit(gate, "actor=? AND outcome='deny' AND reason LIKE 'upload refused%'", (uploader.username,))
+    assert {json.loads(r["detail"])["object"]["PatientID"] for r in rows} == {other.patient_id,
+                                                                             GRANTED.lower() + "x"}
+    assert catalog(gate)[OTHERS[0]].oids == other.oids  # nothing was added to the other patient
+    sop_uid, dicom = object_for(source, mine["study_uid"], GRANTED)
+    body, headers = stow_body(dicom)
+    assert uploader("POST", f"/dicom-web/studies/{mine['study_uid']}", data=body, headers=headers).status_code == 200
+    [found] = gate.admin("POST", "/tools/lookup", data=sop_uid).json()
+    assert gate.admin("GET", f"/instances/{found['ID']}/patient").json()["MainDicomTags"]["PatientID"] == GRANTED
+
+
+def test_an_admins_upload_is_not_looked_at(gate: Server, sample_set, mine):
+    source = files_of_patient(dicomdir_files(), GRANTED)[0]
+    sop_uid, dicom = object_for(source, mine["study_uid"], "ADMIN-FILED-ELSEWHERE")
+    body, headers = stow_body(dicom)
+    assert gate.admin("POST", f"/dicom-web/studies/{mine['study_uid']}", data=body, headers=headers).status_code == 200
+    assert len(gate.admin("POST", "/tools/lookup", data=sop_uid).json()) == 1

@@ -67,14 +67,16 @@ TABLE: list[tuple[str, str, dict[str, str], str, Action, str]] = [
     ("GET", f"/patients/{PID}/archive", {}, "patients", D,                "Y .YYYYY . . . ."),
     ("PUT", f"/patients/{PID}/labels/urgent", {}, "patients", N,          "Y ..YYYY . . . ."),
     ("PUT", f"/patients/{PID}/attachments/1025", {}, "patients", R,       "Y ...YYY . . . ."),
-    ("POST", f"/patients/{PID}/modify", {}, "patients", M,                "Y .....Y . . . ."),
+    ("PUT", f"/patients/{PID}/protected", {}, "patients", M,              "Y .....Y . . . ."),
+    ("POST", f"/patients/{PID}/modify", {}, "patients", A,                "Y ...... . . . ."),  # body: where it writes
     ("DELETE", f"/patients/{PID}", {}, "patients", X,                     "Y .....Y . . . ."),
     # -- one study --------------------------------------------------------------------------------
     ("GET", f"/studies/{PID}", {}, "studies", V,                          "Y YYYYYY . . . ."),
     ("GET", f"/studies/{PID}/media", {}, "studies", D,                    "Y .YYYYY . . . ."),
     ("PUT", f"/studies/{PID}/metadata/1024", {}, "studies", N,            "Y ..YYYY . . . ."),
     ("DELETE", f"/studies/{PID}/attachments/1025", {}, "studies", R,      "Y ...YYY . . . ."),
-    ("POST", f"/studies/{PID}/anonymize", {}, "studies", M,               "Y .....Y . . . ."),
+    ("POST", f"/studies/{PID}/reconstruct", {}, "studies", M,             "Y .....Y . . . ."),
+    ("POST", f"/studies/{PID}/anonymize", {}, "studies", A,               "Y ...... . . . ."),  # body: where it writes
     # Moves into the study the resources its body names, which the request filter is never shown.
     ("POST", f"/studies/{PID}/merge", {}, "studies", A,                   "Y ...... . . . ."),
     ("DELETE", f"/studies/{PID}", {}, "studies", X,                       "Y .....Y . . . ."),
@@ -83,14 +85,14 @@ TABLE: list[tuple[str, str, dict[str, str], str, Action, str]] = [
     ("GET", f"/series/{PID}/archive", {}, "series", D,                    "Y .YYYYY . . . ."),
     ("DELETE", f"/series/{PID}/labels/urgent", {}, "series", N,           "Y ..YYYY . . . ."),
     ("PUT", f"/series/{PID}/attachments/1025", {}, "series", R,           "Y ...YYY . . . ."),
-    ("POST", f"/series/{PID}/modify", {}, "series", M,                    "Y .....Y . . . ."),
+    ("POST", f"/series/{PID}/modify", {}, "series", A,                    "Y ...... . . . ."),  # body: where it writes
     ("DELETE", f"/series/{PID}", {}, "series", X,                         "Y .....Y . . . ."),
     # -- one instance ------------------------------------------------------------------------------
     ("GET", f"/instances/{PID}/preview", {}, "instances", V,              "Y YYYYYY . . . ."),
     ("GET", f"/instances/{PID}/file", {}, "instances", D,                 "Y .YYYYY . . . ."),
     ("PUT", f"/instances/{PID}/metadata/1024", {}, "instances", N,        "Y ..YYYY . . . ."),
     ("PUT", f"/instances/{PID}/attachments/1025", {}, "instances", R,     "Y ...YYY . . . ."),
-    ("POST", f"/instances/{PID}/modify", {}, "instances", M,              "Y .....Y . . . ."),
+    ("POST", f"/instances/{PID}/modify", {}, "instances", A,              "Y ...... . . . ."),  # body: where it writes
     ("DELETE", f"/instances/{PID}", {}, "instances", X,                   "Y .....Y . . . ."),
     # Writes the file to a path of the caller's choosing on the server: not a study's business.
     ("POST", f"/instances/{PID}/export", {}, "instances", A,              "Y ...... . . . ."),

@@ -21,10 +21,12 @@ def fake_orthanc(config: dict) -> types.ModuleType:
     fake.HttpMethod = types.SimpleNamespace(GET=1, POST=2, PUT=3, DELETE=4)
     fake.ChangeType = types.SimpleNamespace(DELETED=1, NEW_SERIES=5, NEW_STUDY=6, ORTHANC_STOPPED=11)
     fake.GetConfiguration = lambda: json.dumps(config)
-    fake.filters, fake.routes, fake.on_change, fake.errors = [], {}, [], []
+    fake.filters, fake.routes, fake.on_change, fake.errors, fake.received = [], {}, [], [], []
     fake.RegisterIncomingHttpRequestFilter = fake.filters.append
     fake.RegisterRestCallback = fake.routes.__setitem__
     fake.RegisterOnChangeCallback = fake.on_change.append
+    fake.RegisterReceivedInstanceCallback = fake.received.append
+    fake.ReceivedInstanceAction = types.SimpleNamespace(KEEP_AS_IS=0, MODIFY=1, DISCARD=2)
     fake.LogError = fake.errors.append
     fake.LogWarning = fake.LogInfo = lambda message: None
     return fake
@@ -136,3 +138,36 @@ def test_the_filter_asks_the_gate_without_a_body(load_entry, monkeypatch):
     gate_filter("/tools/create-archive", method=2, ip="127.0.0.1", headers={}, body=b'["x"]')
     [(args, kwargs)] = asked
     assert args[:5] == ("POST", "/tools/create-archive", "127.0.0.1", {}, {}) and len(args) == 6 and kwargs == {}
+
+
+def test_every_received_object_is_kept_unless_a_held_upload_says_otherwise(load_entry):
+    entry, fake = load_entry({})
+    [on_received] = fake.received
+    assert on_received(b"not even DICOM", 1) == (fake.ReceivedInstanceAction.KEEP_AS_IS, None)
+    entry._runtime.gate.uploads.expect(frozenset({("PAT-1", "1.1")}), lambda reason, carried: None)
+    assert on_received(b"not even DICOM", 1) == (fake.ReceivedInstanceAction.DISCARD, None)
+    entry._runtime.gate.uploads.begin_request()
+    assert on_received(b"not even DICOM", 1) == (fake.ReceivedInstanceAction.KEEP_AS_IS, None)
+
+
+def test_an_error_checking_a_held_upload_discards_and_one_outside_keeps(load_entry, monkeypatch):
+    entry, fake = load_entry({})
+    [on_received] = fake.received
+    uploads = entry._runtime.gate.uploads
+
+    def broken(dicom):
+        raise ZeroDivisionError("a bug")
+
+    monkeypatch.setattr(uploads, "received", broken)
+    assert on_received(b"x", 1) == (fake.ReceivedInstanceAction.KEEP_AS_IS, None)  # a modality's study stays
+    uploads.expect(frozenset({("PAT-1", "1.1")}), lambda reason, carried: None)
+    assert on_received(b"x", 1) == (fake.ReceivedInstanceAction.DISCARD, None)
+    assert any("checking a received object" in message for message in fake.errors)
+
+
+def test_without_a_runtime_received_objects_are_kept(load_entry, tmp_path):
+    (tmp_path / "storage").mkdir()
+    (tmp_path / "storage" / "gate.sqlite").write_bytes(b"not a database" * 100)
+    entry, fake = load_entry({})
+    [on_received] = fake.received
+    assert on_received(b"x", 1) == (fake.ReceivedInstanceAction.KEEP_AS_IS, None)

@@ -72,10 +72,10 @@ ROUTES: list[tuple[str, str, dict[str, str], dict[str, str], str, Action]] = [
     ("GET", f"/studies/{PID}/module", {}, {}, "studies", V),
     ("GET", f"/series/{PID}/shared-tags", {}, {}, "series", V),
     ("GET", f"/studies/{PID}/instances-tags", {}, {}, "studies", V),
-    ("POST", f"/studies/{PID}/anonymize", {}, {}, "studies", M),
-    ("POST", f"/patients/{PID}/modify", {}, {}, "patients", M),
+    ("POST", f"/studies/{PID}/anonymize", {}, {}, "studies", A),  # where it writes is in the body
+    ("POST", f"/patients/{PID}/modify", {}, {}, "patients", A),
     ("POST", f"/studies/{PID}/merge", {}, {}, "studies", A),  # moves in resources its body names
-    ("POST", f"/studies/{PID}/split", {}, {}, "studies", M),
+    ("POST", f"/studies/{PID}/split", {}, {}, "studies", A),
     ("POST", f"/instances/{PID}/export", {}, {}, "instances", A),  # writes a file on the server
     ("GET", f"/instances/{PID}/export", {"_method": "POST"}, {}, "instances", A),
     ("POST", f"/studies/{PID}/reconstruct", {}, {}, "studies", M),
