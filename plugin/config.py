@@ -345,6 +345,18 @@ def _key_file(values: dict[str, Any], name: str, base: Path, default: Path) -> t
     return default.resolve(), True
 
 
+def open_to_any_modality(orthanc: dict[str, Any]) -> str | None:
+    """A warning when Orthanc's configuration accepts C-STORE from any AE title (Orthanc's default):
+    C-STORE bypasses HTTP and the Gate, so anyone who reaches the DICOM port can then file a study
+    under any PatientID. None when stores are limited to the modalities listed in DicomModalities."""
+    if orthanc.get("DicomServerEnabled", True) is False or orthanc.get("DicomAlwaysAllowStore", True) is False:
+        return None
+    return ("Gate: C-STORE is accepted from any AE title (DicomAlwaysAllowStore is true): anyone who can "
+            "reach the DICOM port can file a study under any PatientID. To accept stores only from your "
+            "modalities, set DicomAlwaysAllowStore to false and list each one in DicomModalities with "
+            '"AllowStore": true (and keep DicomCheckModalityHost true); see docs/security-model.md.')
+
+
 def config_base(path: str | Path) -> Path:
     """The folder Orthanc resolves relative paths of this configuration against."""
     path = Path(path).resolve()

@@ -27,7 +27,7 @@ def _use_repository_venv() -> None:
 _use_repository_venv()
 
 from plugin import orthanc_api  # noqa: E402
-from plugin.config import load_gate_config  # noqa: E402
+from plugin.config import load_gate_config, open_to_any_modality  # noqa: E402
 from plugin.errors import ConfigError, GateError, StoreUnavailable  # noqa: E402
 from plugin.handlers import api  # noqa: E402
 from plugin.handlers.http import Request, Response, error_response  # noqa: E402
@@ -143,8 +143,9 @@ def _on_deleted() -> None:
 
 def initialise() -> None:
     global _runtime, _startup_error, _remembered
+    orthanc_config = orthanc_api.configuration()
     try:
-        config = load_gate_config(orthanc_api.configuration(), orthanc_api.configuration_base())
+        config = load_gate_config(orthanc_config, orthanc_api.configuration_base())
     except ConfigError as exc:
         orthanc_api.log_error(f"Gate: bad configuration: {exc.message}")
         raise RuntimeError(f"Gate: bad configuration: {exc.message}") from None
@@ -160,6 +161,9 @@ def initialise() -> None:
         orthanc_api.register_route(regex, _health if regex == HEALTH else _route(handlers))
     orthanc_api.register_on_change(_on_stop, _on_new_study, _on_deleted)
     orthanc_api.register_received_instance(_keep_received_instance)
+    stores_warning = open_to_any_modality(orthanc_config)
+    if stores_warning:
+        orthanc_api.log_warning(stores_warning)
     if _runtime is not None:
         orthanc_api.log_warning(f"Gate: started; store {config.database_url.split('://')[0]}, "
                                 f"state in {config.state_directory}")

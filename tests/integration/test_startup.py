@@ -10,7 +10,7 @@ import requests
 
 from plugin.config import config_base, load_gate_config, read_orthanc_config
 from tests.conftest import TEST_GATE_CONFIG, start_gate
-from tests.harness import OrthancProcess
+from tests.harness import OrthancProcess, storescu
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -124,3 +124,25 @@ def test_store_made_unavailable_while_running_refuses_images_and_health_says_why
 def test_config_from_test_fixtures_uses_only_known_keys():
     # The tests' own overrides must stay valid keys, or every integration test would fail to start.
     load_gate_config({"Gate": TEST_GATE_CONFIG}, "/tmp")
+
+
+def test_stores_from_any_modality_are_named_in_the_log_and_can_be_limited_to_listed_ones(tmp_path):
+    open_server = start_gate(tmp_path / "open")
+    try:
+        assert "C-STORE is accepted from any AE title" in open_server.proc.log_text()
+    finally:
+        open_server.proc.stop()
+    samples = sorted((REPO / "tests" / "dicom-samples").glob("*.dcm"))[:1]
+    listed = start_gate(tmp_path / "listed", extra={
+        "DicomAlwaysAllowStore": False, "DicomCheckModalityHost": True,
+        "DicomModalities": {"ct-room-1": {"AET": "CTROOM1", "Host": "127.0.0.1", "Port": 104, "AllowStore": True}}})
+    try:
+        assert "C-STORE is accepted from any AE title" not in listed.proc.log_text()
+        stranger = storescu(listed.proc.dicom_port, samples, aet="STRANGER")
+        assert stranger.returncode != 0
+        assert listed.admin("GET", "/instances").json() == []
+        known = storescu(listed.proc.dicom_port, samples, aet="CTROOM1")
+        assert known.returncode == 0, known.stderr
+        assert len(listed.admin("GET", "/instances").json()) == 1
+    finally:
+        listed.proc.stop()

@@ -13,6 +13,7 @@ from plugin.config import (
     config_base,
     ensure_secret_file,
     load_gate_config,
+    open_to_any_modality,
     read_orthanc_config,
     strip_json_comments,
     substitute_variables,
@@ -289,3 +290,15 @@ def test_bind_password_comes_from_its_file(tmp_path):
     config = load_gate_config({"Gate": {"Ldap": {**LDAP_OK, "BindDn": "cn=svc", "BindPasswordFile": "ldap.secret"}}},
                               tmp_path)
     assert config.ldap.bind_password == "service secret"
+
+
+@pytest.mark.parametrize(("orthanc", "warned"), [
+    ({}, True),  # Orthanc's own default accepts stores from anyone
+    ({"DicomAlwaysAllowStore": True}, True),
+    ({"DicomAlwaysAllowStore": False}, False),
+    ({"DicomServerEnabled": False}, False),
+])
+def test_stores_open_to_any_modality_are_named_at_start(orthanc, warned):
+    warning = open_to_any_modality(orthanc)
+    assert (warning is not None) is warned
+    assert warning is None or "DicomAlwaysAllowStore" in warning
