@@ -100,6 +100,7 @@ class AuditLog:
         self._clock = clock
         self._warn = warn
         self._cond = threading.Condition()
+        self._write_lock = threading.Lock()
         self._queue: list[_Pending] = []
         self._windows: dict[Hashable, ReadWindow] = {}
         self._denial_rows: dict[str, int] = {}  # source -> denial rows opened in this span
@@ -259,9 +260,16 @@ class AuditLog:
     def _write_queued(self) -> bool:
         """Append everything queued, MAX_BATCH rows per transaction. True when something was written.
 
-        If the store fails, everything still queued fails with it at once (rather than each batch
-        waiting out the store's timeout in turn).
+        One writer at a time (the writer thread, or flush and stop): a batch taken by one is
+        committed before another takes the next, so rows keep their order and a flush returns only
+        once everything queued before it is in the store.
         """
+        with self._write_lock:
+            return self._write_batches()
+
+    def _write_batches(self) -> bool:
+        # If the store fails, everything still queued fails with it at once (rather than each
+        # batch waiting out the store's timeout in turn).
         wrote = False
         while True:
             with self._cond:
