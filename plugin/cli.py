@@ -47,8 +47,8 @@ def cmd_create_user(args: argparse.Namespace) -> int:
 
 def cmd_create_api_key(args: argparse.Namespace) -> int:
     store = _store(_config(args.config))
-    created = users.create_api_key(store, _audit(store), None, users.GATECTL, time.time(),
-                                   {"name": args.name, "user": args.user})
+    data = {"name": args.name, "user": args.user, **({"expires_at": args.expires} if args.expires else {})}
+    created = users.create_api_key(store, _audit(store), None, users.GATECTL, time.time(), data)
     print(f"API key {created['id']} {args.name!r} for {args.user} (shown once, stored hashed):")
     print(created["key"])
     return 0
@@ -149,6 +149,7 @@ def parser() -> argparse.ArgumentParser:
     p = command("create-api-key", cmd_create_api_key, "create an API key; prints it once, on the last line")
     p.add_argument("name")
     p.add_argument("--user", required=True)
+    p.add_argument("--expires", metavar="WHEN", help="ISO 8601 end date and time, e.g. 2027-06-30T17:00:00+02:00")
     p = command("disable-user", cmd_disable_user, "disable a user and end their sessions")
     p.add_argument("name")
     p = command("import-users", cmd_import_users, "create the users of a CSV file, all or none; every bad line "

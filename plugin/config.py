@@ -12,6 +12,7 @@ from typing import Any
 
 from plugin.errors import ConfigError
 from plugin.policies.network import Network, parse_networks
+from plugin.policies.roles import is_dn_key, keys_matching_nothing, normalise_dn
 from plugin.policies.types import ROLE_NAMES
 
 
@@ -66,7 +67,10 @@ _LDAP_KEYS: dict[str, tuple[type, Any]] = {
     "GroupSearch": (str, "memberOf"),
     "GroupBase": (str, None),
     "NestedGroups": (bool, False),
-    "TimeoutSeconds": (float, 5.0),
+    "TimeoutSeconds": (float, 3.0),
+    "MaxConcurrent": (float, 4.0),
+    "RetrySeconds": (float, 10.0),
+    "RecheckSeconds": (float, 900.0),
     "GroupRoles": (dict, None),
 }
 _BY_NAME = {k.name: k for k in _KEYS}
@@ -85,7 +89,11 @@ class LdapConfig:
     group_base: str | None
     nested_groups: bool
     timeout_seconds: float
-    group_roles: dict[str, tuple[str, ...]]  # lower-cased group DN or CN -> roles
+    group_roles: dict[str, tuple[str, ...]]  # normalised group DN, or lower-cased group name -> roles
+    max_concurrent: int = 4  # directory operations waiting at once; more are refused as "busy"
+    retry_seconds: float = 10.0  # a server that failed is skipped this long
+    recheck_seconds: float = 900.0  # a directory account is re-read at least this often
+    warnings: tuple[str, ...] = ()  # what is worth saying in the log at start-up
 
 
 @dataclass(frozen=True)
@@ -316,7 +324,8 @@ def _ldap_config(section: dict[str, Any], base: Path) -> LdapConfig:
         if not isinstance(roles, list) or not all(isinstance(r, str) and r in ROLE_NAMES for r in roles):
             raise ConfigError(f"Gate.Ldap.GroupRoles[{group!r}] must be a role or a list of roles "
                               f"({', '.join(sorted(ROLE_NAMES))})")
-        group_roles[group.strip().lower()] = tuple(roles)
+        key = normalise_dn(group) if is_dn_key(group) else group.strip().lower()
+        group_roles[key] = tuple(roles)
     if not group_roles:
         raise ConfigError("Gate.Ldap.GroupRoles must map at least one group to roles (no mapping: no access)")
     password = None
@@ -325,6 +334,14 @@ def _ldap_config(section: dict[str, Any], base: Path) -> LdapConfig:
         if not password_file.is_file():
             raise ConfigError(f"Gate.Ldap.BindPasswordFile: file not found: {password_file}")
         password = password_file.read_text(encoding="utf-8").strip()
+    if any(url.startswith("ldaps://") for url in servers) and not values["StartTls"] and \
+            any(url.startswith("ldap://") for url in servers):
+        raise ConfigError("Gate.Ldap.Servers mixes ldaps:// and plain ldap:// servers without StartTls: a "
+                          "server whose certificate fails would fall over to one without TLS")
+    warnings = tuple(f"Gate.Ldap.GroupRoles: {key!r} can match no group ("
+                     + ("give the group's full DN" if is_dn_key(key) else "a group name is matched only under "
+                        "GroupBase, which is not set") + ")"
+                     for key in keys_matching_nothing(group_roles, values["GroupBase"], values["UserBase"]))
     if values["CaFile"] and not (base / values["CaFile"]).is_file():
         raise ConfigError(f"Gate.Ldap.CaFile: file not found: {(base / values['CaFile']).resolve()}")
     return LdapConfig(
@@ -332,7 +349,9 @@ def _ldap_config(section: dict[str, Any], base: Path) -> LdapConfig:
         ca_file=str((base / values["CaFile"]).resolve()) if values["CaFile"] else None,
         bind_dn=values["BindDn"], bind_password=password, user_base=values["UserBase"],
         user_filter=values["UserFilter"], group_search=values["GroupSearch"], group_base=values["GroupBase"],
-        nested_groups=values["NestedGroups"], timeout_seconds=values["TimeoutSeconds"], group_roles=group_roles)
+        nested_groups=values["NestedGroups"], timeout_seconds=values["TimeoutSeconds"], group_roles=group_roles,
+        max_concurrent=max(1, int(values["MaxConcurrent"])), retry_seconds=values["RetrySeconds"],
+        recheck_seconds=values["RecheckSeconds"], warnings=warnings)
 
 
 def _key_file(values: dict[str, Any], name: str, base: Path, default: Path) -> tuple[Path, bool]:

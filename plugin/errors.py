@@ -70,6 +70,12 @@ class DirectoryDown(GateError):
     code = "directory_unavailable"
 
 
+def unavailable_message(why: str) -> str:
+    """What a directory user is told when the directory cannot check their password, and why."""
+    reason = why.removeprefix("directory unavailable: ")
+    return f"the directory is unavailable ({reason}); directory accounts cannot sign in just now"
+
+
 class MfaRequired(Forbidden):
     """A privileged change needs a one-time code proved moments ago."""
 

@@ -189,6 +189,7 @@ class LdapServer:
     def stop(self) -> None:
         """SIGTERM to the recorded PID (slapd closes the database and exits), SIGKILL if it does not."""
         if self._proc is not None and self._proc.poll() is None:
+            os.kill(self.pid, signal.SIGCONT)  # a paused slapd would not act on SIGTERM
             os.kill(self.pid, signal.SIGTERM)
             try:
                 self._proc.wait(timeout=10)
@@ -243,6 +244,20 @@ class LdapServer:
     def modify(self, ldif: str) -> None:
         """ldapmodify bound as the rootdn; raises if any change fails."""
         self._run("ldapmodify", "-D", ADMIN_DN, "-w", ADMIN_PASSWORD, stdin=ldif)
+
+    def add(self, ldif: str) -> None:
+        """ldapadd bound as the rootdn (entries added over LDAP, so memberOf follows groups)."""
+        self._run("ldapadd", "-D", ADMIN_DN, "-w", ADMIN_PASSWORD, stdin=ldif)
+
+    def delete(self, dn: str) -> None:
+        self._run("ldapdelete", "-D", ADMIN_DN, "-w", ADMIN_PASSWORD, dn)
+
+    def pause(self) -> None:
+        """SIGSTOP to the recorded PID: slapd keeps its port open and answers nothing (hung)."""
+        os.kill(self.pid, signal.SIGSTOP)
+
+    def resume(self) -> None:
+        os.kill(self.pid, signal.SIGCONT)
 
     def add_member(self, group_cn: str, uid: str) -> None:
         """Add a user to a group (dropping EMPTY_GROUP_MEMBER if the group had been emptied)."""

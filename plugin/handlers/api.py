@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from plugin.errors import DirectoryDown, Forbidden, NotFound, RateLimited, Unauthenticated
+from plugin.errors import DirectoryDown, Forbidden, NotFound, RateLimited, Unauthenticated, unavailable_message
 from plugin.handlers.http import Request, Response
 from plugin.policies.types import Principal
 from plugin.services.health import health_report
@@ -15,7 +15,7 @@ def caller(runtime: Runtime, request: Request) -> Principal:
     finish signing in, at /gate/mfa or /gate/password, or sign out)."""
     identification = runtime.authenticator.identify(request.headers, request.ip)
     if identification.unavailable:
-        raise DirectoryDown("the directory is unavailable; directory accounts cannot sign in just now")
+        raise DirectoryDown(unavailable_message(identification.failure))
     if identification.retry_after:
         raise RateLimited(identification.failure, identification.retry_after)
     if identification.principal.is_anonymous:

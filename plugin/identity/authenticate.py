@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from plugin.identity.attempts import SignInGuard
-from plugin.identity.directory import Directory, DirectoryUnavailable
+from plugin.identity.directory import Directory, DirectoryAccount, DirectoryUnavailable
 from plugin.identity.mfa import needs_mfa
 from plugin.identity.secrets import token_hash, verify_password
 from plugin.policies.roles import roles_for_groups
@@ -53,6 +53,12 @@ class CredentialCheck:
     failure: str = ""
     unavailable: bool = False
     retry_after: float = 0.0  # seconds, when refused because of too many failed attempts
+    entry_id: str | None = None  # the directory entry the name found, if any
+
+
+def _locked_out(wait: float) -> CredentialCheck:
+    return CredentialCheck(None, f"too many failed sign-ins; try again in {math.ceil(wait / 60)} min",
+                           retry_after=wait)
 
 
 class TtlCache:
@@ -116,12 +122,17 @@ class Authenticator:
     def __init__(self, store: Store, identity_cache_seconds: float, basic_cache_seconds: float,
                  session_idle_seconds: float, clock: Callable[[], float] = time.time,
                  directory: Directory | None = None, group_roles: Mapping[str, tuple[str, ...]] | None = None,
-                 mfa_required_roles: frozenset[str] = frozenset({"admin"}), guard: SignInGuard | None = None) -> None:
+                 mfa_required_roles: frozenset[str] = frozenset({"admin"}), guard: SignInGuard | None = None,
+                 group_base: str | None = None, directory_recheck_seconds: float = 900.0) -> None:
         self._store = store
         self._guard = guard
         self.mfa_required_roles = mfa_required_roles
         self._directory = directory
         self._group_roles = group_roles or {}
+        self._group_base = group_base
+        # A directory account not re-read for twice this long (the directory is unreachable, or the
+        # re-check could not run) is refused until it is.
+        self._stale_after = 2 * directory_recheck_seconds
         self._ttl = identity_cache_seconds
         self._basic_ttl = basic_cache_seconds
         self._idle = session_idle_seconds
@@ -180,8 +191,9 @@ class Authenticator:
             return Identification(ANONYMOUS, "session ended")
         if now >= session.expires_at or now - session.last_seen_at >= self._idle:
             return Identification(ANONYMOUS, "session expired")
-        if user.disabled:
-            return Identification(ANONYMOUS, "account disabled")
+        refused = self._refusal(user, now)
+        if refused:
+            return Identification(ANONYMOUS, refused)
         if now - session.last_seen_at >= TOUCH_EVERY_SECONDS:
             # Idle time is kept to the minute, so a busy viewer costs one write a minute.
             with self._store.transaction() as db:
@@ -208,12 +220,29 @@ class Authenticator:
         key, user = found
         if key.revoked_at is not None:
             return Identification(ANONYMOUS, "API key revoked")
-        if user.disabled:
-            return Identification(ANONYMOUS, "account disabled")
+        if key.expires_at is not None and now >= key.expires_at:
+            return Identification(ANONYMOUS, "API key expired")
+        refused = self._refusal(user, now)
+        if refused:
+            return Identification(ANONYMOUS, refused)
         principal = Principal(user.username, user.role_set, "api_key", user.must_change_password)
-        result = Identification(principal, valid_until=now + self._ttl)
-        self._cache.put(("api_key", key_hash), result, now + self._ttl)
+        until = min(now + self._ttl, key.expires_at) if key.expires_at is not None else now + self._ttl
+        result = Identification(principal, valid_until=until)
+        self._cache.put(("api_key", key_hash), result, until)
         return result
+
+    def _refusal(self, user: User, now: float) -> str:
+        """Why an account that was signed in before may not act now ("" when it may)."""
+        if user.disabled:
+            return "account disabled"
+        if user.source == "directory":
+            if user.directory_id is None:
+                return "directory account from before accounts were keyed by entry: sign in again"
+            if now - (user.directory_checked_at or 0.0) > self._stale_after:
+                return "directory account not re-checked recently (the directory is unreachable)"
+            if not user.role_set:
+                return "no role for this directory account (its groups map to none)"
+        return ""
 
     def _basic(self, value: str, ip: str) -> Identification:
         credentials = parse_basic(value)
@@ -241,64 +270,89 @@ class Authenticator:
         self._cache.put(user_key, result, now + self._ttl)
         return result
 
-    def check_password(self, username: str, password: str, now: float, verified: str | None = None,
+    def check_password(self, username: str, password: str, now: float, verified: Any = None,
                        ip: str = "") -> CredentialCheck:
         """Check a username and password against the local account or, for others, the directory.
 
         A local account is never looked up in the directory, so a directory entry of the same
         name cannot take it over. `verified` is what a recent successful check remembered (the
-        local password hash it was made against, or DIRECTORY): a remembered check is only
-        trusted for what it was made against, and is not renewed by use. Failed attempts count
-        towards the lockout of the account and the throttling of the address (see SignInGuard).
+        local password hash it was made against, or the directory entry): a remembered check is
+        only trusted for what it was made against, and is not renewed by use. Failed attempts
+        count towards the lockout of the account (however its name was typed, and of the
+        directory entry it found) and the throttling of the address (see SignInGuard); so do
+        attempts the directory could not answer, against the address.
         """
-        if self._guard is not None and verified is None:
-            wait = self._guard.wait_seconds(username, ip, now)
+        guard = self._guard
+        if guard is not None and verified is None:
+            wait = guard.wait_seconds(username, ip, now)
             if wait > 0:
-                return CredentialCheck(None, f"too many failed sign-ins; try again in {math.ceil(wait / 60)} min",
-                                       retry_after=wait)
+                return _locked_out(wait)
         check = self._check_password(username, password, now, verified)
-        if self._guard is not None and check.user is None and check.failure == BAD_CREDENTIALS:
-            if self._guard.failed(username, ip, now):
+        if guard is None or verified is not None:
+            return check
+        if check.entry_id is not None:
+            wait = guard.wait_seconds(username, ip, now, check.entry_id)
+            if wait > 0:
+                return _locked_out(wait)  # another spelling of this login is locked
+        if check.user is None and check.failure == BAD_CREDENTIALS:
+            if guard.failed(username, ip, now, check.entry_id):
                 return CredentialCheck(None, f"{BAD_CREDENTIALS}; too many failures, the account is locked for now")
-        elif check.user is not None and verified is None and not check.user.totp_enabled:
+        elif check.unavailable:
+            guard.address_failed(ip, now)
+        elif check.user is not None and not check.user.totp_enabled:
             # Complete: no one-time code follows. Otherwise the code, once right, completes it.
-            self.sign_in_completed(username)
+            self.sign_in_completed(username, check.entry_id)
         return check
 
-    def sign_in_completed(self, username: str) -> None:
+    def sign_in_completed(self, username: str, entry_id: str | None = None) -> None:
         """A whole sign-in succeeded (password, and one-time code when there is one): the account's
         failed attempts are forgotten."""
         if self._guard is not None:
-            self._guard.succeeded(username)
+            self._guard.succeeded(username, entry_id)
 
-    def _check_password(self, username: str, password: str, now: float, verified: str | None) -> CredentialCheck:
+    def _check_password(self, username: str, password: str, now: float, verified: Any) -> CredentialCheck:
+        remembered_entry = verified[1] if isinstance(verified, tuple) and verified[0] == DIRECTORY else None
         with self._store.read() as db:
-            user = accounts.user_by_name(db, username)
-        if (user is not None and user.source == "local") or self._directory is None:
+            user = accounts.user_by_directory_id(db, remembered_entry) if remembered_entry \
+                else accounts.user_by_name(db, username)
+        entry_id = remembered_entry
+        if remembered_entry is None and ((user is not None and user.source == "local") or self._directory is None):
             password_hash = user.password_hash if user is not None else None
             if verified is None or verified != password_hash:
                 if not verify_password(password_hash, password) or user is None:
                     return CredentialCheck(None, BAD_CREDENTIALS)
                 self._remember(username, password, password_hash, now)
-        elif verified != DIRECTORY:
+        elif remembered_entry is None:
             try:
-                account = self._directory.authenticate(username, password)
+                answer = self._directory.authenticate(username, password)
             except DirectoryUnavailable as exc:
                 return CredentialCheck(None, str(exc), unavailable=True)
-            if account is None:
-                return CredentialCheck(None, BAD_CREDENTIALS)
-            roles = roles_for_groups(account.groups, self._group_roles)
-            with self._store.transaction() as db:
-                user = accounts.upsert_directory_user(db, username, ",".join(sorted(roles)), account.email,
-                                                      account.display_name, now)
-            self._remember(username, password, DIRECTORY, now)
+            # One argon2 check whatever the kind of account, so the time a refusal takes does not
+            # tell a local account from a directory one or from no account at all.
+            verify_password(None, password)
+            entry_id = answer.entry_id
+            if answer.account is None:
+                return CredentialCheck(None, BAD_CREDENTIALS, entry_id=entry_id)
+            user = self.save_directory_account(answer.account, now)
+            if user is None:
+                return CredentialCheck(None, "a local account has this directory account's name; ask an admin",
+                                       entry_id=entry_id)
+            self._remember(username, password, (DIRECTORY, answer.account.entry_id), now)
         if user is None:
-            return CredentialCheck(None, BAD_CREDENTIALS)
+            return CredentialCheck(None, BAD_CREDENTIALS, entry_id=entry_id)
         if user.disabled:
-            return CredentialCheck(None, "account disabled")
+            return CredentialCheck(None, "account disabled", entry_id=entry_id)
         if user.source == "directory" and not user.role_set:
-            return CredentialCheck(None, "no role for this directory account (its groups map to none)")
-        return CredentialCheck(user)
+            return CredentialCheck(None, "no role for this directory account (its groups map to none)",
+                                   entry_id=entry_id)
+        return CredentialCheck(user, entry_id=entry_id)
+
+    def save_directory_account(self, account: DirectoryAccount, now: float) -> User | None:
+        """The Gate's row of a directory entry, refreshed with what the directory says now."""
+        roles = roles_for_groups(account.groups, self._group_roles, self._group_base)
+        with self._store.transaction() as db:
+            return accounts.upsert_directory_account(db, account.entry_id, account.login, ",".join(sorted(roles)),
+                                                     account.email, account.display_name, now)
 
     def _remember(self, username: str, password: str, verified: str | None, now: float) -> None:
         self._verified_basic.put(self._proof(username, password), verified, now + self._basic_ttl)

@@ -80,18 +80,19 @@ class Mfa:
             accounts.replace_recovery_codes(db, user_id, [recovery_hash(c) for c in codes])
         return [f"{c[:5]}-{c[5:]}" for c in codes]
 
-    def check(self, user_id: int, username: str, code: str, now: float, ip: str = "") -> CodeCheck:
+    def check(self, user_id: int, username: str, code: str, now: float, ip: str = "",
+              entry_id: str | None = None) -> CodeCheck:
         """A code proving who signs in (or makes a privileged change), under the same lockout and
         throttling as passwords: refused while the account or the address is locked, and a wrong
         code counts as a failed attempt of both. Success lifts nothing: the caller does that when
         the whole sign-in is complete."""
         if self._guard is not None:
-            wait = self._guard.wait_seconds(username, ip, now)
+            wait = self._guard.wait_seconds(username, ip, now, entry_id)
             if wait > 0:
                 return CodeCheck(False, f"too many failed sign-ins; try again in {math.ceil(wait / 60)} min", wait)
         if self.verify(user_id, code, now):
             return CodeCheck(True)
-        if self._guard is not None and self._guard.failed(username, ip, now):
+        if self._guard is not None and self._guard.failed(username, ip, now, entry_id):
             return CodeCheck(False, f"{WRONG_CODE}; too many failures, the account is locked for now")
         return CodeCheck(False, WRONG_CODE)
 

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from plugin.audit.record import AuditRecord, iso_utc
-from plugin.errors import BadRequest, DirectoryDown, OtpRequired, RateLimited, Unauthenticated
+from plugin.errors import BadRequest, DirectoryDown, OtpRequired, RateLimited, Unauthenticated, unavailable_message
 from plugin.identity.authenticate import Authenticator
 from plugin.identity.mfa import WRONG_CODE, CodeCheck, Mfa, needs_mfa
 from plugin.identity.secrets import hash_password, new_token, token_hash, verify_password
@@ -74,7 +74,7 @@ def sign_in(store: Store, audit: AuditSink, authenticator: Authenticator, now: f
         sink = refusals if check.retry_after and refusals is not None else audit
         sink(account_event(now, username[:128] or "anonymous", "login", "failure", check.failure, ip))
         if check.unavailable:
-            raise DirectoryDown("the directory is unavailable; directory accounts cannot sign in just now")
+            raise DirectoryDown(unavailable_message(check.failure))
         if check.retry_after:
             raise RateLimited(check.failure, check.retry_after)
         raise Unauthenticated(check.failure)
@@ -82,15 +82,16 @@ def sign_in(store: Store, audit: AuditSink, authenticator: Authenticator, now: f
     mfa_at = None
     if user.totp_enabled:
         if not otp:
-            audit(account_event(now, username, "login", "failure", "one-time code missing", ip))
+            audit(account_event(now, user.username, "login", "failure", "one-time code missing", ip))
             raise OtpRequired("enter the 6-digit code from your authenticator app, or a recovery code")
-        code = mfa.check(user.id, user.username, otp, now, ip) if mfa is not None else CodeCheck(False, WRONG_CODE)
+        code = mfa.check(user.id, username, otp, now, ip, user.directory_id) if mfa is not None \
+            else CodeCheck(False, WRONG_CODE)
         if not code.ok:
-            audit(account_event(now, username, "login", "failure", code.failure, ip))
+            audit(account_event(now, user.username, "login", "failure", code.failure, ip))
             if code.retry_after:
                 raise RateLimited(code.failure, code.retry_after)
             raise Unauthenticated(code.failure)
-        authenticator.sign_in_completed(username)
+        authenticator.sign_in_completed(username, user.directory_id)
         mfa_at = now
     token, csrf = new_token(), secrets.token_urlsafe(24)
     with store.transaction() as db:
@@ -101,7 +102,8 @@ def sign_in(store: Store, audit: AuditSink, authenticator: Authenticator, now: f
                           session_id=token_hash(token),
                           mfa_pending=needs_mfa(user, authenticator.mfa_required_roles) and mfa_at is None)
     how = "password and one-time code" if mfa_at else "password"
-    audit(account_event(now, username, "login", "success", f"signed in with {how}", ip,
+    typed = "" if username == user.username else f" (typed as {username[:64]!r})"
+    audit(account_event(now, user.username, "login", "success", f"signed in with {how}{typed}", ip,
                         ",".join(sorted(user.role_set))))
     return SignIn(token, csrf, principal)
 

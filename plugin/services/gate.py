@@ -93,6 +93,10 @@ class GateService:
         cacheable = (memo_key is not None and method in SAFE_METHODS and "x-http-method-override" not in headers
                      and "_method" not in query)
         route = classify(method, uri, query, headers)
+        if route.own_route:
+            # Our own routes identify, authorise and audit the caller in their handlers; asking
+            # here too would check a Basic password (and wait on the directory) twice.
+            return True
         try:
             identification = self._auth.identify(headers, ip)
         except StoreUnavailable as exc:

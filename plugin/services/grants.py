@@ -25,6 +25,7 @@ from plugin.policies.types import Principal
 from plugin.services.access import AccessService
 from plugin.services.accounts import AuditSink, account_event
 from plugin.services.core import Core, CoreError, orthanc_id
+from plugin.services.expiry import expiry
 from plugin.services.users import Actor
 from plugin.store import accounts
 from plugin.store import grants as grant_store
@@ -77,14 +78,14 @@ class GrantService:
 
     def create(self, actor: Actor, now: float, data: dict[str, Any]) -> dict[str, Any]:
         _known(data, GRANT_FIELDS)
-        level, expires_at = _level(data), _expiry(data, now)
+        level, expires_at = _level(data), expiry(data, now)
         target = self._object(data)
         return self._write(actor, now, data, level, expires_at, [target], "manual")[0]
 
     def bulk(self, actor: Actor, now: float, data: dict[str, Any]) -> list[dict[str, Any]]:
         """By a list (`items`: objects like a single grant's) or by a search (`query`)."""
         _known(data, BULK_FIELDS)
-        level, expires_at = _level(data), _expiry(data, now)
+        level, expires_at = _level(data), expiry(data, now)
         if ("items" in data) == ("query" in data):
             raise BadRequest('give either "items" (a list of patient_id/study_uid/orthanc_id objects) or "query"')
         if "items" in data:
@@ -268,25 +269,6 @@ def _level(data: dict[str, Any]) -> str:
     if level is None:
         raise BadRequest(f"level must be one of {', '.join(LEVEL_NAMES)}")
     return level.label
-
-
-def _expiry(data: dict[str, Any], now: float) -> float | None:
-    raw = data.get("expires_at")
-    if raw is None:
-        return None
-    if not isinstance(raw, str):
-        raise BadRequest("expires_at must be an ISO 8601 date and time, e.g. 2027-01-31T17:00:00+02:00")
-    try:
-        moment = datetime.fromisoformat(raw.replace("Z", "+00:00"))
-    except ValueError:
-        raise BadRequest(f"expires_at {raw!r} is not an ISO 8601 date and time, "
-                         "e.g. 2027-01-31T17:00:00+02:00") from None
-    if moment.tzinfo is None:
-        raise BadRequest("expires_at needs a time zone (Z or an offset such as +02:00)")
-    expires = moment.timestamp()
-    if expires <= now:
-        raise BadRequest("expires_at is in the past")
-    return expires
 
 
 def _known(data: dict[str, Any], allowed: frozenset[str], prefix: str = "") -> None:

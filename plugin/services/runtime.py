@@ -21,6 +21,7 @@ from plugin.policies.lockout import LockoutRule
 from plugin.policies.network import client_address
 from plugin.services.access import AccessService, ResourceLocator
 from plugin.services.core import Core
+from plugin.services.directory_accounts import DirectoryRecheck
 from plugin.services.gate import GateService
 from plugin.services.grants import GrantService
 from plugin.services.search import SearchService
@@ -40,6 +41,7 @@ class Runtime:
     core: Core
     search: SearchService
     grants: GrantService
+    recheck: DirectoryRecheck | None = None
 
     def client_address(self, peer: str, headers: dict[str, str]) -> str:
         """The caller's address: the connection's, or what trusted proxies say (TrustedProxies)."""
@@ -56,6 +58,8 @@ class Runtime:
         return True
 
     def stop(self) -> None:
+        if self.recheck is not None:
+            self.recheck.stop()
         self.access.stop()
         self.audit.stop()
         self.store.dispose()
@@ -93,18 +97,29 @@ def build_runtime(config: GateConfig, log: Callable[[str], None], core: Core,
                      # spool replay and the batch itself, each bounded by the store's timeout.
                      wait_seconds=config.database_timeout_seconds * 4 + 1, clock=clock, warn=log)
     directory = Directory(config.ldap) if config.ldap is not None else None
+    ldap = config.ldap
     authenticator = Authenticator(store, config.identity_cache_seconds, config.basic_credential_cache_seconds,
                                   config.session_idle_minutes * 60, clock, directory,
-                                  config.ldap.group_roles if config.ldap is not None else None,
-                                  config.mfa_required_roles, sign_in_guard(config, store))
+                                  ldap.group_roles if ldap is not None else None,
+                                  config.mfa_required_roles, sign_in_guard(config, store),
+                                  group_base=ldap.group_base if ldap is not None else None,
+                                  directory_recheck_seconds=ldap.recheck_seconds if ldap is not None else 900.0)
     access = AccessService(store, ResourceLocator(core, config.resource_cache_entries), clock,
                            config.grant_poll_seconds, log)
     gate = GateService(store, authenticator, audit, access, config.decision_cache_seconds, clock)
+    recheck = None
+    if directory is not None and ldap is not None:
+        for warning in ldap.warnings:
+            log(warning)
+        recheck = DirectoryRecheck(store, directory, authenticator, lambda record: audit.record(record, durable=True),
+                                   ldap.recheck_seconds, clock, log)
     audit.start()
     access.start()
+    if recheck is not None:
+        recheck.start()
     grants = GrantService(store, access, core, lambda record: audit.record(record, durable=True))
     return Runtime(config, store, audit, authenticator, gate, open_mfa(config, store), clock, access, core,
-                   SearchService(core, access), grants)
+                   SearchService(core, access), grants, recheck)
 
 
 def sign_in_guard(config: GateConfig, store: Store) -> SignInGuard:

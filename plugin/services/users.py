@@ -21,13 +21,14 @@ from typing import Any
 
 from sqlalchemy.orm import Session as DbSession
 
-from plugin.audit.record import AuditRecord
+from plugin.audit.record import AuditRecord, iso_utc
 from plugin.errors import BadRequest, Conflict, Forbidden, MfaRequired, NotFound
 from plugin.identity.mfa import WRONG_CODE, Mfa
 from plugin.identity.secrets import hash_password, new_token, one_time_password, token_hash
 from plugin.policies.types import Principal, Role
 from plugin.services import user_import
 from plugin.services.accounts import AuditSink, account_event, check_password, check_roles, check_username
+from plugin.services.expiry import expiry
 from plugin.services.user_import import BadCsv, ImportRow, Progress, RowProblem, check_display_name, check_email
 from plugin.store import accounts
 from plugin.store.db import Store
@@ -38,7 +39,7 @@ ADMIN = Role.ADMIN.value
 FIRST_ADMIN = "admin"
 CREATE_FIELDS = frozenset({"username", "roles", "password", "email", "display_name"})
 CHANGE_FIELDS = frozenset({"roles", "email", "display_name", "disabled", "password"})
-API_KEY_FIELDS = frozenset({"name", "user"})
+API_KEY_FIELDS = frozenset({"name", "user", "expires_at"})
 OTP_FIELD = "otp"
 # What the directory sets at every sign-in of a directory account; changing it here would not last.
 DIRECTORY_FIELDS = ("roles", "email", "display_name", "password")
@@ -185,15 +186,19 @@ def create_api_key(store: Store, audit: AuditSink, mfa: Mfa | None, actor: Actor
     if len(name) > 128:
         raise BadRequest("an API key needs a name of 1-128 characters")
     username = _text(data, "user") or actor.username
+    expires_at = expiry(data, now)
     with store.read() as db:
         _usable(_existing(db, username))
     require_fresh_mfa(store, audit, mfa, actor, now, "api_key.create")
     token = new_token()
     with store.transaction() as db:
         user = _usable(_existing(db, username))
-        key = accounts.add_api_key(db, ApiKey(user_id=user.id, name=name, key_hash=token_hash(token), created_at=now))
-    audit(_event(now, actor, "api_key.create", f"API key {key.id} {name!r} for {username}"))
-    return {"id": key.id, "name": name, "user": username, "key": token}
+        key = accounts.add_api_key(db, ApiKey(user_id=user.id, name=name, key_hash=token_hash(token), created_at=now,
+                                              expires_at=expires_at))
+    until = f", until {iso_utc(expires_at)}" if expires_at is not None else ""
+    audit(_event(now, actor, "api_key.create", f"API key {key.id} {name!r} for {username}{until}"))
+    return {"id": key.id, "name": name, "user": username, "key": token,
+            "expires_at": iso_utc(expires_at) if expires_at is not None else None}
 
 
 def revoke_api_key(store: Store, audit: AuditSink, actor: Actor, now: float, key_id: int) -> None:
@@ -258,7 +263,8 @@ def require_fresh_mfa(store: Store, audit: AuditSink, mfa: Mfa | None, actor: Ac
     if not actor.otp:
         raise _mfa_refusal(audit, actor, now, action, 'this change needs a one-time code proved in the last '
                             '5 minutes: send your current code (or a recovery code) as "otp" with the request')
-    code = mfa.check(user.id, user.username, actor.otp, now, actor.ip) if user is not None and mfa is not None \
+    code = mfa.check(user.id, user.username, actor.otp, now, actor.ip, user.directory_id) \
+        if user is not None and mfa is not None \
         else None
     if code is None or not code.ok:
         failure = code.failure if code is not None else WRONG_CODE

@@ -66,17 +66,66 @@ def revoke_user_sessions(db: DbSession, user_id: int, now: float, keep: str | No
     return db.execute(update(Session).where(*condition).values(revoked_at=now)).rowcount
 
 
-def upsert_directory_user(db: DbSession, username: str, roles: str, email: str, display_name: str,
-                          now: float) -> User:
-    """Create or refresh the row of a directory account; its roles are recomputed at every sign-in."""
-    user = user_by_name(db, username)
+def user_by_directory_id(db: DbSession, directory_id: str) -> User | None:
+    return db.execute(select(User).where(User.directory_id == directory_id)).scalar_one_or_none()
+
+
+def upsert_directory_account(db: DbSession, directory_id: str, login: str, roles: str, email: str,
+                             display_name: str, now: float) -> User | None:
+    """The row of a directory entry, created or refreshed (its roles are recomputed at every sign-in
+    and re-check). None when a local account has the entry's name: a directory entry never takes
+    over a local account.
+
+    A row of this name made before accounts were keyed by entry is adopted; one keyed by another
+    entry (that entry is gone, or renamed) is retired: renamed, disabled, its sessions and keys ended.
+    """
+    user = user_by_directory_id(db, directory_id)
     if user is None:
-        user = User(username=username, source="directory", password_hash=None, disabled=False,
-                    must_change_password=False, created_at=now)
-        db.add(user)
-    user.roles, user.email, user.display_name, user.updated_at = roles, email, display_name, now
+        named = user_by_name(db, login)
+        if named is not None and named.source == "local":
+            return None
+        if named is not None and named.directory_id is None:
+            user = named
+        else:
+            if named is not None:
+                retire_user(db, named, f"{login}~{named.id}", now)
+            user = User(username=login, source="directory", password_hash=None, disabled=False,
+                        must_change_password=False, created_at=now)
+            db.add(user)
+        user.directory_id = directory_id
+    elif user.username != login and user_by_name(db, login) is None:
+        user.username = login  # renamed in the directory
+    user.roles, user.email, user.display_name = roles, email, display_name
+    user.directory_checked_at = user.updated_at = now
     db.flush()
     return user
+
+
+def retire_user(db: DbSession, user: User, new_name: str, now: float) -> None:
+    """Disable an account for good: its sessions and API keys end, its name is freed."""
+    user.username, user.disabled, user.updated_at = new_name[:128], True, now
+    revoke_user_sessions(db, user.id, now)
+    revoke_user_api_keys(db, user.id, now)
+    db.flush()
+
+
+def revoke_user_api_keys(db: DbSession, user_id: int, now: float) -> int:
+    return db.execute(update(ApiKey).where(ApiKey.user_id == user_id, ApiKey.revoked_at.is_(None))
+                      .values(revoked_at=now)).rowcount
+
+
+def directory_users_to_recheck(db: DbSession, checked_before: float, now: float) -> list[User]:
+    """Enabled directory accounts that can still act without the directory (an open session or a
+    live API key) and were not re-read since `checked_before` (never, for rows made before
+    accounts were keyed by entry)."""
+    open_session = select(Session.id).where(Session.user_id == User.id, Session.revoked_at.is_(None),
+                                            Session.expires_at > now).exists()
+    live_key = select(ApiKey.id).where(ApiKey.user_id == User.id, ApiKey.revoked_at.is_(None),
+                                       (ApiKey.expires_at.is_(None)) | (ApiKey.expires_at > now)).exists()
+    return list(db.execute(select(User).where(
+        User.source == "directory", User.disabled.is_(False),
+        (User.directory_checked_at.is_(None)) | (User.directory_checked_at < checked_before),
+        open_session | live_key)).scalars())
 
 
 def replace_recovery_codes(db: DbSession, user_id: int, code_hashes: list[str]) -> None:

@@ -27,6 +27,9 @@ class User(Base):
     totp_secret: Mapped[str | None] = mapped_column(Text, nullable=True)  # Fernet token of the secret
     totp_enabled: Mapped[bool] = mapped_column(Boolean, default=False)
     totp_last_step: Mapped[int] = mapped_column(Integer, default=0)  # codes of this step or older are spent
+    # A directory account is its directory entry (identity/directory.py entry_id), not a typed name.
+    directory_id: Mapped[str | None] = mapped_column(String(512), unique=True, nullable=True)
+    directory_checked_at: Mapped[float | None] = mapped_column(Float, nullable=True)
 
     @property
     def role_set(self) -> frozenset[str]:
@@ -42,6 +45,7 @@ class ApiKey(Base):
     key_hash: Mapped[str] = mapped_column(String(64), unique=True)  # SHA-256 hex of the key
     created_at: Mapped[float] = mapped_column(Float)
     revoked_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    expires_at: Mapped[float | None] = mapped_column(Float, nullable=True)
 
 
 class Session(Base):

@@ -8,7 +8,7 @@ import pytest
 
 from plugin.identity import authenticate
 from plugin.identity.authenticate import SESSION_COOKIE, Authenticator, parse_basic, parse_cookie
-from plugin.services import accounts
+from plugin.services import accounts, users
 from tests.unit.accounts_support import add_api_key, add_user, disable
 from tests.unit.conftest import T0
 
@@ -201,6 +201,16 @@ def test_bearer_ok(auth, store, sink, clock, user):
     found = auth.identify(bearer(token))
     assert (found.principal.username, found.principal.via) == (USER, "api_key")
     assert found.principal.roles == {"referring_doctor", "radiologist"}
+
+
+def test_bearer_stops_at_the_keys_end(auth, store, clock, user):
+    token = users.create_api_key(store, lambda e: True, None, users.GATECTL, clock(),
+                                 {"name": "course", "user": USER, "expires_at": "2023-11-14T23:13:20Z"})["key"]
+    assert auth.identify(bearer(token)).principal.username == USER  # T0 is 22:13:20Z
+    assert auth.identify(bearer(token)).valid_until == clock() + IDENTITY_TTL
+    clock.advance(3600)
+    refused = auth.identify(bearer(token))
+    assert refused.principal.is_anonymous and refused.failure == "API key expired"
 
 
 def test_bearer_unknown(auth, user):

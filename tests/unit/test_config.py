@@ -260,6 +260,26 @@ def test_ldap_section_is_read_with_defaults(tmp_path):
     assert "{username}" in config.ldap.user_filter
     assert config.ldap.group_roles == {"cn=radiologists,ou=groups,dc=gate,dc=test": ("radiologist",),
                                        "pacs admins": ("admin", "radiologist")}
+    assert (config.ldap.timeout_seconds, config.ldap.max_concurrent, config.ldap.retry_seconds,
+            config.ldap.recheck_seconds) == (3.0, 4, 10.0, 900.0)
+    # A group name is matched only under GroupBase, which LDAP_OK does not set: said at start-up.
+    assert config.ldap.warnings == ("Gate.Ldap.GroupRoles: 'pacs admins' can match no group (a group name is "
+                                    "matched only under GroupBase, which is not set)",)
+
+
+def test_group_roles_dns_are_normalised(tmp_path):
+    section = {**LDAP_OK, "GroupBase": "ou=groups,dc=gate,dc=test",
+               "GroupRoles": {"CN=Radiologists , OU=Groups,DC=gate,DC=test": "radiologist", "PACS Admins": "admin"}}
+    config = load_gate_config({"Gate": {"Ldap": section}}, tmp_path)
+    assert set(config.ldap.group_roles) == {"cn=radiologists,ou=groups,dc=gate,dc=test", "pacs admins"}
+    assert config.ldap.warnings == ()
+
+
+@pytest.mark.parametrize("servers", [["ldaps://dc1", "ldap://dc2"], ["ldap://dc1", "ldaps://dc2"]])
+def test_a_plaintext_server_beside_a_tls_one_is_refused(tmp_path, servers):
+    with pytest.raises(ConfigError, match="mixes ldaps:// and plain ldap://"):
+        load_gate_config({"Gate": {"Ldap": {**LDAP_OK, "Servers": servers}}}, tmp_path)
+    assert load_gate_config({"Gate": {"Ldap": {**LDAP_OK, "Servers": servers, "StartTls": True}}}, tmp_path).ldap
 
 
 def test_no_ldap_section_means_no_directory(tmp_path):
@@ -278,6 +298,8 @@ def test_no_ldap_section_means_no_directory(tmp_path):
     ({"GroupRoles": {}}, "Gate.Ldap.GroupRoles"),
     ({"TimeoutSeconds": "5"}, "Gate.Ldap.TimeoutSeconds"),
     ({"StartTls": "yes"}, "Gate.Ldap.StartTls"),
+    ({"MaxConcurrent": 0}, "Gate.Ldap.MaxConcurrent"),
+    ({"RecheckSeconds": "15m"}, "Gate.Ldap.RecheckSeconds"),
     ({"BindPasswordFile": "/nonexistent/secret"}, "Gate.Ldap.BindPasswordFile"),
 ])
 def test_bad_ldap_settings_name_the_key(tmp_path, change, message):

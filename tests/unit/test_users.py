@@ -294,7 +294,8 @@ def test_update_of_unknown_user(store, sink, mfa, clock, admin_id):
 
 def directory_account(store, clock) -> None:
     with store.transaction() as db:
-        account_rows.upsert_directory_user(db, "dlamini", "radiologist", "d@clinic.example", "Dr Dlamini", clock())
+        account_rows.upsert_directory_account(db, "uuid:0001", "dlamini", "radiologist", "d@clinic.example",
+                                              "Dr Dlamini", clock())
 
 
 @pytest.mark.parametrize(("data", "message"), [({"roles": ["admin"]}, "roles come from the directory"),
@@ -362,6 +363,17 @@ def test_an_api_key_is_shown_once_and_kept_hashed(store, sink, mfa, clock, admin
 def test_bad_api_key_requests_are_refused_before_asking_for_a_code(store, sink, mfa, clock, admin_id, data, error):
     with pytest.raises(error):
         users.create_api_key(store, sink, mfa, actor("api_key"), clock(), data)
+
+
+def test_an_api_key_may_end(store, sink, mfa, clock, admin_id):
+    proved_at(store, clock())
+    created = users.create_api_key(store, sink, mfa, actor(), clock(),
+                                   {"name": "course", "user": "nkosi", "expires_at": "2023-11-30T17:00:00+02:00"})
+    assert created["expires_at"] == "2023-11-30T15:00:00.000000Z"
+    with pytest.raises(BadRequest, match="in the past"):
+        users.create_api_key(store, sink, mfa, actor(), clock(), {"name": "old", "expires_at": "2020-01-01T00:00:00Z"})
+    with pytest.raises(BadRequest, match="time zone"):
+        users.create_api_key(store, sink, mfa, actor(), clock(), {"name": "local", "expires_at": "2030-01-01T00:00"})
 
 
 def test_no_api_key_for_a_disabled_user(store, sink, mfa, clock, admin_id):
