@@ -6,6 +6,7 @@ Orthanc 1.12 / Python plugin 5.x+ (the orthancteam image) is settled here.
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 from pathlib import Path
@@ -100,16 +101,41 @@ def log_error(message: str) -> None:
     orthanc.LogError(message)
 
 
+# Every callable handed to the Python plugin is also referenced from here, for as long as the
+# interpreter lives. From Python plugin 4.3 on (5.0 on Debian 13, the orthancteam image),
+# OrthancPluginFinalize drops the plugin's reference to each REST callback without holding the GIL
+# (FinalizeRestCallbacks in Sources/RestCallbacks.cpp takes only a boost mutex since 4.3; 4.0 took
+# the PythonLock there). A callback nothing else references, such as a closure, is then freed with
+# no Python thread state, and Orthanc dies with SIGSEGV (exit 139) at every stop. Referenced here,
+# that decrement only decrements; Py_Finalize frees the objects later, with the GIL. Harmless on
+# 4.0. Any callback the Gate registers must come through here.
+_registered: list[Any] = []
+
+
+def _keep(callback: Any) -> Any:
+    _registered.append(callback)
+    return callback
+
+
 def register_filter(callback: Any) -> None:
-    orthanc.RegisterIncomingHttpRequestFilter(callback)
+    orthanc.RegisterIncomingHttpRequestFilter(_keep(callback))
 
 
 def register_route(regex: str, callback: Any) -> None:
-    orthanc.RegisterRestCallback(regex, callback)
+    orthanc.RegisterRestCallback(regex, _keep(callback))
 
 
 def register_on_change(on_stop: Any, on_new_study: Any, on_deleted: Any) -> None:
-    """Orthanc's one change callback (run on its own thread): stop, a new study, a deletion."""
+    """Orthanc's one change callback (run on its own thread): stop, a new study, a deletion.
+
+    `on_stop` runs on ORTHANC_STOPPED, and once more when the interpreter is finalised (so it must
+    be idempotent). Orthanc 1.10.1 and 1.12.7 alike send ORTHANC_STOPPED before they stop their HTTP
+    server (main.cpp), and the Python plugin runs the Python callback to its end before Orthanc goes
+    on: the Gate's threads are stopped before any plugin is finalised, but requests can still come
+    in after it. The second call, from atexit (which Py_Finalize runs after the HTTP server has
+    stopped, with the interpreter whole), signs what those requests wrote, and stops the Gate if
+    ORTHANC_STOPPED never came (a start-up aborted after the plugins were loaded).
+    """
     def on_change(change_type: int, _resource_type: int, resource_id: str) -> None:
         if change_type == orthanc.ChangeType.NEW_STUDY:
             on_new_study(resource_id)
@@ -118,7 +144,8 @@ def register_on_change(on_stop: Any, on_new_study: Any, on_deleted: Any) -> None
         elif change_type == orthanc.ChangeType.ORTHANC_STOPPED:
             on_stop()
 
-    orthanc.RegisterOnChangeCallback(on_change)
+    orthanc.RegisterOnChangeCallback(_keep(on_change))
+    atexit.register(on_stop)
 
 
 def register_received_instance(keep: Any) -> None:
@@ -129,7 +156,7 @@ def register_received_instance(keep: Any) -> None:
             return orthanc.ReceivedInstanceAction.KEEP_AS_IS, None
         return orthanc.ReceivedInstanceAction.DISCARD, None
 
-    orthanc.RegisterReceivedInstanceCallback(on_received)
+    orthanc.RegisterReceivedInstanceCallback(_keep(on_received))
 
 
 def send(output: Any, response: Response) -> None:

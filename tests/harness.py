@@ -120,6 +120,11 @@ class OrthancProcess:
             os.kill(self.pid, signal.SIGKILL)
             self._proc.wait(timeout=10)
 
+    @property
+    def returncode(self) -> int | None:
+        """The exit code once Orthanc has ended (None while it runs)."""
+        return self._proc.poll() if self._proc is not None else None
+
     def kill9(self) -> None:
         assert self._proc is not None
         os.kill(self.pid, signal.SIGKILL)

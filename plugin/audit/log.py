@@ -106,6 +106,7 @@ class AuditLog:
         self._denial_rows: dict[str, int] = {}  # source -> denial rows opened in this span
         self._denial_span_ends = clock() + coalesce_seconds
         self._running = False
+        self._stopped = False  # after stop(): callers write their own records (no writer is left)
         self._thread: threading.Thread | None = None
         self._last_checkpoint = clock()
         self._last_probe = clock()
@@ -119,6 +120,9 @@ class AuditLog:
         with self._cond:
             self._queue.append(pending)
             self._cond.notify()
+            stopped = self._stopped
+        if stopped:
+            self._write_queued()
         return self._await(pending) if durable else True
 
     def cover_read(self, key: Hashable, make_record: Callable[[], AuditRecord],
@@ -130,6 +134,18 @@ class AuditLog:
         identical reads with `ReadWindow.repeat` without coming back here.
         """
         now = self._clock() if now is None else now
+        if self._stopped:
+            # No window stays open after stop(): nothing would write its count. Each read gets
+            # its own row, written here, and a window that covers no repeat.
+            pending = _Pending(make_record(), durable=True)
+            with self._cond:
+                self._queue.append(pending)
+            self._write_queued()
+            if not self._await(pending):
+                return None
+            window = ReadWindow(pending, now, 0.0)
+            window.close()
+            return window
         with self._cond:
             window = self._windows.get(key)
             if window is not None and window.repeat(now):
@@ -159,6 +175,9 @@ class AuditLog:
         window, a count for the others. `source` is who is held to DENIAL_ROWS_PER_SOURCE rows
         per window (an account, or an address for callers not signed in). Never waits."""
         now = self._clock() if now is None else now
+        if self._stopped:
+            self.record(make_record())  # written at once, uncounted: no window outlives stop()
+            return
         with self._cond:
             window = self._windows.get(key)
             if window is not None and window.repeat(now):
@@ -197,9 +216,16 @@ class AuditLog:
         self._thread.start()
 
     def stop(self) -> None:
-        """Write what is queued, the counts of open windows and a final checkpoint."""
+        """Write what is queued, the counts of open windows and a final checkpoint.
+
+        Orthanc may still pass requests to the gate after this (it tells plugins it stops before
+        it stops its HTTP server): from here on each caller writes its own record at once, rather
+        than waiting out `wait_seconds` for a writer that is gone. Calling stop() again signs
+        what they wrote.
+        """
         with self._cond:
             self._running = False
+            self._stopped = True
             self._cond.notify()
         if self._thread is not None:
             self._thread.join(timeout=self._wait)  # it writes what is queued, then ends
@@ -329,7 +355,8 @@ class AuditLog:
 
     def _recover(self) -> None:
         try:
-            self._replay_spool()
+            with self._write_lock:  # the spool is replayed once, by one writer
+                self._replay_spool()
             self._store.probe()
         except StoreUnavailable:
             time.sleep(0.5)

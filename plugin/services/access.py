@@ -240,7 +240,8 @@ class AccessService:
                         study_ids[row.study_uid] = row.orthanc_id
         found = GrantSet.of(patient_terms, study_terms, study_ids)
         # A set read while a grant changed may predate the change: use it, but do not keep it.
-        if generation == self.generation:
+        # Once the poller has stopped, nothing would see another node's changes: keep none.
+        if generation == self.generation and not self._stopping.is_set():
             if len(self._sets) >= 10000:
                 self._sets.clear()
             self._sets[username] = found
@@ -345,9 +346,12 @@ class AccessService:
         self._thread.start()
 
     def stop(self) -> None:
+        """Stop polling. Grants are read from the store for every check from then on: Orthanc
+        still serves requests for a moment after it tells plugins it stops."""
         self._stopping.set()
         if self._thread is not None:
             self._thread.join(timeout=5)
+        self.invalidate()
 
     def poll(self) -> None:
         """Read the store's grant version; when another node (or gatectl) changed grants, invalidate."""

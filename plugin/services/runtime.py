@@ -58,6 +58,12 @@ class Runtime:
         return True
 
     def stop(self) -> None:
+        """Stop the threads, write what is queued, sign the head and close the store's connections.
+
+        Called on ORTHANC_STOPPED, while Orthanc's HTTP server may still take requests (they are
+        still checked and audited, see AuditLog.stop), and again at interpreter exit: safe to call
+        more than once.
+        """
         if self.recheck is not None:
             self.recheck.stop()
         self.access.stop()

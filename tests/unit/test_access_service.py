@@ -886,3 +886,14 @@ def test_a_search_by_study_uid_asks_no_find(access, store, core, catalogue):
     grant(store, "full", study_uid="1.1")
     scope_of(access, DOCTOR, "GET", "/dicom-web/studies", {"StudyInstanceUID": "1.1", "PatientID": "PAT-1"})
     assert core.count("POST", "/tools/find") == 0
+
+
+def test_after_stop_grants_are_read_from_the_store_every_time(access, store):
+    # Orthanc still serves requests for a moment after ORTHANC_STOPPED stops the poller: a grant
+    # revoked meanwhile (on another node) must still apply, so nothing is cached any more.
+    added = grant(store, "full", study_uid="1.1")
+    assert access.grants_of("drnkosi").study_uids(T0)
+    access.stop()
+    assert access.grants_of("drnkosi").study_uids(T0)
+    revoke(store, added)
+    assert not access.grants_of("drnkosi").study_uids(T0)

@@ -399,3 +399,31 @@ def test_failed_read_window_is_not_reused_after_recovery(log, store, clock, lock
     assert log.cover_read(key, counted_reads(clock, calls)) is not None
     assert calls == [1, 1]
     assert len(rows(store)) == 1
+
+
+# -- after stop (Orthanc still serves requests for a moment after ORTHANC_STOPPED) -----------------
+
+
+def test_after_stop_a_caller_writes_its_own_record_at_once(new_log, store, clock, paths):
+    log = new_log(wait_seconds=30)
+    log.record(read(clock), durable=True)
+    log.stop()
+    started = time.monotonic()
+    assert log.record(read(clock, study="s2"), durable=True)
+    assert log.record(denial(clock))
+    log.record_denial(("anonymous", "x"), "address 10.6.6.6", lambda: denial(clock, "late denial"))
+    assert time.monotonic() - started < 5  # not wait_seconds for a writer that is gone
+    assert [(r["orthanc_id"], r["outcome"]) for r in rows(store)] == [
+        ("s1", "allow"), ("s2", "allow"), ("", "deny"), ("", "deny")]
+    log.stop()  # again (at interpreter exit): signs what came after the first stop
+    assert db_checkpoints(store)[-1]["audit_id"] == 4
+    assert verify_store(store, KEY, paths.checkpoints).ok
+
+
+def test_after_stop_each_read_gets_its_own_row_and_its_window_covers_no_repeat(log, store, clock):
+    log.stop()
+    key = ("drnkosi", "s1")
+    for _ in range(2):
+        window = log.cover_read(key, lambda: read(clock))
+        assert window is not None and not window.repeat(clock())
+    assert [r["count"] for r in rows(store)] == [1, 1]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import importlib
 import json
 import sys
@@ -33,8 +34,10 @@ def fake_orthanc(config: dict) -> types.ModuleType:
 
 
 @pytest.fixture
-def load_entry(tmp_path: Path) -> Iterator:
-    """Import plugin.entry against a fake orthanc with the given Gate section; undo afterwards."""
+def load_entry(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator:
+    """Import plugin.entry against a fake orthanc with the given Gate section; undo afterwards.
+    (What it would register to run at interpreter exit is run by the teardown instead.)"""
+    monkeypatch.setattr(atexit, "register", lambda function: function)
     names = ("orthanc", "plugin.orthanc_api", "plugin.entry")
     saved = {name: sys.modules.get(name) for name in names}
     loaded: list[types.ModuleType] = []

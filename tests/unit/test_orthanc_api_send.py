@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import gc
 import importlib
 import json
 import sys
 import types
+import weakref
 from collections.abc import Iterator
 
 import pytest
@@ -33,7 +35,8 @@ def fake_orthanc_module(version: str = "1.10.1") -> types.ModuleType:
     fake.ChangeType = FakeChangeType
     fake.registered = {}
     fake.GetConfiguration = lambda: json.dumps({"Name": "test", "Gate": {"HomePage": "/ui/app/"}})
-    for name in ("LogInfo", "LogWarning", "LogError", "RegisterIncomingHttpRequestFilter", "RegisterRestCallback"):
+    for name in ("LogInfo", "LogWarning", "LogError", "RegisterIncomingHttpRequestFilter", "RegisterRestCallback",
+                 "RegisterReceivedInstanceCallback"):
         setattr(fake, name, lambda *args: None)
     fake.RegisterOnChangeCallback = lambda callback: fake.registered.__setitem__("on_change", callback)
     return fake
@@ -187,7 +190,8 @@ def test_configuration_is_parsed_from_orthanc(api):
     assert api.configuration()["Gate"] == {"HomePage": "/ui/app/"}
 
 
-def test_each_change_reaches_its_own_callback_and_others_none(api):
+def test_each_change_reaches_its_own_callback_and_others_none(api, monkeypatch):
+    monkeypatch.setattr(api.atexit, "register", lambda function: function)
     seen: list[tuple] = []
     api.register_on_change(lambda: seen.append(("stop",)), lambda study: seen.append(("new", study)),
                            lambda: seen.append(("deleted",)))
@@ -199,6 +203,38 @@ def test_each_change_reaches_its_own_callback_and_others_none(api):
     on_change(FakeChangeType.DELETED, 2, "series-1")
     on_change(FakeChangeType.ORTHANC_STOPPED, 0, "")
     assert seen == [("new", "study-1"), ("deleted",), ("stop",)]
+
+
+def test_every_registered_callback_stays_referenced(api, monkeypatch):
+    # Python plugin 4.3+ (5.0 on Debian 13) drops its reference to REST callbacks without the GIL
+    # when Orthanc stops: a callback nothing else holds (a closure) would be freed there, and
+    # Orthanc dies with SIGSEGV. The fake orthanc here keeps no reference, like that finaliser.
+    monkeypatch.setattr(api.atexit, "register", lambda function: function)
+
+    def closure():
+        def callback(*args, **kwargs):
+            return None
+        return callback
+
+    refs = []
+    for register in (lambda cb: api.register_route("/x", cb), api.register_filter,
+                     api.register_received_instance):
+        cb = closure()
+        refs.append(weakref.ref(cb))
+        register(cb)
+        del cb
+    api.register_on_change(closure(), closure(), closure())
+    gc.collect()
+    assert all(ref() is not None for ref in refs)
+    assert sys.modules["orthanc"].registered["on_change"] in api._registered
+
+
+def test_the_stop_callback_runs_at_interpreter_exit_too(api, monkeypatch):
+    at_exit: list = []
+    monkeypatch.setattr(api.atexit, "register", at_exit.append)
+    on_stop = lambda: None  # noqa: E731
+    api.register_on_change(on_stop, lambda study: None, lambda: None)
+    assert at_exit == [on_stop]
 
 
 def test_fixture_leaves_no_fake_orthanc_behind():
