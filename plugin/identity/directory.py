@@ -139,13 +139,17 @@ class Directory:
 
     # -- operations ------------------------------------------------------------------------------
 
-    def _authenticate_on(self, server: Server, username: str, password: str) -> DirectoryAnswer:
+    def _entries_named(self, service: Connection, username: str) -> list[dict]:
+        """The entries the user filter finds for a name (escaped: `*`, `(`, `)` match only themselves)."""
         config = self._config
+        user_filter = config.user_filter.replace("{username}", escape_filter_chars(username))
+        service.search(config.user_base, user_filter, SUBTREE, attributes=ENTRY_ATTRIBUTES)
+        return _entries(service)
+
+    def _authenticate_on(self, server: Server, username: str, password: str) -> DirectoryAnswer:
         service = self._service(server)
         try:
-            user_filter = config.user_filter.replace("{username}", escape_filter_chars(username))
-            service.search(config.user_base, user_filter, SUBTREE, attributes=ENTRY_ATTRIBUTES)
-            entries = _entries(service)
+            entries = self._entries_named(service, username)
             if len(entries) != 1:
                 return NOBODY  # unknown, or ambiguous: never guess which account was meant
             entry = entries[0]
@@ -157,12 +161,9 @@ class Directory:
             service.unbind()
 
     def _find_on(self, server: Server, username: str) -> DirectoryAccount | None:
-        config = self._config
         service = self._service(server)
         try:
-            user_filter = config.user_filter.replace("{username}", escape_filter_chars(username))
-            service.search(config.user_base, user_filter, SUBTREE, attributes=ENTRY_ATTRIBUTES)
-            entries = _entries(service)
+            entries = self._entries_named(service, username)
             return self._account(service, entries[0]) if len(entries) == 1 else None
         finally:
             service.unbind()
