@@ -236,8 +236,8 @@ class Authenticator:
         if user.disabled:
             return "account disabled"
         if user.source == "directory":
-            if user.directory_id is None:
-                return "directory account from before accounts were keyed by entry: sign in again"
+            # (A row made before accounts were keyed by entry was never re-read: refused until the
+            # re-check has settled it, within a minute.)
             if now - (user.directory_checked_at or 0.0) > self._stale_after:
                 return "directory account not re-checked recently (the directory is unreachable)"
             if not user.role_set:
