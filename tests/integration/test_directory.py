@@ -36,7 +36,11 @@ def setup(tmp_path_factory: pytest.TempPathFactory):
                            "PACS Admins": ["admin"]},
         },
     }
-    gate = start_gate(workdir, gate=gate_config)
+    try:
+        gate = start_gate(workdir, gate=gate_config)
+    except Exception:
+        ldap.stop()  # the module's finally below is not reached: stop slapd here, by its PID
+        raise
     # A local account that a directory entry of the same name must not take over.
     gate.proc.gatectl("create-user", "admin", "--role", "admin", "--password-stdin", stdin="local admin password\n")
     try:

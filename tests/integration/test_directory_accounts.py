@@ -34,6 +34,17 @@ class Setup:
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory: pytest.TempPathFactory):
     ldap = LdapServer(tmp_path_factory.mktemp("slapd-accounts")).start()
+    gate = None
+    try:
+        gate = started_gate(tmp_path_factory, ldap)
+        yield Setup(gate, ldap)
+    finally:
+        if gate is not None:
+            gate.proc.stop()
+        ldap.stop()
+
+
+def started_gate(tmp_path_factory: pytest.TempPathFactory, ldap: LdapServer) -> Server:
     # A branch a delegated admin may create, with groups named like the mapped ones.
     ldap.add(f"dn: ou=projects,{BASE}\nobjectClass: organizationalUnit\nou: projects\n\n"
              f"dn: cn=PACS Admins,ou=projects,{BASE}\nobjectClass: groupOfNames\ncn: PACS Admins\n"
@@ -50,11 +61,7 @@ def setup(tmp_path_factory: pytest.TempPathFactory):
                  "UserFilter": "(&(objectClass=inetOrgPerson)(|(uid={username})(mail={username})))",
                  "GroupRoles": {"Radiologists": "radiologist", "Referrers": "referring_doctor",
                                 "PACS Admins": "admin"}}})
-    try:
-        yield Setup(gate, ldap)
-    finally:
-        gate.proc.stop()
-        ldap.stop()
+    return gate
 
 
 def basic(username: str, password: str) -> dict[str, str]:
