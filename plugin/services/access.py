@@ -16,7 +16,6 @@ found nothing is not repeated for a few seconds (a look-up can make Orthanc scan
 from __future__ import annotations
 
 import json
-import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -29,6 +28,7 @@ from plugin.policies.levels import parse_level
 from plugin.policies.qido import search_values
 from plugin.policies.types import Principal, RouteInfo
 from plugin.services.core import Core, CoreError
+from plugin.services.periodic import Periodic
 from plugin.store import grants as grant_store
 from plugin.store.db import Store
 
@@ -207,14 +207,12 @@ class AccessService:
         self._store = store
         self.locator = locator
         self._clock = clock
-        self._poll_seconds = poll_seconds
         self._warn = warn
         self._sets: dict[str, GrantSet] = {}
         self._version: int | None = None
         self.generation = 0  # bumped by every invalidation
         self._subscribers: list[Callable[[], None]] = []
-        self._stopping = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._poller = Periodic("gate-grant-poll", poll_seconds, self._poll_once, "grant version poll", warn)
 
     # -- grants ------------------------------------------------------------------------------
 
@@ -241,7 +239,7 @@ class AccessService:
         found = GrantSet.of(patient_terms, study_terms, study_ids)
         # A set read while a grant changed may predate the change: use it, but do not keep it.
         # Once the poller has stopped, nothing would see another node's changes: keep none.
-        if generation == self.generation and not self._stopping.is_set():
+        if generation == self.generation and not self._poller.stopped:
             if len(self._sets) >= 10000:
                 self._sets.clear()
             self._sets[username] = found
@@ -342,15 +340,12 @@ class AccessService:
             self.poll()
         except Exception as exc:  # noqa: BLE001 - the poller retries; start-up must not fail here
             self._warn(f"Gate: could not read the grant version at start ({type(exc).__name__}); will keep trying")
-        self._thread = threading.Thread(target=self._poll_loop, name="gate-grant-poll", daemon=True)
-        self._thread.start()
+        self._poller.start()
 
     def stop(self) -> None:
         """Stop polling. Grants are read from the store for every check from then on: Orthanc
         still serves requests for a moment after it tells plugins it stops."""
-        self._stopping.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
+        self._poller.stop(timeout=5)
         self.invalidate()
 
     def poll(self) -> None:
@@ -362,16 +357,13 @@ class AccessService:
             self.invalidate()
         self._version = version
 
-    def _poll_loop(self) -> None:
-        while not self._stopping.wait(self._poll_seconds):
-            try:
-                self.poll()
-            except StoreUnavailable:
-                # Revocations on other nodes cannot be seen: drop what is cached, so every check
-                # asks the store (and is refused while it is down).
-                self.invalidate()
-            except Exception as exc:  # noqa: BLE001 - the poller must outlive any one failure
-                self._warn(f"Gate: grant version poll failed ({type(exc).__name__})")
+    def _poll_once(self) -> None:
+        try:
+            self.poll()
+        except StoreUnavailable:
+            # Revocations on other nodes cannot be seen: drop what is cached, so every check
+            # asks the store (and is refused while it is down).
+            self.invalidate()
 
 
 def _names_the_patient(route: RouteInfo) -> bool:

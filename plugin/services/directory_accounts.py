@@ -14,13 +14,13 @@ sessions and keys ended).
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable
 
 from plugin.identity.authenticate import Authenticator
 from plugin.identity.directory import Directory, DirectoryAccount, DirectoryUnavailable
 from plugin.services.accounts import AuditSink, account_event
+from plugin.services.periodic import Periodic
 from plugin.store import accounts
 from plugin.store.db import Store
 from plugin.store.models import User
@@ -39,9 +39,8 @@ class DirectoryRecheck:
         self._recheck = recheck_seconds
         self._clock = clock
         self._warn = warn
-        self.interval = min(recheck_seconds / 2, 60.0)
-        self._stopping = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._sweeper = Periodic("gate-directory-recheck", min(recheck_seconds / 2, 60.0), self.sweep,
+                                 "directory re-check", warn)
 
     def sweep(self) -> int:
         """Re-read every account due; returns how many were re-read. Stops at the first sign that
@@ -105,17 +104,7 @@ class DirectoryRecheck:
     # -- the background sweep ----------------------------------------------------------------------
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._loop, name="gate-directory-recheck", daemon=True)
-        self._thread.start()
+        self._sweeper.start()
 
     def stop(self) -> None:
-        self._stopping.set()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-
-    def _loop(self) -> None:
-        while not self._stopping.wait(self.interval):
-            try:
-                self.sweep()
-            except Exception as exc:  # noqa: BLE001 - the sweep must outlive any one failure
-                self._warn(f"Gate: directory re-check failed ({type(exc).__name__})")
+        self._sweeper.stop(timeout=10)
