@@ -34,6 +34,7 @@ from plugin.store.models import User
 SESSION_COOKIE = "gate_session"
 DIRECTORY = "directory"  # what a remembered password check made against the directory records
 BAD_CREDENTIALS = "wrong username or password"
+NO_ROLE = "no role for this directory account (its groups map to none)"
 TOUCH_EVERY_SECONDS = 60.0
 
 
@@ -241,7 +242,7 @@ class Authenticator:
             if now - (user.directory_checked_at or 0.0) > self._stale_after:
                 return "directory account not re-checked recently (the directory is unreachable)"
             if not user.role_set:
-                return "no role for this directory account (its groups map to none)"
+                return NO_ROLE
         return ""
 
     def _basic(self, value: str, ip: str) -> Identification:
@@ -343,8 +344,7 @@ class Authenticator:
         if user.disabled:
             return CredentialCheck(None, "account disabled", entry_id=entry_id)
         if user.source == "directory" and not user.role_set:
-            return CredentialCheck(None, "no role for this directory account (its groups map to none)",
-                                   entry_id=entry_id)
+            return CredentialCheck(None, NO_ROLE, entry_id=entry_id)
         return CredentialCheck(user, entry_id=entry_id)
 
     def save_directory_account(self, account: DirectoryAccount, now: float) -> User | None:

@@ -70,12 +70,12 @@ class DirectoryRecheck:
             with self._store.read() as db:
                 taken = accounts.user_by_directory_id(db, found.entry_id)
             if taken is not None or found.login != user.username:
-                self._retire(user, now)  # another spelling of an entry that has (or gets) its own row
+                self._retire(user, now, "a second account of one directory entry")
                 return
         before = user.role_set
         saved = self._auth.save_directory_account(found, now)
         if saved is None:
-            self._retire(user, now)  # a local account has the entry's name
+            self._retire(user, now, "a local account has the directory entry's name")
         elif not saved.role_set:
             self._end_access(saved, now, "in no mapped group any more")
         elif saved.role_set != before:
@@ -94,12 +94,11 @@ class DirectoryRecheck:
         self._audit(account_event(now, ACTOR, "user.recheck", "success",
                                   f"{user.username} {why}: {sessions} session(s) and {keys} API key(s) ended"))
 
-    def _retire(self, user: User, now: float) -> None:
+    def _retire(self, user: User, now: float, why: str) -> None:
         with self._store.transaction() as db:
             accounts.retire_user(db, accounts.user_by_id(db, user.id), f"{user.username}~{user.id}", now)
         self._audit(account_event(now, ACTOR, "user.recheck", "success",
-                                  f"{user.username}: a second account of one directory entry, retired "
-                                  "(disabled, its sessions and API keys ended)"))
+                                  f"{user.username}: {why}, retired (disabled, its sessions and API keys ended)"))
 
     # -- the background sweep ----------------------------------------------------------------------
 
