@@ -10,17 +10,16 @@ from __future__ import annotations
 
 import json
 from typing import Any
-from urllib.parse import quote
 
 from plugin.audit.record import AuditRecord, iso_utc
-from plugin.errors import BadRequest, Forbidden, GateError
+from plugin.errors import BadRequest, GateError
 from plugin.handlers.api import caller
 from plugin.handlers.http import Request, Response
 from plugin.policies.types import Principal
 from plugin.services.core import CoreError
 from plugin.services.runtime import Runtime
 
-SINGULAR = {"patients": "patient", "studies": "study", "series": "series", "instances": "instance"}
+SINGULAR = {"patients": "patient", "studies": "study", "series": "series"}
 # Options of the resource lists and their /tools/find equivalents (Orthanc Explorer asks `full`).
 LIST_OPTIONS = {"expand": "Expand", "full": "Full", "short": "Short"}
 
@@ -36,13 +35,8 @@ class CoreRefused(GateError):
 
 
 def resource_list(runtime: Runtime, request: Request, plural: str) -> Response:
-    """GET /patients|studies|series|instances[?expand&since&limit]; POST /instances stores (admins:
-    the gate refused everyone else)."""
+    """GET /patients|studies|series[?expand&since&limit&...]."""
     principal = caller(runtime, request)
-    if request.method == "POST":
-        if not principal.is_admin:  # the gate refused it already; never rely on one check alone
-            raise Forbidden("only admins may store images here")
-        return _core_json(lambda: runtime.core.post_raw(request.path, request.body))
     if principal.is_admin:
         return _audited(runtime, principal, request, "resource_list",
                         lambda: json.loads(runtime.core.get_raw(_with_query(request))))
@@ -114,17 +108,12 @@ def _patients(data: Any) -> str:
     return ",".join(sorted(found))
 
 
-def _core_json(call) -> Response:  # noqa: ANN001
-    try:
-        return Response(200, call(), "application/json")
-    except CoreError as exc:
-        raise CoreRefused(exc) from None
-
-
 def _with_query(request: Request) -> str:
+    """The request's own path and query for the core: Orthanc hands plugins query values as
+    received (not percent-decoded), so they are passed on as they are."""
     if not request.query:
         return request.path
-    parts = [key if value == "" else f"{key}={quote(value, safe='')}" for key, value in request.query.items()]
+    parts = [key if value == "" else f"{key}={value}" for key, value in request.query.items()]
     return request.path + "?" + "&".join(parts)
 
 

@@ -34,7 +34,8 @@ ROUTES = (
     ("/gate/api/grants/([0-9]+)", {"DELETE": grants.grant_resource}),
     ("/gate/api/check", {"GET": grants.check}),
     # Orthanc's own lists and searches, answered here so they can be trimmed (handlers/orthanc.py).
-    ("/(patients|studies|series|instances)", {"GET": orthanc.resource_list, "POST": orthanc.resource_list}),
+    # Not /instances: its POST is the core's upload (ORTHANC-FACTS.md), so the core keeps it.
+    ("/(patients|studies|series)", {"GET": orthanc.resource_list}),
     ("/tools/find", {"POST": orthanc.tools_find}),
     ("/tools/count-resources", {"POST": orthanc.tools_find}),
     ("/tools/lookup", {"POST": orthanc.tools_lookup}),

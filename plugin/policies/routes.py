@@ -167,7 +167,13 @@ def _classify_gate(method: str, path: str) -> RouteInfo:
 def _classify_resource(method: str, path: str, segments: list[str]) -> RouteInfo:
     level = LEVELS[segments[0].lower()]
     if len(segments) == 1:
-        # GET is answered by the plugin, trimmed; POST /instances stores new images (admins).
+        if level == "instance":
+            # Orthanc's core keeps /instances (its POST is how images are uploaded, and only the
+            # core stores them with their Origin, RemoteIP and HttpUsername, decodes gzip and
+            # multipart): so the flat list of every instance cannot be trimmed, and is for admins.
+            return RouteInfo("resource_list", Action.ADMIN if method in SAFE_METHODS else
+                             _action_for_method(method, Action.LIST), method, path, level=level)
+        # GET is answered by the plugin, trimmed.
         return RouteInfo("resource_list", _action_for_method(method, Action.LIST), method, path,
                          level=level, trimmed=method == "GET")
     resource_id = segments[1]

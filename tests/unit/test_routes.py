@@ -32,7 +32,7 @@ ROUTES: list[tuple[str, str, dict[str, str], dict[str, str], str, Action]] = [
     ("GET", "/patients", {}, {}, "resource_list", L),
     ("GET", "/studies", {"expand": ""}, {}, "resource_list", L),
     ("GET", "/series", {}, {}, "resource_list", L),
-    ("GET", "/instances", {}, {}, "resource_list", L),
+    ("GET", "/instances", {}, {}, "resource_list", A),  # the core keeps /instances (uploads): untrimmable
     ("POST", "/instances", {}, {}, "resource_list", M),  # upload
     ("DELETE", "/patients", {}, {}, "resource_list", X),
     # -- one resource and its sub-routes -------------------------------------------------------
@@ -359,7 +359,7 @@ def test_dicomweb_stow_into_a_study_names_it():
 
 # (method, path) of every row in ROUTES whose answer the plugin trims; no other row may be trimmed.
 TRIMMED = {
-    ("GET", "/patients"), ("GET", "/studies"), ("GET", "/series"), ("GET", "/instances"),
+    ("GET", "/patients"), ("GET", "/studies"), ("GET", "/series"),
     ("GET", "/patients/"), ("GET", "//patients"), ("GET", "/PATIENTS"),
     ("POST", "/tools/find"), ("POST", "/tools/count-resources"), ("POST", "/tools/lookup"), ("POST", "/TOOLS/FIND"),
     ("GET", "/statistics"),
