@@ -98,7 +98,8 @@ class OrthancProcess:
             if self._proc is not None and self._proc.poll() is not None:
                 raise RuntimeError(f"Orthanc exited with {self._proc.returncode}:\n{self.log_tail()}")
             try:
-                if requests.get(self.url(probe), timeout=1).status_code in (200, 401, 503):  # 401: Orthanc's own auth on
+                # 401: plain Orthanc with its own authentication on (tests/orthanc_suite.py)
+                if requests.get(self.url(probe), timeout=1).status_code in (200, 401, 503):
                     return
             except requests.RequestException:
                 pass

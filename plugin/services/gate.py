@@ -19,6 +19,7 @@ from plugin.errors import StoreUnavailable
 from plugin.identity.authenticate import Authenticator, Identification
 from plugin.policies.access import GRANTED_FAMILIES, decide
 from plugin.policies.csrf import csrf_ok
+from plugin.policies.qido import trimmed_search
 from plugin.policies.routes import SAFE_METHODS, classify
 from plugin.policies.types import ANONYMOUS, Decision, Principal, RouteInfo
 from plugin.policies.uploads import stores_objects
@@ -50,8 +51,10 @@ def audit_record(principal: Principal, route: RouteInfo, ip: str, now: float, ou
 class GateService:
     def __init__(self, store: Store, authenticator: Authenticator, audit: AuditLog, access: AccessService,
                  decision_cache_seconds: float, clock: Callable[[], float] = time.time,
-                 uploads: UploadGuard | None = None) -> None:
+                 uploads: UploadGuard | None = None, searches_trimmed: Callable[[], bool] = lambda: False) -> None:
         self._health = store.health
+        # Whether server-wide DICOMweb searches are answered trimmed (services/dicomweb.py).
+        self._searches_trimmed = searches_trimmed
         self._auth = authenticator
         self._access = access
         self._audit = audit
@@ -93,6 +96,8 @@ class GateService:
         cacheable = (memo_key is not None and method in SAFE_METHODS and "x-http-method-override" not in headers
                      and "_method" not in query)
         route = classify(method, uri, query, headers)
+        if route.family == "dicomweb_search" and self._searches_trimmed():
+            route = trimmed_search(route)
         if route.own_route:
             # Our own routes identify, authorise and audit the caller in their handlers; asking
             # here too would check a Basic password (and wait on the directory) twice.
@@ -118,8 +123,10 @@ class GateService:
         if stores_objects(route) and not principal.is_admin:
             self._hold_upload(principal, route, ip, now, scope)
         window = None
-        # Trimmed searches are audited by their handler, which knows what the answer held.
-        if route.carries_phi and not route.trimmed:
+        # Trimmed searches are audited by their handler, which knows what the answer held; but a
+        # DICOMweb search reaches it as the plugin's /tools/find, without the query the caller
+        # sent: that query is recorded here.
+        if route.carries_phi and (not route.trimmed or route.family == "dicomweb_search"):
             if route.method not in SAFE_METHODS:
                 return self._allow_change(principal, route, decision.reason, ip, now, scope)
             window = self._allow_read(principal, route, decision.reason, ip, now, scope)

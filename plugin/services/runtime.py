@@ -21,6 +21,7 @@ from plugin.policies.lockout import LockoutRule
 from plugin.policies.network import client_address
 from plugin.services.access import AccessService, ResourceLocator
 from plugin.services.core import Core
+from plugin.services.dicomweb import DicomWebSearches
 from plugin.services.directory_accounts import DirectoryRecheck
 from plugin.services.gate import GateService
 from plugin.services.grants import GrantService
@@ -112,7 +113,8 @@ def build_runtime(config: GateConfig, log: Callable[[str], None], core: Core,
                                   directory_recheck_seconds=ldap.recheck_seconds if ldap is not None else 900.0)
     access = AccessService(store, ResourceLocator(core, config.resource_cache_entries), clock,
                            config.grant_poll_seconds, log)
-    gate = GateService(store, authenticator, audit, access, config.decision_cache_seconds, clock)
+    gate = GateService(store, authenticator, audit, access, config.decision_cache_seconds, clock,
+                       searches_trimmed=DicomWebSearches(core).trimmed)
     recheck = None
     if directory is not None and ldap is not None:
         for warning in ldap.warnings:

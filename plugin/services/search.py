@@ -106,10 +106,9 @@ class SearchService:
         """The constrained find, kept to resources of the visible studies themselves: the
         StudyInstanceUID constraint would also match a study of another patient carrying the same
         UID. (Since and Limit are applied by Orthanc before this: such a twin can shorten a page.)"""
-        content = body.get("ResponseContent")
-        adds_id = isinstance(content, list) and "ID" not in content
-        if adds_id:
-            body = {**body, "ResponseContent": [*content, "ID"]}
+        # Each answer names its resource's "ID": ids-only answers are the ids, expanded ones and
+        # 1.12.5's ResponseContent answers carry "ID" always (it is not a ResponseContent value:
+        # 1.12.7 refuses it). An item without one is not shown.
         kept = []
         for item in self._core.post("/tools/find", json.dumps(body)):
             oid = item if isinstance(item, str) else item.get("ID") if isinstance(item, dict) else None
@@ -119,7 +118,7 @@ class SearchService:
                 located = self._access.locator.by_orthanc_id(level, oid) if isinstance(oid, str) else None
                 visible = located is not None and located.study_oid in study_oids
             if visible:
-                kept.append({k: v for k, v in item.items() if k != "ID"} if adds_id else item)
+                kept.append(item)
         return kept
 
     def _direct(self, level: str, body: dict[str, Any], visible: Visible) -> list[Any]:
@@ -146,12 +145,12 @@ class SearchService:
         PatientIDs, and cut back to what was asked. (Since and Limit are applied by Orthanc before
         this: an id differing from a granted one by case alone can shorten a page.)"""
         content = body.get("ResponseContent")
-        if isinstance(content, list):  # 1.12: the answer holds what ResponseContent names
-            extra = ["ID", "MainDicomTags"]
-            asked = {**body, "ResponseContent": content + [c for c in extra if c not in content]}
+        if isinstance(content, list):  # 1.12.5: the answer holds "ID" and what ResponseContent names
+            adds_tags = "MainDicomTags" not in content
+            asked = {**body, "ResponseContent": [*content, "MainDicomTags"]} if adds_tags else body
             found = self._core.post("/tools/find", json.dumps(asked))
             kept = [item for item in found if _patient_id_of(item) in allowed]
-            return [{k: v for k, v in item.items() if k in content} for item in kept]
+            return [{k: v for k, v in item.items() if k != "MainDicomTags"} for item in kept] if adds_tags else kept
         found = self._core.post("/tools/find", json.dumps({**body, "Expand": True}))
         kept = [item for item in found if _patient_id_of(item) in allowed]
         return kept if body.get("Expand") else [item["ID"] for item in kept]

@@ -44,6 +44,7 @@ from tests.integration.grants_support import (
     grant,
     new_doctor,
     revoke,
+    searches_trimmed,
 )
 
 GRANTED = "77654033"  # Doe^Archibald: 2 studies, 4 series, 7 instances, all with pixel data
@@ -167,7 +168,6 @@ GRANTED_READS: list[Any] = [
     ("GET", "/patients?expand", None),
     ("GET", "/studies?expand", None),
     ("GET", "/series", None),
-    ("GET", "/instances?expand", None),
     *[("POST", "/tools/find", find(level, expand=expand).replace("{", "{{").replace("}", "}}"))
       for level in ("Patient", "Study", "Series", "Instance") for expand in (False, True)],
     *[("POST", "/tools/lookup", "{" + key + "}") for key in ("patient_id", "study_uid", "series_uid", "sop_uid")],
@@ -277,7 +277,8 @@ def test_qido_for_the_series_of_a_granted_study_answers_its_series_only(doctor: 
 
 
 # A tag named twice (in any spelling: the DICOMweb plugin keeps the last one), or a value that is not
-# exact, names nothing the gate can check: refused, with the reason in the audit.
+# exact, names nothing the gate can check: refused, with the reason in the audit; or, where the
+# DICOMweb plugin searches through the Gate's /tools/find (1.9 and later), answered trimmed.
 REFUSED_QIDO = [
     "studies?StudyInstanceUID={study_uid}&0020000D={their_study}",
     "studies?0020000D={their_study}&StudyInstanceUID={study_uid}",
@@ -309,6 +310,12 @@ def test_qido_naming_a_tag_twice_or_not_exactly_is_refused(gate: Server, doctor:
     path = "/dicom-web/" + query.format(study_uid=mine["study_uid"], patient_id=GRANTED,
                                         their_study=other.studies[0].uid, their_patient=other.patient_id)
     answer = doctor("GET", path)
+    if searches_trimmed(gate):
+        # The answer is cut to the doctor's studies, whatever the question said.
+        assert answer.status_code == 200, (path, answer.status_code)
+        assert qido_values(answer, "00100020") <= {GRANTED}, path
+        assert qido_values(answer, "0020000D") <= {s.uid for s in sample_set[GRANTED].studies}, path
+        return
     assert answer.status_code == 403, (path, answer.status_code, answer.content[:200])
     rows = wait_for_audit(gate, "actor=? AND route_class='dicomweb_search' AND outcome='deny'", (DOCTOR,))
     # Refused as naming nothing granted, or before that as a query the gate cannot read exactly as
@@ -320,10 +327,14 @@ def test_qido_naming_a_tag_twice_or_not_exactly_is_refused(gate: Server, doctor:
 def test_a_refused_search_is_audited_with_its_whole_query(gate: Server, doctor: Caller, sample_set):
     other = sample_set[OTHERS[0]]
     query = f"PatientID={GRANTED}&10,20=*&includefield=all&limit=7"
-    assert doctor("GET", f"/dicom-web/series?{query}").status_code == 403
+    trimmed = searches_trimmed(gate)
+    assert doctor("GET", f"/dicom-web/series?{query}").status_code == (200 if trimmed else 403)
     rows = wait_for_audit(gate, "actor=? AND route_class='dicomweb_search' AND detail=?",
                           (DOCTOR, json.dumps({"query": query})))
-    assert rows and "'10,20'" in rows[-1]["reason"] and rows[-1]["patient_id"] == ""
+    if trimmed:
+        assert rows and rows[-1]["outcome"] == "allow" and rows[-1]["reason"] == "answer trimmed to the caller's grants"
+    else:
+        assert rows and "'10,20'" in rows[-1]["reason"] and rows[-1]["patient_id"] == ""
     assert other.patient_id not in rows[-1]["detail"]
 
 
@@ -656,10 +667,18 @@ def test_a_study_grant_opens_that_study_and_no_other_of_the_patient(study_only):
     for path in (f"/patients/{peter.oid}", f"/patients/{peter.oid}/studies", f"/patients/{peter.oid}/archive",
                  f"/studies/{granted.oid}/patient", f"/series/{series.oid}/patient",
                  f"/instances/{instance.oid}/patient",
-                 *(f"/studies/{s.oid}" for s in siblings), f"/dicom-web/studies?PatientID={peter.patient_id}",
-                 *(f"/dicom-web/studies/{s.uid}/metadata" for s in siblings),
-                 *(f"/dicom-web/studies?StudyInstanceUID={granted.uid},{s.uid}" for s in siblings)):
+                 *(f"/studies/{s.oid}" for s in siblings),
+                 *(f"/dicom-web/studies/{s.uid}/metadata" for s in siblings)):
         assert reader("GET", path).status_code == 403, path
+    # Searches naming the patient, or the granted study with its siblings: refused, or answered
+    # with the granted study alone where the DICOMweb plugin's searches can be trimmed.
+    for path in (f"/dicom-web/studies?PatientID={peter.patient_id}",
+                 *(f"/dicom-web/studies?StudyInstanceUID={granted.uid},{s.uid}" for s in siblings)):
+        answer = reader("GET", path)
+        if searches_trimmed(reader.srv):
+            assert answer.status_code == 200 and qido_values(answer, "0020000D") == {granted.uid}, path
+        else:
+            assert answer.status_code == 403, path
     assert {s["ID"] for s in reader("GET", "/studies?expand").json()} == {granted.oid}
     assert reader("GET", "/patients").json() == []
     assert reader("POST", "/tools/find", data=find("Patient")).json() == []
@@ -762,7 +781,18 @@ def test_a_qido_search_by_a_patient_id_another_differs_from_by_case_is_refused(c
     assert admin.status_code == 200 and qido_values(admin, "0020000D") == set(case_twins.study_uids.values())
     for key in ("PatientID", "00100020", "0010,0020"):
         for value in ("gate-case-1", "GATE-CASE-1", "Gate-Case-1"):
-            assert reader("GET", f"/dicom-web/studies?{key}={value}").status_code == 403, (key, value)
+            answer = reader("GET", f"/dicom-web/studies?{key}={value}")
+            if searches_trimmed(srv):  # both are the doctor's: the plugin's answer, over their studies
+                assert answer.status_code == 200, (key, value)
+                assert qido_values(answer, "0020000D") == set(case_twins.study_uids.values()), (key, value)
+            else:
+                assert answer.status_code == 403, (key, value)
+    if searches_trimmed(srv):  # a doctor of one twin gets that twin alone
+        one = new_doctor(srv, "droncase")
+        grant(srv, one.username, "view_only", patient_id="gate-case-1")
+        answer = one("GET", "/dicom-web/studies?PatientID=GATE-CASE-1")
+        assert answer.status_code == 200
+        assert qido_values(answer, "0020000D") == {case_twins.study_uids["gate-case-1"]}
     uid = case_twins.study_uids["gate-case-1"]
     answer = reader("GET", f"/dicom-web/studies?StudyInstanceUID={uid}")
     assert answer.status_code == 200 and qido_values(answer, "0020000D") == {uid}

@@ -140,6 +140,8 @@ class FakeCore:
     def _find(self, request: dict[str, Any]) -> list[Any]:
         """Enough of /tools/find: exact values, `\\` lists and * ? wildcards; matched without regard to
         case unless `"CaseSensitive": true` (as Orthanc 1.10.1 matches PatientID); then Since and Limit."""
+        if "ID" in (request.get("ResponseContent") or ()):  # as 1.12.7: "ID" is no ResponseContent value
+            raise CoreError(400, 'Unrecognized value for "ResponseContent": ID')
         level = request["Level"]
         case_sensitive = request.get("CaseSensitive") is True
         found = []
@@ -152,8 +154,8 @@ class FakeCore:
                     self.resources[f"/series/{s}"]["MainDicomTags"]["Modality"] for s in resource["Series"])
             if all(_matches(tags.get(key, ""), pattern, key, case_sensitive)
                    for key, pattern in request.get("Query", {}).items()):
-                if isinstance(request.get("ResponseContent"), list):  # 1.12: only the parts asked for
-                    found.append({k: v for k, v in resource.items() if k in request["ResponseContent"]})
+                if isinstance(request.get("ResponseContent"), list):  # 1.12.5: "ID" and the parts asked for
+                    found.append({k: v for k, v in resource.items() if k == "ID" or k in request["ResponseContent"]})
                 else:
                     found.append(resource if request.get("Expand") else resource["ID"])
         since, limit = request.get("Since", 0), request.get("Limit", 0)  # Limit 0: no limit, as in Orthanc

@@ -55,7 +55,7 @@ TABLE: list[tuple[str, str, dict[str, str], str, Action, str]] = [
     # -- lists and searches the plugin answers, trimmed to the caller's grants ---------------------
     ("GET", "/patients", {}, "resource_list", L,                          "Y YYYYYY Y . . ."),
     ("POST", "/instances", {}, "resource_list", M,                        "Y ...... . . . ."),  # upload
-    ("GET", "/instances", {}, "resource_list", A,                         "Y ...... . . . ."),  # the core keeps it (uploads)
+    ("GET", "/instances", {}, "resource_list", A,                         "Y ...... . . . ."),  # core: uploads
     ("DELETE", "/patients", {}, "resource_list", X,                       "Y ...... . . . ."),
     ("POST", "/tools/find", {}, "tools_find", L,                          "Y YYYYYY Y . . ."),
     ("POST", "/tools/count-resources", {}, "tools_find", L,               "Y YYYYYY Y . . ."),

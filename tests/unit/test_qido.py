@@ -5,7 +5,19 @@ from __future__ import annotations
 import pytest
 from pydicom.datadict import tag_for_keyword
 
-from plugin.policies.qido import LOCATING, PARAMETERS, QIDO_KEYWORDS, read_query, search_values, tag_of
+from plugin.policies.access import decide
+from plugin.policies.qido import (
+    LOCATING,
+    PARAMETERS,
+    QIDO_KEYWORDS,
+    forwards_searches,
+    read_query,
+    search_values,
+    tag_of,
+    trimmed_search,
+)
+from plugin.policies.routes import classify
+from plugin.policies.types import ANONYMOUS, Principal
 
 
 @pytest.mark.parametrize("keyword", sorted(QIDO_KEYWORDS))
@@ -44,3 +56,20 @@ def test_an_empty_locating_value_locates_nothing_and_is_no_problem():
 
 def test_search_values_split_uid_lists():
     assert search_values("1.2,3.4") == ["1.2", "3.4"]
+
+
+@pytest.mark.parametrize(("version", "forwards"), [
+    ("1.7", False), ("1.8", False), ("1.9", True), ("1.20", True), ("2.0", True), ("mainline", True),
+    ("", False), ("1.x", False), ("1", False), ("1.9.1", True),
+])
+def test_only_a_dicomweb_plugin_that_searches_through_our_find_gets_its_searches_through(version, forwards):
+    assert forwards_searches(version) is forwards
+
+
+def test_a_trimmed_search_is_let_through_whatever_its_keys():
+    route = classify("GET", "/dicom-web/studies", {"0x10,0x20": "*"}, {})
+    assert route.query_problem
+    trimmed = trimmed_search(route)
+    assert trimmed.trimmed and trimmed.query_problem is None
+    assert decide(Principal(username="dr", roles=frozenset({"doctor"}), via="basic"), trimmed).allowed
+    assert not decide(ANONYMOUS, trimmed).allowed

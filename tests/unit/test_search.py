@@ -13,6 +13,7 @@ from plugin.policies.grants import GrantSet, GrantTerm
 from plugin.policies.levels import AccessLevel
 from plugin.policies.types import Principal
 from plugin.services.access import ResourceLocator
+from plugin.services.core import CoreError
 from plugin.services.search import SearchService, Visible, _matching
 from tests.unit.conftest import T0
 from tests.unit.fake_core import FakeCore, StudyIds, orthanc_id
@@ -208,7 +209,7 @@ def test_a_search_with_a_key_of_the_callers_asks_once_with_the_constraint(search
 
 
 @pytest.mark.parametrize("extra", [{"RequestedTags": ["0008,0050"]}, {"OrderBy": [{"Type": "DicomTag"}]},
-                                   {"ResponseContent": ["MainDicomTags", "ID"]}, {"Labels": ["x"]}])
+                                   {"ResponseContent": ["MainDicomTags"]}, {"Labels": ["x"]}])
 def test_a_listing_with_anything_a_plain_listing_cannot_honour_goes_to_the_core(search, access, core, extra):
     access.grants = GrantSet.of([("PAT-1", GrantTerm(V))], [])
     search.find(DOCTOR, {"Level": "Study", "Query": {}, **extra}, T0)
@@ -406,8 +407,8 @@ def test_a_patient_find_with_response_content_keeps_exact_ids_and_only_the_parts
     request = {"Level": "Patient", "Query": {}, "ResponseContent": ["Labels"]}
     found = search.find(DOCTOR, request, T0)
     assert core.finds[-1] == {**request, "Query": {"PatientID": "PAT-1"},
-                              "ResponseContent": ["Labels", "ID", "MainDicomTags"]}
-    assert len(found) == 1 and set(found[0]) <= {"Labels"}  # the twin "pat-1" dropped, extra parts too
+                              "ResponseContent": ["Labels", "MainDicomTags"]}
+    assert len(found) == 1 and set(found[0]) <= {"ID", "Labels"}  # the twin "pat-1" dropped, extra parts too
 
 
 def test_statistics_do_not_count_a_patient_differing_by_case(search, access, twin_by_case):
@@ -649,25 +650,22 @@ def test_a_study_grant_on_a_twin_uid_shows_the_granted_study_only(search, access
 
 
 @pytest.mark.parametrize("level", ["Study", "Series"])
-def test_response_content_without_id_gets_it_for_the_check_and_not_in_the_answer(search, access, core, ids,
-                                                                                   level):
+def test_response_content_answers_are_kept_by_the_id_orthanc_always_puts_in_them(search, access, core, ids, level):
     core.add_study("PAT-9", "1.1")
     access.grants = GrantSet.of([("PAT-1", GrantTerm(V))], [])
     request = {"Level": level, "Query": {}, "ResponseContent": ["MainDicomTags"]}
     found = search.find(DOCTOR, request, T0)
-    assert core.finds == [{**request, "Query": {"StudyInstanceUID": "1.1\\1.2"},
-                           "ResponseContent": ["MainDicomTags", "ID"]}]
-    assert request["ResponseContent"] == ["MainDicomTags"]  # the caller's request is not changed in place
-    assert all(set(item) == {"MainDicomTags"} for item in found)
+    # Asked as given: Orthanc 1.12.7 refuses "ID" as a ResponseContent value (it answers it always).
+    assert core.finds == [{**request, "Query": {"StudyInstanceUID": "1.1\\1.2"}}]
+    assert all(set(item) == {"ID", "MainDicomTags"} for item in found)
     key = "StudyInstanceUID" if level == "Study" else "SeriesInstanceUID"
     assert sorted(item["MainDicomTags"][key] for item in found) == (
         ["1.1", "1.2"] if level == "Study" else ["1.1.1", "1.2.1"])
     assert len(core._find(core.finds[0])) == 3  # Orthanc answered the twin's too: dropped by its id
 
 
-def test_response_content_naming_id_keeps_it(search, access, core, ids):
+def test_response_content_naming_id_is_orthancs_refusal_passed_on(search, access, core, ids):
     access.grants = GrantSet.of([("PAT-1", GrantTerm(V))], [])
-    request = {"Level": "Study", "Query": {}, "ResponseContent": ["ID", "Labels"]}
-    found = search.find(DOCTOR, request, T0)
-    assert core.finds[-1]["ResponseContent"] == ["ID", "Labels"]
-    assert sorted(item["ID"] for item in found) == sorted([ids["1.1"].study, ids["1.2"].study])
+    with pytest.raises(CoreError) as refused:
+        search.find(DOCTOR, {"Level": "Study", "Query": {}, "ResponseContent": ["ID", "Labels"]}, T0)
+    assert refused.value.status == 400
