@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages Orthanc Gate needs, if any is missing. Idempotent; needs root.
 set -euo pipefail
-packages=(orthanc orthanc-python orthanc-dicomweb dcmtk wrk chromium python3-venv python3-dev build-essential curl sqlite3 slapd ldap-utils)
+packages=(orthanc orthanc-python orthanc-dicomweb orthanc-webviewer dcmtk wrk chromium python3-venv python3-dev build-essential curl sqlite3 slapd ldap-utils)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -60,7 +60,7 @@ class OrthancProcess:
             "DicomAlwaysAllowFind": False,
             "DicomAlwaysAllowGet": False,
             "DicomAlwaysAllowMove": False,
-            "Plugins": [f"{PLUGINS}/libOrthancDicomWeb.so"],
+            "Plugins": [f"{PLUGINS}/libOrthancDicomWeb.so", f"{PLUGINS}/libOrthancWebViewer.so"],
         }
         if script is not None:
             config["Plugins"].insert(0, f"{PLUGINS}/libOrthancPython.so")

@@ -14,7 +14,7 @@ PUBLIC_FAMILIES = frozenset({"root", "gate_public"})
 SIGNED_IN_FAMILIES = frozenset({"ui_asset", "system_info"})
 # Families whose answer names one patient or study, decided by the grant held on it.
 GRANTED_FAMILIES = frozenset({"patients", "studies", "series", "instances", "wado", "dicomweb",
-                              "dicomweb_search", "tools_archive", "tools_bulk"})
+                              "dicomweb_search", "tools_archive", "tools_bulk", "web_viewer"})
 
 
 def decide(principal: Principal, route: RouteInfo, held: AccessLevel | None = None) -> Decision:

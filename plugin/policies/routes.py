@@ -8,6 +8,8 @@ characters, unknown or conflicting override methods) is marked malformed so the 
 
 from __future__ import annotations
 
+import re
+
 from plugin.policies.qido import read_query
 from plugin.policies.types import Action, RouteInfo
 
@@ -49,6 +51,15 @@ TOOLS_FAMILIES = {
 ADMIN_FAMILIES = frozenset({"changes", "exports", "jobs", "modalities", "peers", "queries",
                             "plugins", "system", "statistics", "storage-commitment"})
 PUBLIC_GATE_PATHS = frozenset({"/gate/health", "/gate/login"})
+
+# The Orthanc Web Viewer plugin (Debian's orthanc-webviewer, Plugin/Plugin.cpp) registers
+# /web-viewer/{series,is-stable-series,instances,libs,app}/(.*), case-sensitively. An image is
+# named "{compression}-{instance id}_{frame}", which the plugin reads with this very expression
+# (DecodedImageAdapter::ParseUri) and accepts only for deflate and jpeg0..jpeg100.
+WEB_VIEWER_SERIES_ROUTES = frozenset({"series", "is-stable-series"})
+WEB_VIEWER_ASSETS = frozenset({"app", "libs"})
+WEB_VIEWER_IMAGE = re.compile(r"^([a-z0-9]+)-([a-z0-9-]+)_([0-9]+)$")
+WEB_VIEWER_COMPRESSION = re.compile(r"^(deflate|jpeg[0-9]{1,3})$")
 
 
 class MalformedRequest(ValueError):
@@ -146,6 +157,8 @@ def _classify_path(method: str, path: str, query: dict[str, str]) -> RouteInfo:
         return _classify_wado(method, path, query)
     if lower == "dicom-web":
         return _classify_dicomweb(method, path, segments, query)
+    if lower == "web-viewer":
+        return _classify_web_viewer(method, path, segments)
     if lower == "webdav":
         action = _action_for_method(method, Action.DOWNLOAD)
         return RouteInfo("webdav", action, method, path)
@@ -191,6 +204,34 @@ def _classify_resource(method: str, path: str, segments: list[str]) -> RouteInfo
     else:
         action = _action_for_method(method, Action.VIEW)
     return RouteInfo(segments[0].lower(), action, method, path, level=level, resource_id=resource_id)
+
+
+def _classify_web_viewer(method: str, path: str, segments: list[str]) -> RouteInfo:
+    """The Orthanc Web Viewer: a series' description and its images by Orthanc id, decided on
+    their study's grant; its static files for anyone signed in; the rest admins only.
+
+    The plugin's routes take everything after their prefix (`(.*)`), slashes included, and hand
+    it to the core as an id: an id of more than one segment, or an image name the plugin would not
+    read as exactly one instance and frame, is refused.
+    """
+    sub = segments[1] if len(segments) > 1 else ""
+    if segments[0] != "web-viewer" or (sub not in WEB_VIEWER_ASSETS and method not in SAFE_METHODS):
+        return RouteInfo("web_viewer_admin", Action.ADMIN, method, path)
+    if sub in WEB_VIEWER_ASSETS and len(segments) > 2:
+        return RouteInfo("ui_asset", _action_for_method(method, Action.VIEW), method, path,
+                         carries_phi=method not in SAFE_METHODS)
+    if sub in WEB_VIEWER_SERIES_ROUTES or sub == "instances":
+        if len(segments) != 3:
+            return RouteInfo("malformed", Action.ADMIN, method, path,
+                             malformed="web viewer route with other than one id")
+        if sub != "instances":
+            return RouteInfo("web_viewer", Action.VIEW, method, path, level="series", resource_id=segments[2])
+        image = WEB_VIEWER_IMAGE.match(segments[2])
+        if image is None or not WEB_VIEWER_COMPRESSION.match(image.group(1)):
+            return RouteInfo("malformed", Action.ADMIN, method, path,
+                             malformed="web viewer image not named {compression}-{instance}_{frame}")
+        return RouteInfo("web_viewer", Action.VIEW, method, path, level="instance", resource_id=image.group(2))
+    return RouteInfo("web_viewer_admin", Action.ADMIN, method, path)
 
 
 def _classify_wado(method: str, path: str, query: dict[str, str]) -> RouteInfo:

@@ -274,6 +274,10 @@ class AccessService:
 
     def _locate(self, route: RouteInfo) -> tuple[Located, ...]:
         family = route.family
+        if family == "web_viewer":
+            # The Web Viewer names a series or an instance by Orthanc id: decided on its study.
+            found = self.locator.by_orthanc_id(route.level or "", route.resource_id or "")
+            return (found,) if found is not None else ()
         if family in ("patients", "studies", "series", "instances"):
             found = self.locator.by_orthanc_id(route.level or "", route.resource_id or "")
             if found is None:

@@ -42,7 +42,7 @@ def audit_record(principal: Principal, route: RouteInfo, ip: str, now: float, ou
         ts=iso_utc(now), actor=principal.username or "anonymous", roles=",".join(sorted(principal.roles)),
         source_ip=ip, method=route.method, path=route.path[:512], route_class=route.family,
         level=route.level or "", orthanc_id=route.resource_id if route.family in (
-            "patients", "studies", "series", "instances") else "",
+            "patients", "studies", "series", "instances", "web_viewer") else "",
         patient_id=scope.patient_ids[:128], study_uid=(scope.study_uids or route.study_uid or "")[:128],
         action=route.action.value, outcome=outcome, reason=reason[:512],
         detail=json.dumps({"query": route.query_string}) if route.query_string else "")

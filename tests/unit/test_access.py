@@ -127,6 +127,13 @@ TABLE: list[tuple[str, str, dict[str, str], str, Action, str]] = [
     ("GET", "/dicom-web/instances", {"PatientID": "PAT-1"}, "dicomweb_search", L, "Y YYYYYY . . . ."),
     ("POST", "/dicom-web/studies", {}, "dicomweb_admin", A,               "Y ...... . . . ."),  # STOW, no study
     ("GET", "/dicom-web/servers", {}, "dicomweb_admin", A,                "Y ...... . . . ."),
+    # -- the Orthanc Web Viewer: a series or an image by Orthanc id, on its study's grant --------------
+    ("GET", f"/web-viewer/series/{PID}", {}, "web_viewer", V,             "Y YYYYYY . . . ."),
+    ("GET", f"/web-viewer/is-stable-series/{PID}", {}, "web_viewer", V,   "Y YYYYYY . . . ."),
+    ("GET", f"/web-viewer/instances/jpeg95-{PID}_0", {}, "web_viewer", V, "Y YYYYYY . . . ."),
+    ("GET", "/web-viewer/app/viewer.html", {}, "ui_asset", V,            "Y YYYYYY Y . . ."),
+    ("GET", "/web-viewer/cache", {}, "web_viewer_admin", A,               "Y ...... . . . ."),
+    ("GET", f"/web-viewer/instances/png-{PID}_0", {}, "malformed", A,    ". ...... . . . ."),
     # -- signed in, no patient data --------------------------------------------------------------------
     ("GET", "/system", {}, "system_info", V,                              "Y YYYYYY Y . . ."),
     ("GET", "/app/explorer.html", {}, "ui_asset", V,                      "Y YYYYYY Y . . ."),
@@ -232,6 +239,10 @@ def route(method: str, path: str, query: dict[str, str] | None = None):
     (DOCTOR, None, "GET", "/patients", "answer trimmed to the caller's grants"),
     (DOCTOR, None, "GET", "/system", "signed in; no patient data"),
     (DOCTOR, None, "GET", "/app/explorer.html", "signed in; no patient data"),
+    (DOCTOR, None, "GET", f"/web-viewer/series/{PID}", "no grant for this resource"),
+    (DOCTOR, AccessLevel.FULL, "GET", "/web-viewer/cache", "admin only"),
+    (DOCTOR, AccessLevel.FULL, "GET", f"/web-viewer/instances/jpeg95-{PID}_0/x",
+     "malformed request: web viewer route with other than one id"),
     (ANONYMOUS, None, "GET", "/patients", "authentication required"),
     (ANONYMOUS, None, "GET", "/system", "authentication required"),
     (MUST_CHANGE, AccessLevel.FULL, "GET", f"/studies/{PID}", "password change required"),

@@ -155,6 +155,32 @@ ROUTES: list[tuple[str, str, dict[str, str], dict[str, str], str, Action]] = [
     ("GET", "/Plugins/Explorer.js", {}, {}, "ui_asset", V),
     ("GET", "/ui", {}, {}, "unknown", A),
     ("GET", "/ui/api/configuration", {}, {}, "unknown", A),
+    # -- the Orthanc Web Viewer (orthanc-webviewer): series and images by Orthanc id ------------------
+    ("GET", f"/web-viewer/series/{PID}", {}, {}, "web_viewer", V),
+    ("GET", f"/web-viewer/is-stable-series/{PID}", {}, {}, "web_viewer", V),
+    ("GET", f"/web-viewer/instances/jpeg95-{PID}_0", {}, {}, "web_viewer", V),
+    ("GET", f"/web-viewer/instances/deflate-{PID}_12", {}, {}, "web_viewer", V),
+    ("GET", f"/web-viewer//instances/jpeg100-{PID}_3/", {}, {}, "web_viewer", V),
+    ("GET", f"/web-viewer/instances/png-{PID}_0", {}, {}, BAD, A),  # the plugin decodes no png
+    ("GET", f"/web-viewer/instances/jpeg-{PID}_0", {}, {}, BAD, A),
+    ("GET", f"/web-viewer/instances/jpeg95-{PID}", {}, {}, BAD, A),  # no frame
+    ("GET", f"/web-viewer/instances/jpeg95-{PID}_0_1", {}, {}, BAD, A),
+    ("GET", f"/web-viewer/instances/jpeg95-{PID.upper()}_0", {}, {}, BAD, A),
+    ("GET", f"/web-viewer/instances/jpeg95-{PID}_x", {}, {}, BAD, A),
+    ("GET", f"/web-viewer/instances/jpeg95_{PID}-0", {}, {}, BAD, A),
+    ("GET", f"/web-viewer/instances/jpeg95-{PID}_0/x", {}, {}, BAD, A),  # the plugin's (.*) takes slashes
+    ("GET", f"/web-viewer/series/{PID}/study", {}, {}, BAD, A),
+    ("GET", "/web-viewer/series", {}, {}, BAD, A),
+    ("GET", "/web-viewer/instances", {}, {}, BAD, A),
+    ("POST", f"/web-viewer/series/{PID}", {}, {}, "web_viewer_admin", A),
+    ("GET", f"/web-viewer/series/{PID}", {"_method": "DELETE"}, {}, "web_viewer_admin", A),
+    ("GET", "/web-viewer/app/viewer.html", {"series": PID}, {}, "ui_asset", V),
+    ("GET", "/web-viewer/libs/cornerstone.min.js", {}, {}, "ui_asset", V),
+    ("POST", "/web-viewer/app/viewer.html", {}, {}, "ui_asset", M),
+    ("GET", "/web-viewer/app", {}, {}, "web_viewer_admin", A),
+    ("GET", "/web-viewer/cache", {}, {}, "web_viewer_admin", A),
+    ("GET", "/web-viewer", {}, {}, "web_viewer_admin", A),
+    ("GET", f"/Web-Viewer/series/{PID}", {}, {}, "web_viewer_admin", A),  # not the plugin's (case-sensitive)
     # -- WADO-URI -----------------------------------------------------------------------------------
     ("GET", "/wado", {**WADO, "contentType": "image/jpeg"}, {}, "wado", V),
     ("GET", "/wado", {**WADO, "contentType": "image%2Fpng"}, {}, "wado", D),  # as sent: not an image type
@@ -271,6 +297,7 @@ EXPECTED_FAMILIES = {
     "changes", "exports", "jobs", "modalities", "peers", "queries", "plugins", "system", "statistics",
     "storage_commitment", "system_info",
     "ui_asset", "wado", "dicomweb", "dicomweb_search", "dicomweb_admin", "webdav",
+    "web_viewer", "web_viewer_admin",
     "gate_public", "gate", "share", "root", "unknown", "malformed",
 }
 
