@@ -31,8 +31,10 @@ from plugin.config import load_gate_config, open_to_any_modality  # noqa: E402
 from plugin.errors import ConfigError, GateError, StoreUnavailable  # noqa: E402
 from plugin.handlers import api  # noqa: E402
 from plugin.handlers.http import Request, Response, error_response  # noqa: E402
+from plugin.handlers.pages import STATIC_DIR  # noqa: E402
 from plugin.handlers.routes import HEALTH, ROUTES  # noqa: E402
 from plugin.services.runtime import Runtime, build_runtime  # noqa: E402
+from plugin.services.ui_pages import read_pages  # noqa: E402
 
 # Orthanc runs the filter and then the REST callback of one request on the same OS thread; the
 # filter is the only one told the client's address, so it leaves it here for the handlers. Keyed
@@ -44,6 +46,8 @@ _runtime: Runtime | None = None
 _remembered: Callable[[tuple], bool] = lambda memo_key: False  # noqa: E731
 _NO_ARGS: dict[str, str] = {}
 _startup_error = ""
+# Orthanc Explorer as each user may use it: what their level allows, who they are, sign-out.
+EXPLORER_EXTENSION = STATIC_DIR / "explorer-extension.js"
 
 def _filter(uri: str, **request: object) -> bool:
     # Runs for every HTTP request, holding the GIL: a remembered read is answered in the first
@@ -156,11 +160,13 @@ def initialise() -> None:
         orthanc_api.log_error(f"Gate: {_startup_error}; refusing every request but /gate/health")
     if _runtime is not None:
         _remembered = _runtime.gate.remembered
+        _runtime.ui_pages = read_pages(orthanc_config, orthanc_api.configuration_base(), orthanc_api.log_warning)
     orthanc_api.register_filter(_filter)
     for regex, handlers in ROUTES:
         orthanc_api.register_route(regex, _health if regex == HEALTH else _route(handlers))
     orthanc_api.register_on_change(_on_stop, _on_new_study, _on_deleted)
     orthanc_api.register_received_instance(_keep_received_instance)
+    orthanc_api.extend_explorer(EXPLORER_EXTENSION.read_text(encoding="utf-8"))
     stores_warning = open_to_any_modality(orthanc_config)
     if stores_warning:
         orthanc_api.log_warning(stores_warning)

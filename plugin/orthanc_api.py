@@ -148,6 +148,11 @@ def register_on_change(on_stop: Any, on_new_study: Any, on_deleted: Any) -> None
     atexit.register(on_stop)
 
 
+def extend_explorer(javascript: str) -> None:
+    """Add to what Orthanc serves as /plugins/explorer.js, which every Orthanc Explorer page loads."""
+    orthanc.ExtendOrthancExplorer(javascript)
+
+
 def register_received_instance(keep: Any) -> None:
     """Orthanc's one received-instance callback (every object about to be stored, any origin):
     `keep(dicom_bytes)` says whether to store it. Must not raise: the Python plugin would store."""

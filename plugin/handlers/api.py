@@ -2,17 +2,33 @@
 
 from __future__ import annotations
 
-from plugin.errors import DirectoryDown, Forbidden, NotFound, RateLimited, Unauthenticated, unavailable_message
+from plugin.errors import (
+    BadRequest,
+    DirectoryDown,
+    Forbidden,
+    NotFound,
+    RateLimited,
+    Unauthenticated,
+    unavailable_message,
+)
 from plugin.handlers.http import Request, Response
+from plugin.identity.authenticate import Identification
 from plugin.policies.types import Principal
 from plugin.services.health import health_report
 from plugin.services.runtime import Runtime
+
+RESOURCE_KINDS = {"patients": "patient", "studies": "study", "series": "series", "instances": "instance"}
 
 
 def caller(runtime: Runtime, request: Request) -> Principal:
     """The signed-in caller who owes nothing more: a 401 with a challenge, a 503 when the directory
     is down, a 403 while a one-time code or a new password is still owed (such a caller may only
     finish signing in, at /gate/mfa or /gate/password, or sign out)."""
+    return caller_identification(runtime, request).principal
+
+
+def caller_identification(runtime: Runtime, request: Request) -> Identification:
+    """`caller`, with what else identifying them told (the session's CSRF token)."""
     identification = runtime.authenticator.identify(request.headers, request.ip)
     if identification.unavailable:
         raise DirectoryDown(unavailable_message(identification.failure))
@@ -27,13 +43,28 @@ def caller(runtime: Runtime, request: Request) -> Principal:
         raise Forbidden("finish signing in first: choose a new password at /gate/password")
     if principal.mfa_pending:
         raise Forbidden("finish signing in first: prove your one-time code at /gate/mfa")
-    return principal
+    return identification
 
 
 def me(runtime: Runtime, request: Request) -> Response:
-    principal = caller(runtime, request)
-    return Response.json({"username": principal.username, "roles": sorted(principal.roles), "via": principal.via,
-                          "must_change_password": principal.must_change_password})
+    """Who the caller is, where their home page is, the CSRF token their session's forms carry (the
+    UI extensions sign out with it), and with `?studies=ID` (or patients, series, instances) the
+    access level they hold there: `null` for anything not theirs or not there, and for admins,
+    whom grants do not concern."""
+    identification = caller_identification(runtime, request)
+    principal = identification.principal
+    answer = {"username": principal.username, "roles": sorted(principal.roles), "via": principal.via,
+              "must_change_password": principal.must_change_password, "home": runtime.config.home_page,
+              "csrf_token": identification.csrf_token if principal.via == "session" else None}
+    asked = [(kind, request.query[kind]) for kind in RESOURCE_KINDS if kind in request.query]
+    if len(asked) > 1:
+        raise BadRequest("ask about one resource at a time")
+    if asked:
+        kind, orthanc_id = asked[0]
+        held = None if principal.is_admin else runtime.access.level_on(principal, RESOURCE_KINDS[kind], orthanc_id,
+                                                                        runtime.clock())
+        answer["access"] = {"resource": f"{kind}/{orthanc_id}", "level": held.label if held else None}
+    return Response.json(answer)
 
 
 def not_found(runtime: Runtime, request: Request, *_path: str) -> Response:

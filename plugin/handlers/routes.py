@@ -40,6 +40,10 @@ ROUTES = (
     ("/tools/count-resources", {"POST": orthanc.tools_find}),
     ("/tools/lookup", {"POST": orthanc.tools_lookup}),
     ("/statistics", {"GET": orthanc.statistics}),
+    # The UIs' HTML entry pages: a browser without a session is sent to sign in and brought back
+    # (the request filter could only refuse it); signed in, the page as Orthanc serves it.
+    (r"/app/([^/]+\.html)", {"GET": pages.ui_page}),
+    (r"/web-viewer/app/([^/]+\.html)", {"GET": pages.ui_page}),
     ("/gate/(.*)", {"GET": api.not_found, "POST": api.not_found, "PUT": api.not_found,
                     "DELETE": api.not_found}),
 )

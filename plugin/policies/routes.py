@@ -107,7 +107,13 @@ def classify(method: str, uri: str, query: dict[str, str], headers: dict[str, st
     except MalformedRequest as exc:
         return RouteInfo(family="malformed", action=Action.ADMIN, method=method.upper(), path=uri[:200],
                          malformed=str(exc))
-    return _classify_path(executed, path, query)
+    route = _classify_path(executed, path, query)
+    if route.family == "ui_page" and uri.split("?", 1)[0] != path:
+        # Orthanc matches the plugin's route on the path as sent: one it would not route to the Gate
+        # is left to the gate's rule for Orthanc Explorer's files.
+        return RouteInfo("ui_asset", _action_for_method(executed, Action.VIEW), executed, path,
+                         carries_phi=executed not in SAFE_METHODS)
+    return route
 
 
 def _action_for_method(method: str, read: Action) -> Action:
@@ -128,6 +134,9 @@ def _classify_path(method: str, path: str, query: dict[str, str]) -> RouteInfo:
     if head == "share":
         # Share pages authorise themselves by token; they audit every access.
         return RouteInfo("share", Action.VIEW, method, path, carries_phi=False, own_route=True)
+    if _is_ui_page(segments):
+        # handlers/routes.py owns these (any method): a browser without a session is sent to sign in.
+        return RouteInfo("ui_page", Action.VIEW, method, path, carries_phi=False, own_route=True)
     lower = head.lower()
     if lower in LEVELS:
         return _classify_resource(method, path, segments)
@@ -168,6 +177,13 @@ def _classify_path(method: str, path: str, query: dict[str, str]) -> RouteInfo:
         return RouteInfo("ui_asset", _action_for_method(method, Action.VIEW), method, path,
                          carries_phi=method not in SAFE_METHODS)
     return RouteInfo("unknown", Action.ADMIN, method, path)
+
+
+def _is_ui_page(segments: list[str]) -> bool:
+    """The paths handlers/routes.py owns as UI entry pages: a name ending in .html directly under
+    /app/ or /web-viewer/app/ (Orthanc matches a route's regular expression case-sensitively)."""
+    folder, name = segments[:-1], segments[-1] if segments else ""
+    return folder in (["app"], ["web-viewer", "app"]) and len(name) > len(".html") and name.endswith(".html")
 
 
 def _classify_gate(method: str, path: str) -> RouteInfo:

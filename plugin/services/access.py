@@ -16,6 +16,7 @@ found nothing is not repeated for a few seconds (a look-up can make Orthanc scan
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -24,9 +25,9 @@ from typing import Any
 from plugin.errors import StoreUnavailable
 from plugin.policies.grants import NEVER as NO_EXPIRY
 from plugin.policies.grants import NOTHING, GrantSet, GrantTerm, Held
-from plugin.policies.levels import parse_level
+from plugin.policies.levels import AccessLevel, parse_level
 from plugin.policies.qido import search_values
-from plugin.policies.types import Principal, RouteInfo
+from plugin.policies.types import Action, Principal, RouteInfo
 from plugin.services.core import Core, CoreError
 from plugin.services.periodic import Periodic
 from plugin.store import grants as grant_store
@@ -36,6 +37,7 @@ from plugin.store.db import Store
 # node sharing the index appears in this node's trimmed lists (this node's own are seen at once).
 STUDIES_OF_PATIENT_SECONDS = 5.0
 PLURAL = {"patient": "patients", "study": "studies", "series": "series", "instance": "instances"}
+ORTHANC_ID = re.compile(r"^[0-9a-f]{8}(-[0-9a-f]{8}){4}$")
 LEVEL_OF_TYPE = {"Patient": "patient", "Study": "study", "Series": "series", "Instance": "instance"}
 
 
@@ -271,6 +273,15 @@ class AccessService:
             return Scope(NOTHING, located)
         grants = self.grants_of(principal.username)
         return Scope(_lowest(grants, located, now), located)
+
+    def level_on(self, principal: Principal, level: str, orthanc_id: str, now: float) -> AccessLevel | None:
+        """The access level `principal` holds on one resource named by Orthanc id (None: none, or no
+        such resource), as the gate would find it for a request on that resource."""
+        if not ORTHANC_ID.match(orthanc_id):
+            return None  # the id goes into a core path: nothing but an Orthanc id
+        route = RouteInfo(PLURAL[level], Action.VIEW, "GET", f"/{PLURAL[level]}/{orthanc_id}", level=level,
+                          resource_id=orthanc_id)
+        return self.scope(principal, route, now).held.level
 
     def _locate(self, route: RouteInfo) -> tuple[Located, ...]:
         family = route.family

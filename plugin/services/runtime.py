@@ -26,6 +26,7 @@ from plugin.services.directory_accounts import DirectoryRecheck
 from plugin.services.gate import GateService
 from plugin.services.grants import GrantService
 from plugin.services.search import SearchService
+from plugin.services.ui_pages import NO_PAGES, UiPages
 from plugin.store.db import Store
 
 
@@ -43,6 +44,7 @@ class Runtime:
     search: SearchService
     grants: GrantService
     recheck: DirectoryRecheck | None = None
+    ui_pages: UiPages = NO_PAGES  # the UIs' entry pages the Gate serves (services/ui_pages.py)
 
     def client_address(self, peer: str, headers: dict[str, str]) -> str:
         """The caller's address: the connection's, or what trusted proxies say (TrustedProxies)."""

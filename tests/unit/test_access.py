@@ -131,13 +131,13 @@ TABLE: list[tuple[str, str, dict[str, str], str, Action, str]] = [
     ("GET", f"/web-viewer/series/{PID}", {}, "web_viewer", V,             "Y YYYYYY . . . ."),
     ("GET", f"/web-viewer/is-stable-series/{PID}", {}, "web_viewer", V,   "Y YYYYYY . . . ."),
     ("GET", f"/web-viewer/instances/jpeg95-{PID}_0", {}, "web_viewer", V, "Y YYYYYY . . . ."),
-    ("GET", "/web-viewer/app/viewer.html", {}, "ui_asset", V,            "Y YYYYYY Y . . ."),
+    ("GET", "/web-viewer/app/viewer.js", {}, "ui_asset", V,              "Y YYYYYY Y . . ."),
     ("GET", "/web-viewer/cache", {}, "web_viewer_admin", A,               "Y ...... . . . ."),
     ("GET", f"/web-viewer/instances/png-{PID}_0", {}, "malformed", A,    ". ...... . . . ."),
     # -- signed in, no patient data --------------------------------------------------------------------
     ("GET", "/system", {}, "system_info", V,                              "Y YYYYYY Y . . ."),
-    ("GET", "/app/explorer.html", {}, "ui_asset", V,                      "Y YYYYYY Y . . ."),
-    ("POST", "/app/explorer.html", {}, "ui_asset", M,                     "Y ...... . . . ."),
+    ("GET", "/app/explorer.js", {}, "ui_asset", V,                        "Y YYYYYY Y . . ."),
+    ("POST", "/app/explorer.js", {}, "ui_asset", M,                       "Y ...... . . . ."),
     # -- always admin-only ------------------------------------------------------------------------------
     ("POST", "/system", {}, "system", A,                                  "Y ...... . . . ."),
     ("POST", "/tools/execute-script", {}, "tools_other", A,               "Y ...... . . . ."),
@@ -159,6 +159,7 @@ TABLE: list[tuple[str, str, dict[str, str], str, Action, str]] = [
     ("GET", "/gate/login", {}, "gate_public", P,                          "Y YYYYYY Y Y Y Y"),
     ("GET", "/gate/api/me", {}, "gate", A,                                "Y YYYYYY Y Y Y Y"),
     ("GET", "/share/tok", {}, "share", V,                                 "Y YYYYYY Y Y Y Y"),
+    ("GET", "/app/explorer.html", {}, "ui_page", V,                       "Y YYYYYY Y Y Y Y"),
     # -- nobody -------------------------------------------------------------------------------------------
     ("GET", "/app/../patients", {}, "malformed", A,                       ". ...... . . . ."),
 ]
@@ -238,7 +239,7 @@ def route(method: str, path: str, query: dict[str, str] | None = None):
     (DOCTOR, AccessLevel.FULL, "GET", "/foo", "unknown route"),
     (DOCTOR, None, "GET", "/patients", "answer trimmed to the caller's grants"),
     (DOCTOR, None, "GET", "/system", "signed in; no patient data"),
-    (DOCTOR, None, "GET", "/app/explorer.html", "signed in; no patient data"),
+    (DOCTOR, None, "GET", "/app/explorer.js", "signed in; no patient data"),
     (DOCTOR, None, "GET", f"/web-viewer/series/{PID}", "no grant for this resource"),
     (DOCTOR, AccessLevel.FULL, "GET", "/web-viewer/cache", "admin only"),
     (DOCTOR, AccessLevel.FULL, "GET", f"/web-viewer/instances/jpeg95-{PID}_0/x",

@@ -27,6 +27,8 @@ def fake_orthanc(config: dict) -> types.ModuleType:
     fake.RegisterRestCallback = fake.routes.__setitem__
     fake.RegisterOnChangeCallback = fake.on_change.append
     fake.RegisterReceivedInstanceCallback = fake.received.append
+    fake.explorer = []
+    fake.ExtendOrthancExplorer = fake.explorer.append
     fake.ReceivedInstanceAction = types.SimpleNamespace(KEEP_AS_IS=0, MODIFY=1, DISCARD=2)
     fake.LogError = fake.errors.append
     fake.LogWarning = fake.LogInfo = lambda message: None
@@ -70,6 +72,12 @@ def test_it_registers_one_filter_its_routes_and_a_stop_callback(load_entry):
     assert len(fake.filters) == 1 and len(fake.on_change) == 1
     assert list(fake.routes)[-1] == "/gate/(.*)"  # the catch-all must come last
     assert {"/", "/gate/health", "/gate/login", "/gate/logout"} <= set(fake.routes)
+
+
+def test_it_extends_orthanc_explorer_and_owns_the_uis_entry_pages(load_entry):
+    entry, fake = load_entry({})
+    assert len(fake.explorer) == 1 and ".warning-insecure" in fake.explorer[0]
+    assert {r"/app/([^/]+\.html)", r"/web-viewer/app/([^/]+\.html)"} <= set(fake.routes)
 
 
 def test_orthancs_changes_reach_the_resource_locator(load_entry, monkeypatch):

@@ -178,7 +178,7 @@ def test_public_route_is_allowed_for_anonymous_without_audit(gate):
 
 
 def test_ui_asset_is_allowed_for_a_doctor_without_audit(gate, doctor_key):
-    assert gate.check("GET", "/app/explorer.html", bearer(doctor_key)) is True
+    assert gate.check("GET", "/app/explorer.js", bearer(doctor_key)) is True
     assert gate.rows() == []
 
 
@@ -301,7 +301,7 @@ def test_the_patient_of_a_granted_study_needs_a_patient_grant(gate, doctor_key, 
 
 def test_the_gate_asks_for_no_scope_on_routes_that_name_no_granted_resource(gate, doctor_key, study):
     gate.check("GET", "/changes", bearer(doctor_key))
-    gate.check("GET", "/app/explorer.html", bearer(doctor_key))
+    gate.check("GET", "/app/explorer.js", bearer(doctor_key))
     gate.check("GET", "/patients", bearer(doctor_key))
     assert gate.core.calls == []
 
@@ -442,9 +442,9 @@ def test_cached_allow_is_not_given_to_other_credentials(gate, admin_key, doctor_
 
 
 def test_cached_allow_is_not_given_to_an_override(gate, admin_key, doctor_key):
-    assert gate.check("GET", "/app/explorer.html", bearer(doctor_key))
-    assert not gate.check("GET", "/app/explorer.html", bearer(doctor_key), {"_method": "PUT"})
-    assert not gate.check("GET", "/app/explorer.html", {**bearer(doctor_key), "x-http-method-override": "PUT"})
+    assert gate.check("GET", "/app/explorer.js", bearer(doctor_key))
+    assert not gate.check("GET", "/app/explorer.js", bearer(doctor_key), {"_method": "PUT"})
+    assert not gate.check("GET", "/app/explorer.js", {**bearer(doctor_key), "x-http-method-override": "PUT"})
 
 
 def test_invalidate_makes_the_next_request_identify_again(gate, admin_key, clock):

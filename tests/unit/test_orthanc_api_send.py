@@ -36,7 +36,7 @@ def fake_orthanc_module(version: str = "1.10.1") -> types.ModuleType:
     fake.registered = {}
     fake.GetConfiguration = lambda: json.dumps({"Name": "test", "Gate": {"HomePage": "/ui/app/"}})
     for name in ("LogInfo", "LogWarning", "LogError", "RegisterIncomingHttpRequestFilter", "RegisterRestCallback",
-                 "RegisterReceivedInstanceCallback"):
+                 "RegisterReceivedInstanceCallback", "ExtendOrthancExplorer"):
         setattr(fake, name, lambda *args: None)
     fake.RegisterOnChangeCallback = lambda callback: fake.registered.__setitem__("on_change", callback)
     return fake

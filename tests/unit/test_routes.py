@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import ast
 import inspect
+import re
 
 import pytest
 
+from plugin.handlers.routes import ROUTES as OWNED
 from plugin.policies import routes
 from plugin.policies.routes import classify, effective_method, normalise_path
 from plugin.policies.types import Action
@@ -145,9 +147,20 @@ ROUTES: list[tuple[str, str, dict[str, str], dict[str, str], str, Action]] = [
     ("GET", "/statistics/x", {}, {}, "statistics", A),
     ("POST", "/storage-commitment/abc/remove", {}, {}, "storage_commitment", A),
     # -- Orthanc Explorer (1 and 2) static files -------------------------------------------------
-    ("GET", "/app/explorer.html", {}, {}, "ui_asset", V),
+    # Their HTML entry pages are the plugin's own (a browser without a session is sent to sign in).
+    ("GET", "/app/explorer.html", {}, {}, "ui_page", V),
+    ("POST", "/app/explorer.html", {}, {}, "ui_page", V),  # the handler answers 405
+    ("GET", "/app/other.html", {"x": "1"}, {}, "ui_page", V),
+    ("GET", "/web-viewer/app/viewer.html", {"series": PID}, {}, "ui_page", V),
+    ("GET", "/app/explorer.HTML", {}, {}, "ui_asset", V),  # not the plugin's route: case counts
+    ("GET", "/APP/explorer.html", {}, {}, "ui_asset", V),
+    ("GET", "/app/.html", {}, {}, "ui_asset", V),
+    ("GET", "/app/libs/x.html", {}, {}, "ui_asset", V),
+    ("GET", "//app/explorer.html", {}, {}, "ui_asset", V),  # as sent, not the route Orthanc gives the Gate
+    ("GET", "/app/explorer.html/", {}, {}, "ui_asset", V),
+    ("POST", "/app//explorer.html", {}, {}, "ui_asset", M),
     ("GET", "/app/libs/jquery.min.js", {}, {}, "ui_asset", V),
-    ("POST", "/app/explorer.html", {}, {}, "ui_asset", M),
+    ("POST", "/app/explorer.js", {}, {}, "ui_asset", M),
     ("GET", "/ui/app/", {}, {}, "ui_asset", V),
     ("GET", "/ui/app/index.html", {}, {}, "ui_asset", V),
     ("GET", "/favicon.ico", {}, {}, "ui_asset", V),
@@ -174,9 +187,9 @@ ROUTES: list[tuple[str, str, dict[str, str], dict[str, str], str, Action]] = [
     ("GET", "/web-viewer/instances", {}, {}, BAD, A),
     ("POST", f"/web-viewer/series/{PID}", {}, {}, "web_viewer_admin", A),
     ("GET", f"/web-viewer/series/{PID}", {"_method": "DELETE"}, {}, "web_viewer_admin", A),
-    ("GET", "/web-viewer/app/viewer.html", {"series": PID}, {}, "ui_asset", V),
+    ("GET", "/web-viewer/app/viewer.js", {}, {}, "ui_asset", V),
     ("GET", "/web-viewer/libs/cornerstone.min.js", {}, {}, "ui_asset", V),
-    ("POST", "/web-viewer/app/viewer.html", {}, {}, "ui_asset", M),
+    ("POST", "/web-viewer/app/viewer.css", {}, {}, "ui_asset", M),
     ("GET", "/web-viewer/app", {}, {}, "web_viewer_admin", A),
     ("GET", "/web-viewer/cache", {}, {}, "web_viewer_admin", A),
     ("GET", "/web-viewer", {}, {}, "web_viewer_admin", A),
@@ -296,7 +309,7 @@ EXPECTED_FAMILIES = {
     "tools_find", "tools_lookup", "tools_archive", "tools_bulk", "tools_other",
     "changes", "exports", "jobs", "modalities", "peers", "queries", "plugins", "system", "statistics",
     "storage_commitment", "system_info",
-    "ui_asset", "wado", "dicomweb", "dicomweb_search", "dicomweb_admin", "webdav",
+    "ui_asset", "ui_page", "wado", "dicomweb", "dicomweb_search", "dicomweb_admin", "webdav",
     "web_viewer", "web_viewer_admin",
     "gate_public", "gate", "share", "root", "unknown", "malformed",
 }
@@ -518,7 +531,7 @@ def test_other_routes_carry_no_search_keys(path):
 
 
 @pytest.mark.parametrize("path", ["/", "/gate/health", "/gate/login", "/gate/static/gate.css", "/gate/api/me",
-                                  "/share/tok"])
+                                  "/share/tok", "/app/explorer.html"])
 def test_own_routes_are_marked_and_carry_no_phi(path):
     route = classify("GET", path, {}, {})
     assert route.own_route and not route.carries_phi
@@ -532,8 +545,17 @@ def test_orthanc_routes_are_not_own_routes_and_carry_phi(path):
 
 
 def test_ui_asset_read_carries_no_phi_but_a_write_does():
-    assert not classify("GET", "/app/explorer.html", {}, {}).carries_phi
-    assert classify("PUT", "/app/explorer.html", {}, {}).carries_phi
+    assert not classify("GET", "/app/explorer.js", {}, {}).carries_phi
+    assert classify("PUT", "/app/explorer.js", {}, {}).carries_phi
+
+
+def test_every_ui_page_the_classifier_owns_is_a_route_of_the_plugin():
+    for path in ("/app/explorer.html", "/app/x.html", "/web-viewer/app/viewer.html"):
+        assert classify("GET", path, {}, {}).own_route
+        assert any(re.fullmatch(regex, path) for regex, _handlers in OWNED), path
+    for path in ("/app/explorer.HTML", "/app/.html", "/app/libs/x.html", "/web-viewer/libs/x.html"):
+        assert not classify("GET", path, {}, {}).own_route
+        assert not any(re.fullmatch(regex, path) for regex, _handlers in OWNED if "html" in regex), path
 
 
 def test_the_method_recorded_is_the_one_orthanc_runs():
