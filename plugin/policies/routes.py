@@ -207,7 +207,11 @@ def _classify_resource(method: str, path: str, segments: list[str]) -> RouteInfo
                          level=level, trimmed=method == "GET")
     resource_id = segments[1]
     sub = segments[2].lower() if len(segments) > 2 else ""
-    if sub in ("archive", "media") or (sub in DOWNLOAD_SUBROUTES and method in SAFE_METHODS):
+    if sub == "attachments" and len(segments) == 3 and method in SAFE_METHODS:
+        # The list of a resource's attachments: their names and numbers, which Orthanc Explorer
+        # shows on every page; what they hold stays a download (/attachments/{name}/data).
+        action = Action.VIEW
+    elif sub in ("archive", "media") or (sub in DOWNLOAD_SUBROUTES and method in SAFE_METHODS):
         action = Action.DOWNLOAD
     elif sub in ADMIN_SUBROUTES and method not in SAFE_METHODS:
         action = Action.ADMIN

@@ -39,7 +39,10 @@
   });
   var isAdmin = me !== null && $.inArray('admin', me.roles) >= 0;
   if (me !== null && !isAdmin) {
-    css += ADMIN_ONLY_ADDED.join(',') + '{display:none!important}';
+    css += ADMIN_ONLY_ADDED.join(',') + '{display:none!important}' +
+      // Explorer lists attachments as "Download NAME" once the page is shown.
+      '.gate-no-download .patient-attachment,.gate-no-download .study-attachment,' +
+      '.gate-no-download .series-attachment,.gate-no-download .instance-attachment{display:none!important}';
   }
   $('<style>').text(css).appendTo('head');
   if (me === null) {
@@ -89,11 +92,21 @@
         return;
       }
       var held = $.inArray(levelOn(kind, $.mobile.pageData.uuid), ORDER);
+      $('html').toggleClass('gate-no-download', held < $.inArray('download', ORDER));
       $.each(NEEDS, function (needed, selectors) {
         var allowed = held >= $.inArray(needed, ORDER);
         $.each(selectors, function (_i, selector) { item(selector, document).toggle(allowed); });
       });
       $('.switch-container', this).toggle(held >= $.inArray('full', ORDER));  // (un)protect a patient
+      // A list left with nothing to offer ("Interact" for a view-only level) is not shown at all.
+      $('ul[data-role="listview"]', this).each(function () {
+        var items = $(this).children('li').not('[data-role="list-divider"]');
+        if (items.length && !items.filter(function () { return $(this).css('display') !== 'none'; }).length) {
+          $(this).hide();
+        } else {
+          $(this).show();
+        }
+      });
     });
   });
 })();

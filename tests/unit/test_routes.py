@@ -63,7 +63,8 @@ ROUTES: list[tuple[str, str, dict[str, str], dict[str, str], str, Action]] = [
     ("PUT", f"/studies/{PID}/metadata/1024", {}, {}, "studies", N),
     ("PUT", f"/studies/{PID}/metadata", {}, {}, "studies", M),  # no name: not an annotation
     ("POST", f"/studies/{PID}/metadata/1024", {}, {}, "studies", M),
-    ("GET", f"/instances/{PID}/attachments", {}, {}, "instances", D),
+    ("GET", f"/instances/{PID}/attachments", {"full": ""}, {}, "instances", V),  # names and numbers only
+    ("GET", f"/studies/{PID}/attachments/1025", {}, {}, "studies", D),
     ("GET", f"/instances/{PID}/attachments/dicom/data", {}, {}, "instances", D),
     ("PUT", f"/instances/{PID}/attachments/1025", {}, {}, "instances", R),  # a report attached
     ("DELETE", f"/instances/{PID}/attachments/1025", {}, {}, "instances", R),
