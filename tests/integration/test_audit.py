@@ -51,7 +51,7 @@ def test_a_flood_of_refused_requests_adds_a_few_rows_and_the_chain_holds(tmp_pat
             assert requests.post(srv.url("/gate/login"), json={"username": "x", "password": "y"}, timeout=10
                                  ).json()["error"] == "rate_limited"
         paths = ["/patients", "/studies/abc", "/instances/abc/file", "/dicom-web/studies", "/jobs", "/tools/reset",
-                 "/app/explorer.html", "/nowhere", "/system", "/wado?requestType=WADO&objectUID=1.2.3"]
+                 "/app/explorer.js", "/nowhere", "/system", "/wado?requestType=WADO&objectUID=1.2.3"]
         with requests.Session() as anonymous:
             for n in range(2000):
                 assert anonymous.get(srv.url(paths[n % len(paths)]), timeout=10).status_code == 403

@@ -101,7 +101,9 @@ def test_anonymous_gets_health_login_and_static_assets_only(server: Server):
     assert login.headers["X-Frame-Options"] == "DENY" and "frame-ancestors 'none'" in login.headers[
         "Content-Security-Policy"]
     assert server.anonymous("GET", "/gate/static/gate.css").status_code == 200
-    assert server.anonymous("GET", "/app/explorer.html").status_code == 403
+    assert server.anonymous("GET", "/app/explorer.js").status_code == 403
+    # A UI's page is sent to sign in instead (test_explorer_ui.py).
+    assert server.anonymous("GET", "/app/explorer.html").status_code == 303
 
 
 def test_root_without_a_session_redirects_to_the_login_page(server: Server):
@@ -123,7 +125,7 @@ def test_a_browser_opening_the_server_lands_on_the_login_form(server: Server, tm
 def test_non_admin_user_sees_their_own_identity(server: Server):
     me = server.doctor("GET", "/gate/api/me").json()
     assert me == {"username": DOCTOR, "roles": ["referring_doctor"], "via": "basic",
-                  "must_change_password": False}
+                  "must_change_password": False, "home": "/app/explorer.html", "csrf_token": None}
     # ...and the static UI files, which carry no patient data.
     assert server.doctor("GET", "/app/explorer.html").status_code == 200
 

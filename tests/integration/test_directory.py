@@ -85,7 +85,7 @@ def test_wrong_directory_password_is_refused_and_audited(setup):
 
 def test_a_user_in_no_mapped_group_gets_nothing(setup):
     assert me(setup, "nogroup", "nogroup password 123").status_code == 401
-    for path in ("/patients", "/app/explorer.html", "/system"):
+    for path in ("/patients", "/app/explorer.js", "/system"):
         answer = requests.get(setup.gate.url(path), auth=("nogroup", "nogroup password 123"), timeout=20)
         assert answer.status_code == 403, path
     refused = login(setup, "nogroup", "nogroup password 123")

@@ -64,7 +64,7 @@ def test_admin_without_a_code_reaches_no_admin_route(server: Server, enrolled):
     refused = login(server)
     assert refused.status_code == 401 and refused.json()["error"] == "otp_required"
     assert "gate_session" not in refused.cookies
-    for path in ("/patients", "/system", "/tools/now", "/modalities", "/app/explorer.html"):
+    for path in ("/patients", "/system", "/tools/now", "/modalities", "/app/explorer.js"):
         assert requests.get(server.url(path), timeout=10).status_code == 403, path
 
 
