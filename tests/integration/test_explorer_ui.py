@@ -113,6 +113,11 @@ def test_a_doctor_sees_only_what_their_level_allows(ui_server: Server, browser, 
         watched.page.wait_for_url(SIGN_IN)
         watched.sign_in(username, PASSWORD)
         watched.page.wait_for_url("**/app/explorer.html")
+        watched.page.wait_for_selector("#lookup.ui-page-active .gate-bar")
+        watched.shot(f"{username}-lookup")
+        shown = [s for s in ADMIN_ONLY if _visible(watched.page, s)]
+        assert shown == [] and not _visible(watched.page, ".warning-insecure"), shown
+        assert watched.page.get_attribute("#lookup #gate-home", "href") == "/app/explorer.html"
         can_download = LEVEL_OF[username] != "view_only"
         for page_id in ("patient", "study", "series", "instance"):
             _open(watched, ui_server, page_id, patient[page_id])
