@@ -47,16 +47,17 @@ def root(runtime: Runtime, request: Request) -> Response:
 
 def ui_page(runtime: Runtime, request: Request, _name: str = "") -> Response:
     """A UI's entry page (Orthanc Explorer, the Web Viewer): for anyone signed in, the page as
-    Orthanc serves it, never cached (a stored copy would skip this check once the session ends);
-    a browser without a session goes to sign in and comes back here. The page holds no patient
-    data; what it then asks for is decided by the gate, request by request."""
+    Orthanc serves it (for non-admins, with the script that shows them only what their level
+    allows), never cached (a stored copy would skip this check once the session ends); a browser
+    without a session goes to sign in and comes back here. The page holds no patient data; what it
+    then asks for is decided by the gate, request by request."""
     principal = runtime.authenticator.identify(request.headers, request.ip).principal
     here = request.path + (f"?{urlencode(request.query)}" if request.query else "")
     if principal.is_anonymous:
         return Response.redirect(f"/gate/login?next={quote(here, safe='/')}")
     if principal.must_change_password or principal.mfa_pending:
         return Response.redirect(next_step(principal, here))
-    page = runtime.ui_pages.page(request.path)
+    page = runtime.ui_pages.page(request.path, admin=principal.is_admin)
     if page is None:
         if request.path in runtime.ui_pages.missing:
             return Response(503, b"This page could not be read from Orthanc at start-up; see the server log.")

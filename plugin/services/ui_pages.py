@@ -24,12 +24,17 @@ class EmbeddedPage:
     path: str  # the URL path the page is served at
     owner: str  # "orthanc" (the core's Orthanc Explorer), else the plugin library's name prefix
     marker: bytes  # a line that only this page holds, in the file that embeds it
+    # A script of plugin/static/ added to the page for users who are not admins (what their level
+    # allows); Orthanc Explorer has its own hook for that (ExtendOrthancExplorer), for everyone.
+    extension: str = ""
 
 
 PAGES = (
     EmbeddedPage("/app/explorer.html", "orthanc", b"<title>Orthanc Explorer</title>"),
-    EmbeddedPage("/web-viewer/app/viewer.html", "libOrthancWebViewer", b"<title>Orthanc Web Viewer</title>"),
+    EmbeddedPage("/web-viewer/app/viewer.html", "libOrthancWebViewer", b"<title>Orthanc Web Viewer</title>",
+                 "web-viewer-extension.js"),
 )
+EXTENSIONS = {page.path: page.extension for page in PAGES if page.extension}
 
 
 @dataclass(frozen=True)
@@ -39,8 +44,15 @@ class UiPages:
     found: dict[str, bytes]
     missing: frozenset[str] = frozenset()
 
-    def page(self, path: str) -> bytes | None:
-        return self.found.get(path)
+    def page(self, path: str, admin: bool = True) -> bytes | None:
+        """The page at `path`; for a user who is not an admin, with its extension script if it has one
+        (before `</head>`, so it runs before the page's own scripts)."""
+        page = self.found.get(path)
+        extension = EXTENSIONS.get(path)
+        if page is None or admin or not extension:
+            return page
+        tag = f'<script src="/gate/static/{extension}"></script>\n'.encode()
+        return page.replace(b"</head>", tag + b"</head>", 1)
 
 
 NO_PAGES = UiPages({})

@@ -142,6 +142,11 @@ def test_a_doctor_sees_only_what_their_level_allows(ui_server: Server, browser, 
         assert image.value.status == 200
         viewer.wait_for_timeout(1000)
         viewer.screenshot(path=str(ARTIFACTS / f"{username}-web-viewer.png"))
+        # The viewer's "Download DICOM" fetches the original file: shown from the download level on.
+        viewer.click("#open-toolbar")
+        viewer.wait_for_selector('.jsPanel button[title="Series information"]', state="visible")
+        viewer.screenshot(path=str(ARTIFACTS / f"{username}-web-viewer-toolbar.png"))
+        assert _visible(viewer, 'button[title="Download DICOM"]') == can_download
         if can_download:
             _open(watched, ui_server, "study", patient["study"])
             with watched.page.expect_download() as download:

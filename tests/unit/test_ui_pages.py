@@ -49,3 +49,14 @@ def test_a_page_that_cannot_be_found_is_missing_and_said(tmp_path: Path):
     pages = read_pages({}, tmp_path, warnings.append, exe)
     assert pages.found == {} and pages.missing == {"/app/explorer.html"}
     assert "/app/explorer.html" in warnings[0] and "503" in warnings[0]
+
+
+def test_a_non_admin_gets_the_viewer_with_its_extension_and_an_admin_without(tmp_path: Path):
+    lib = tmp_path / "libOrthancWebViewer.so.2.8"
+    lib.write_bytes(binary(VIEWER))
+    pages = read_pages({"Plugins": [str(lib)], "OrthancExplorerEnabled": False}, tmp_path, print)
+    assert pages.page("/web-viewer/app/viewer.html", admin=True) == VIEWER
+    extended = pages.page("/web-viewer/app/viewer.html", admin=False)
+    assert extended == VIEWER.replace(b"</head>", b'<script src="/gate/static/web-viewer-extension.js"></script>\n'
+                                                  b"</head>")
+    assert (Path("plugin/static") / "web-viewer-extension.js").is_file()
