@@ -97,6 +97,46 @@ class LdapConfig:
 
 
 @dataclass(frozen=True)
+class DicomWebSettings:
+    """What the DICOMweb plugin reads from its own section (DicomWeb) that the Gate's answers to
+    DICOMweb searches must read alike (services/dicomweb_search.py)."""
+
+    enabled: bool = True
+    root: str = "/dicom-web/"
+    host: str = ""
+    ssl: bool = False
+    qido_case_sensitive: bool | None = None  # absent: /tools/find's own default
+
+
+def dicomweb_settings(orthanc: dict[str, Any]) -> DicomWebSettings:
+    """The DicomWeb section as the plugin reads it: Root always starting and ending with a slash."""
+    section = orthanc.get("DicomWeb")
+    if not isinstance(section, dict):
+        return DicomWebSettings()
+    root = section.get("Root", "/dicom-web/")
+    root = root if isinstance(root, str) else "/dicom-web/"
+    root = root if root.startswith("/") else "/" + root
+    root = root if root.endswith("/") else root + "/"
+    host = section.get("Host", "")
+    case_sensitive = section.get("QidoCaseSensitive")
+    return DicomWebSettings(enabled=section.get("Enable") is not False, root=root,
+                            host=host if isinstance(host, str) else "", ssl=section.get("Ssl") is True,
+                            qido_case_sensitive=case_sensitive if isinstance(case_sensitive, bool) else None)
+
+
+def dicomweb_plugin_listed(orthanc: dict[str, Any]) -> bool:
+    """Whether Orthanc's Plugins list loads a DICOMweb plugin (a file, or a folder holding one)."""
+    entries = orthanc.get("Plugins", [])
+    for entry in entries if isinstance(entries, list) else ():
+        path = Path(str(entry))
+        if path.is_dir() and any("DicomWeb" in child.name for child in path.iterdir()):
+            return True
+        if path.is_file() and "DicomWeb" in path.name:
+            return True
+    return False
+
+
+@dataclass(frozen=True)
 class GateConfig:
     database_url: str
     database_timeout_seconds: float
@@ -125,6 +165,7 @@ class GateConfig:
     grant_poll_seconds: float = 1.0
     resource_cache_entries: int = 200000
     trusted_proxies: tuple[Network, ...] = ()
+    dicomweb: DicomWebSettings = DicomWebSettings()
 
     @property
     def audit_spool_file(self) -> Path:
@@ -272,6 +313,7 @@ def load_gate_config(orthanc: dict[str, Any], base_dir: str | Path) -> GateConfi
         grant_poll_seconds=values["GrantPollSeconds"],
         resource_cache_entries=int(values["ResourceCacheEntries"]),
         trusted_proxies=_networks(values["TrustedProxies"]),
+        dicomweb=dicomweb_settings(orthanc),
     )
 
 

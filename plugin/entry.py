@@ -27,12 +27,12 @@ def _use_repository_venv() -> None:
 _use_repository_venv()
 
 from plugin import orthanc_api  # noqa: E402
-from plugin.config import load_gate_config, open_to_any_modality  # noqa: E402
+from plugin.config import dicomweb_plugin_listed, load_gate_config, open_to_any_modality  # noqa: E402
 from plugin.errors import ConfigError, GateError, StoreUnavailable  # noqa: E402
 from plugin.handlers import api  # noqa: E402
 from plugin.handlers.http import Request, Response, error_response  # noqa: E402
 from plugin.handlers.pages import STATIC_DIR  # noqa: E402
-from plugin.handlers.routes import HEALTH, ROUTES  # noqa: E402
+from plugin.handlers.routes import DICOMWEB_ROOT, DICOMWEB_SEARCH_ROUTES, HEALTH, ROUTES  # noqa: E402
 from plugin.services.runtime import Runtime, build_runtime  # noqa: E402
 from plugin.services.ui_pages import read_pages  # noqa: E402
 
@@ -46,6 +46,12 @@ _runtime: Runtime | None = None
 _remembered: Callable[[tuple], bool] = lambda memo_key: False  # noqa: E731
 _NO_ARGS: dict[str, str] = {}
 _startup_error = ""
+# Whether the Gate registered the DICOMweb plugin's search routes, and the threads probing whether
+# they, not the plugin's, answer (the first plugin to register a route keeps it).
+_searches_registered = False
+_probing: set[int] = set()
+PROBE_ANSWER = b"orthanc-gate: search routes answered here"
+PROBE_PATHS = ("/dicom-web/series", "/dicom-web/studies/0/series/0/instances")
 # Orthanc Explorer as each user may use it: what their level allows, who they are, sign-out.
 EXPLORER_EXTENSION = STATIC_DIR / "explorer-extension.js"
 
@@ -114,6 +120,32 @@ def _answer(handler, req: Request, groups: tuple) -> Response:  # noqa: ANN001
         return Response.json({"error": "internal_error", "message": "internal error; see the server log"}, 500)
 
 
+def _search_route(handlers: dict):  # noqa: ANN202 - returns Orthanc's callback
+    answer = _route(handlers)
+
+    def callback(output, uri, **request) -> None:  # noqa: ANN001
+        if threading.get_ident() in _probing:
+            output.AnswerBuffer(PROBE_ANSWER, "text/plain")
+            return
+        answer(output, uri, **request)
+
+    return callback
+
+
+def _answers_searches_here() -> bool:
+    """Whether our search routes, not the DICOMweb plugin's, answer: an internal probe."""
+    _probing.add(threading.get_ident())
+    try:
+        return all(orthanc_api.get_after_plugins(path) == PROBE_ANSWER for path in PROBE_PATHS)
+    finally:
+        _probing.discard(threading.get_ident())
+
+
+def _on_started() -> None:
+    if _runtime is not None:
+        _runtime.dicomweb_searches.settle(_answers_searches_here() if _searches_registered else None)
+
+
 def _health(output, uri, **request) -> None:  # noqa: ANN001
     orthanc_api.send(output, api.health(_runtime, Request("GET", uri), _startup_error))
 
@@ -146,7 +178,7 @@ def _on_deleted() -> None:
 
 
 def initialise() -> None:
-    global _runtime, _startup_error, _remembered
+    global _runtime, _startup_error, _remembered, _searches_registered
     orthanc_config = orthanc_api.configuration()
     try:
         config = load_gate_config(orthanc_config, orthanc_api.configuration_base())
@@ -162,9 +194,14 @@ def initialise() -> None:
         _remembered = _runtime.gate.remembered
         _runtime.ui_pages = read_pages(orthanc_config, orthanc_api.configuration_base(), orthanc_api.log_warning)
     orthanc_api.register_filter(_filter)
+    if orthanc_api.answers_dicomweb_searches() and dicomweb_plugin_listed(orthanc_config) \
+            and config.dicomweb.enabled and config.dicomweb.root == DICOMWEB_ROOT:
+        for regex, handlers in DICOMWEB_SEARCH_ROUTES:
+            orthanc_api.register_route(regex, _search_route(handlers))
+        _searches_registered = True
     for regex, handlers in ROUTES:
         orthanc_api.register_route(regex, _health if regex == HEALTH else _route(handlers))
-    orthanc_api.register_on_change(_on_stop, _on_new_study, _on_deleted)
+    orthanc_api.register_on_change(_on_stop, _on_new_study, _on_deleted, _on_started)
     orthanc_api.register_received_instance(_keep_received_instance)
     orthanc_api.extend_explorer(EXPLORER_EXTENSION.read_text(encoding="utf-8"))
     stores_warning = open_to_any_modality(orthanc_config)

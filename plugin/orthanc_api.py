@@ -81,6 +81,37 @@ class CoreApi:
         except orthanc.OrthancException as exc:
             raise _core_error(exc) from None
 
+    def create_dicom(self, tags: dict[str, Any]) -> bytes:
+        """Orthanc's CreateDicom (no pixel data, no generated UIDs) of tags named `gggg,eeee`."""
+        try:
+            return bytes(orthanc.CreateDicom(json.dumps(tags), None, orthanc.CreateDicomFlags.NONE))
+        except (ValueError, orthanc.OrthancException):
+            raise CoreError(500, "Orthanc could not create that DICOM object") from None
+
+    def tag_name(self, tag: int) -> str | None:
+        """The keyword Orthanc's dictionary gives a tag, None if it has none."""
+        name = orthanc.GetTagName(tag >> 16, tag & 0xFFFF, "")
+        return None if name == UNKNOWN_TAG_NAME else name
+
+
+UNKNOWN_TAG_NAME = "Unknown Tag & Data"  # DCMTK's DcmTag_ERROR_TagName
+
+
+def answers_dicomweb_searches() -> bool:
+    """Whether the Gate must answer DICOMweb searches itself: with Orthanc before 1.11 (Debian 12's
+    1.10.1 comes with DICOMweb 1.7) the DICOMweb plugin asks the core for what a search finds past
+    every plugin's routes, so only owning its search routes lets a search be trimmed. From 1.11 on
+    the plugins shipped with it (1.9+) search through our /tools/find (policies/qido.py)."""
+    return not orthanc.CheckVersionAdvanced(1, 11, 0)
+
+
+def get_after_plugins(path: str) -> bytes | None:
+    """An internal GET of `path` that the plugins' routes may answer (a probe), None on error."""
+    try:
+        return _as_bytes(orthanc.RestApiGetAfterPlugins(path))
+    except orthanc.OrthancException:
+        return None
+
 
 def _as_bytes(answer: Any) -> bytes:
     # Python plugin 4.0 answers str for some calls and bytes for others.
@@ -125,8 +156,8 @@ def register_route(regex: str, callback: Any) -> None:
     orthanc.RegisterRestCallback(regex, _keep(callback))
 
 
-def register_on_change(on_stop: Any, on_new_study: Any, on_deleted: Any) -> None:
-    """Orthanc's one change callback (run on its own thread): stop, a new study, a deletion.
+def register_on_change(on_stop: Any, on_new_study: Any, on_deleted: Any, on_started: Any) -> None:
+    """Orthanc's one change callback (run on its own thread): stop, a new study, a deletion, start.
 
     `on_stop` runs on ORTHANC_STOPPED, and once more when the interpreter is finalised (so it must
     be idempotent). Orthanc 1.10.1 and 1.12.7 alike send ORTHANC_STOPPED before they stop their HTTP
@@ -143,6 +174,8 @@ def register_on_change(on_stop: Any, on_new_study: Any, on_deleted: Any) -> None
             on_deleted()
         elif change_type == orthanc.ChangeType.ORTHANC_STOPPED:
             on_stop()
+        elif change_type == orthanc.ChangeType.ORTHANC_STARTED:
+            on_started()
 
     orthanc.RegisterOnChangeCallback(_keep(on_change))
     atexit.register(on_stop)
@@ -169,6 +202,15 @@ def send(output: Any, response: Response) -> None:
     if response.status == 405:
         output.SendMethodNotAllowed(response.headers.get("Allow", "GET"))
         return
+    if response.status >= 400 and not response.body:
+        output.SendHttpStatusCode(response.status)  # a bare status, as Orthanc answers a plugin's error
+        return
+    if response.parts is not None:
+        # Orthanc refuses any header but Set-Cookie on a multipart answer.
+        output.StartMultipartAnswer("related", response.content_type)
+        for part in response.parts:
+            output.SendMultipartItem(part)
+        return
     for name, value in {**ANSWER_HEADERS, **response.headers}.items():
         output.SetHttpHeader(name, value)
     if response.challenge:
@@ -180,7 +222,7 @@ def send(output: Any, response: Response) -> None:
         # Not output.Redirect(): it forces a cacheable 301 and drops the headers set above.
         output.SendHttpStatusCode(response.status)
     else:
-        if not core_labels_status_bodies():
+        if response.content_type and not core_labels_status_bodies():
             output.SetHttpHeader("Content-Type", response.content_type)
         _send_status(output, response.status, response.body)
 

@@ -70,6 +70,7 @@ class Response:
     content_type: str = "text/plain; charset=utf-8"
     headers: dict[str, str] = field(default_factory=dict)
     challenge: str | None = None  # realm of a 401 Basic challenge
+    parts: tuple[bytes, ...] | None = None  # a multipart/related answer of parts of `content_type`
 
     @staticmethod
     def json(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:

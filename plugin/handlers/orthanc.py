@@ -84,15 +84,22 @@ def _audited(runtime: Runtime, principal: Principal, request: Request, family: s
         data: Any = answer()
     except CoreError as exc:
         raise CoreRefused(exc) from None
-    count = len(data) if isinstance(data, list) else 1
+    refused = audit_answer(runtime, principal, request, family, len(data) if isinstance(data, list) else 1,
+                           _patients(data))
+    return refused or Response.json(data)
+
+
+def audit_answer(runtime: Runtime, principal: Principal, request: Request, family: str, count: int,
+                 patient_ids: str) -> Response | None:
+    """Record what a list or search answered (how many, whose); the 503 to send if it could not be."""
     record = AuditRecord(ts=iso_utc(runtime.clock()), actor=principal.username or "", action="list",
                          outcome="allow", reason="admin" if principal.is_admin else "answer trimmed to grants",
                          roles=",".join(sorted(principal.roles)), source_ip=request.ip, method=request.method,
                          path=request.path[:512], route_class=family,
-                         patient_id=_patients(data)[:128], detail=json.dumps({"returned": count}))
+                         patient_id=patient_ids[:128], detail=json.dumps({"returned": count}))
     if not runtime.audit_now(record):
         return Response.json({"error": "store_unavailable", "message": "the audit could not be written"}, 503)
-    return Response.json(data)
+    return None
 
 
 def _patients(data: Any) -> str:

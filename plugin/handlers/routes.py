@@ -3,7 +3,7 @@ registers with Orthanc and that the tests walk."""
 
 from __future__ import annotations
 
-from plugin.handlers import api, doctors, grants, orthanc, pages, users
+from plugin.handlers import api, dicomweb, doctors, grants, orthanc, pages, users
 
 HEALTH = "/gate/health"
 
@@ -46,4 +46,18 @@ ROUTES = (
     (r"/web-viewer/app/([^/]+\.html)", {"GET": pages.ui_page}),
     ("/gate/(.*)", {"GET": api.not_found, "POST": api.not_found, "PUT": api.not_found,
                     "DELETE": api.not_found}),
+)
+
+# The DICOMweb plugin's search routes, answered here where that plugin would search past every
+# plugin (services/dicomweb_search.py): registered only then, before the plugin's own (entry.py).
+# Its other routes stay the plugin's; so does STOW-RS, the POST of /dicom-web/studies (see
+# handlers/dicomweb.store_instances).
+DICOMWEB_ROOT = "/dicom-web/"
+DICOMWEB_SEARCH_ROUTES = (
+    ("/dicom-web/studies", {"GET": dicomweb.search_studies, "POST": dicomweb.store_instances}),
+    ("/dicom-web/series", {"GET": dicomweb.search_series}),
+    ("/dicom-web/instances", {"GET": dicomweb.search_instances}),
+    ("/dicom-web/studies/([^/]*)/series", {"GET": dicomweb.search_series}),
+    ("/dicom-web/studies/([^/]*)/instances", {"GET": dicomweb.search_instances}),
+    ("/dicom-web/studies/([^/]*)/series/([^/]*)/instances", {"GET": dicomweb.search_instances}),
 )

@@ -29,6 +29,12 @@ class Core(Protocol):
 
     def post_raw(self, path: str, body: bytes | str) -> bytes: ...
 
+    def create_dicom(self, tags: dict[str, Any]) -> bytes:
+        """Orthanc's CreateDicom of tags named `gggg,eeee` (no pixel data); raises CoreError."""
+
+    def tag_name(self, tag: int) -> str | None:
+        """The keyword of a tag in Orthanc's dictionary, None if it has none."""
+
 
 def orthanc_id(*dicom_ids: str) -> str:
     """The id Orthanc gives a resource: SHA-1 of its DICOM identifiers joined by "|" (PatientID for a

@@ -22,6 +22,7 @@ from plugin.policies.network import client_address
 from plugin.services.access import AccessService, ResourceLocator
 from plugin.services.core import Core
 from plugin.services.dicomweb import DicomWebSearches
+from plugin.services.dicomweb_search import DicomWebSearchService
 from plugin.services.directory_accounts import DirectoryRecheck
 from plugin.services.gate import GateService
 from plugin.services.grants import GrantService
@@ -43,6 +44,8 @@ class Runtime:
     core: Core
     search: SearchService
     grants: GrantService
+    dicomweb: DicomWebSearchService
+    dicomweb_searches: DicomWebSearches
     recheck: DirectoryRecheck | None = None
     ui_pages: UiPages = NO_PAGES  # the UIs' entry pages the Gate serves (services/ui_pages.py)
 
@@ -115,8 +118,9 @@ def build_runtime(config: GateConfig, log: Callable[[str], None], core: Core,
                                   directory_recheck_seconds=ldap.recheck_seconds if ldap is not None else 900.0)
     access = AccessService(store, ResourceLocator(core, config.resource_cache_entries), clock,
                            config.grant_poll_seconds, log)
+    searches = DicomWebSearches(core, log)
     gate = GateService(store, authenticator, audit, access, config.decision_cache_seconds, clock,
-                       searches_trimmed=DicomWebSearches(core).trimmed)
+                       searches_trimmed=searches.trimmed)
     recheck = None
     if directory is not None and ldap is not None:
         for warning in ldap.warnings:
@@ -128,8 +132,9 @@ def build_runtime(config: GateConfig, log: Callable[[str], None], core: Core,
     if recheck is not None:
         recheck.start()
     grants = GrantService(store, access, core, lambda record: audit.record(record, durable=True))
+    search = SearchService(core, access)
     return Runtime(config, store, audit, authenticator, gate, open_mfa(config, store), clock, access, core,
-                   SearchService(core, access), grants, recheck)
+                   search, grants, DicomWebSearchService(core, search, config.dicomweb), searches, recheck)
 
 
 def sign_in_guard(config: GateConfig, store: Store) -> SignInGuard:

@@ -89,14 +89,16 @@ class SearchService:
                     studies.add((uid, found.study_oid))
         return Visible(patients, frozenset(studies))
 
-    def find(self, principal: Principal, request: dict[str, Any], now: float) -> list[Any]:
-        """/tools/find for a caller who is not an admin: the same answer Orthanc gives, trimmed."""
+    def find(self, principal: Principal, request: dict[str, Any], now: float, in_core_order: bool = False) -> list[Any]:
+        """/tools/find for a caller who is not an admin: the same answer Orthanc gives, trimmed.
+        `in_core_order`: always ask Orthanc, so the answer comes in its order (a plain listing is
+        otherwise answered from the visible ids, sorted)."""
         visible = self.visible(principal, now)
         body = self._constrain(request, visible)
         if body is None:
             return []
         level = body["Level"].lower()
-        if level in ("study", "patient") and _plain_listing(request, level):
+        if level in ("study", "patient") and _plain_listing(request, level) and not in_core_order:
             return self._direct(level, body, visible)
         if level == "patient":
             return self._exact_patients(body, visible.patient_ids)

@@ -14,7 +14,6 @@ import pydicom
 import requests
 from pydicom.uid import generate_uid
 
-from plugin.policies.qido import forwards_searches
 from tests.conftest import Server
 
 DOCTOR_ROLE = ["referring_doctor"]
@@ -200,9 +199,3 @@ def _zip_members(body: bytes) -> list[tuple[bytes, bytes]]:
     except zipfile.BadZipFile:
         return []
 
-
-def searches_trimmed(srv: Server) -> bool:
-    """Whether this server's DICOMweb plugin sends its searches through the Gate's /tools/find, so
-    that a doctor's search over everything is answered trimmed (services/dicomweb.py) rather than
-    refused: DICOMweb 1.9 and later (Orthanc 1.12's), not Debian 12's 1.7."""
-    return forwards_searches(srv.admin("GET", "/plugins/dicom-web").json()["Version"])

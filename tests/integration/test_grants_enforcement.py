@@ -44,7 +44,6 @@ from tests.integration.grants_support import (
     grant,
     new_doctor,
     revoke,
-    searches_trimmed,
 )
 
 GRANTED = "77654033"  # Doe^Archibald: 2 studies, 4 series, 7 instances, all with pixel data
@@ -310,31 +309,19 @@ def test_qido_naming_a_tag_twice_or_not_exactly_is_refused(gate: Server, doctor:
     path = "/dicom-web/" + query.format(study_uid=mine["study_uid"], patient_id=GRANTED,
                                         their_study=other.studies[0].uid, their_patient=other.patient_id)
     answer = doctor("GET", path)
-    if searches_trimmed(gate):
-        # The answer is cut to the doctor's studies, whatever the question said.
-        assert answer.status_code == 200, (path, answer.status_code)
-        assert qido_values(answer, "00100020") <= {GRANTED}, path
-        assert qido_values(answer, "0020000D") <= {s.uid for s in sample_set[GRANTED].studies}, path
-        return
-    assert answer.status_code == 403, (path, answer.status_code, answer.content[:200])
-    rows = wait_for_audit(gate, "actor=? AND route_class='dicomweb_search' AND outcome='deny'", (DOCTOR,))
-    # Refused as naming nothing granted, or before that as a query the gate cannot read exactly as
-    # the DICOMweb plugin does (policies/qido.py).
-    assert rows and all(r["reason"] == "no grant for this resource" or r["reason"].startswith("search refused: ")
-                        for r in rows)
+    # The answer is cut to the doctor's studies, whatever the question said.
+    assert answer.status_code == 200, (path, answer.status_code)
+    assert qido_values(answer, "00100020") <= {GRANTED}, path
+    assert qido_values(answer, "0020000D") <= {s.uid for s in sample_set[GRANTED].studies}, path
 
 
 def test_a_refused_search_is_audited_with_its_whole_query(gate: Server, doctor: Caller, sample_set):
     other = sample_set[OTHERS[0]]
     query = f"PatientID={GRANTED}&10,20=*&includefield=all&limit=7"
-    trimmed = searches_trimmed(gate)
-    assert doctor("GET", f"/dicom-web/series?{query}").status_code == (200 if trimmed else 403)
+    assert doctor("GET", f"/dicom-web/series?{query}").status_code == 200
     rows = wait_for_audit(gate, "actor=? AND route_class='dicomweb_search' AND detail=?",
                           (DOCTOR, json.dumps({"query": query})))
-    if trimmed:
-        assert rows and rows[-1]["outcome"] == "allow" and rows[-1]["reason"] == "answer trimmed to the caller's grants"
-    else:
-        assert rows and "'10,20'" in rows[-1]["reason"] and rows[-1]["patient_id"] == ""
+    assert rows and rows[-1]["outcome"] == "allow" and rows[-1]["reason"] == "answer trimmed to the caller's grants"
     assert other.patient_id not in rows[-1]["detail"]
 
 
@@ -670,16 +657,12 @@ def test_a_study_grant_opens_that_study_and_no_other_of_the_patient(study_only):
                  *(f"/studies/{s.oid}" for s in siblings),
                  *(f"/dicom-web/studies/{s.uid}/metadata" for s in siblings)):
         assert reader("GET", path).status_code == 403, path
-    # Searches naming the patient, or the granted study with its siblings: refused, or answered
-    # with the granted study alone where the DICOMweb plugin's searches can be trimmed.
-    trimmed = searches_trimmed(reader.srv)
+    # Searches naming the patient, or the granted study with its siblings: answered with the
+    # granted study alone.
     for path in (f"/dicom-web/studies?PatientID={peter.patient_id}",
                  *(f"/dicom-web/studies?StudyInstanceUID={granted.uid},{s.uid}" for s in siblings)):
         answer = reader("GET", path)
-        if trimmed:
-            assert answer.status_code == 200 and qido_values(answer, "0020000D") == {granted.uid}, path
-        else:
-            assert answer.status_code == 403, path
+        assert answer.status_code == 200 and qido_values(answer, "0020000D") == {granted.uid}, path
     assert {s["ID"] for s in reader("GET", "/studies?expand").json()} == {granted.oid}
     assert reader("GET", "/patients").json() == []
     assert reader("POST", "/tools/find", data=find("Patient")).json() == []
@@ -780,21 +763,17 @@ def test_a_qido_search_by_a_patient_id_another_differs_from_by_case_is_refused(c
         grant(srv, reader.username, "view_only", patient_id=patient_id)
     admin = srv.admin("GET", "/dicom-web/studies?PatientID=gate-case-1")
     assert admin.status_code == 200 and qido_values(admin, "0020000D") == set(case_twins.study_uids.values())
-    trimmed = searches_trimmed(srv)
     for key in ("PatientID", "00100020", "0010,0020"):
         for value in ("gate-case-1", "GATE-CASE-1", "Gate-Case-1"):
             answer = reader("GET", f"/dicom-web/studies?{key}={value}")
-            if trimmed:  # both are the doctor's: the plugin's answer, over their studies
-                assert answer.status_code == 200, (key, value)
-                assert qido_values(answer, "0020000D") == set(case_twins.study_uids.values()), (key, value)
-            else:
-                assert answer.status_code == 403, (key, value)
-    if trimmed:  # a doctor of one twin gets that twin alone
-        one = new_doctor(srv, "droncase")
-        grant(srv, one.username, "view_only", patient_id="gate-case-1")
-        answer = one("GET", "/dicom-web/studies?PatientID=GATE-CASE-1")
-        assert answer.status_code == 200
-        assert qido_values(answer, "0020000D") == {case_twins.study_uids["gate-case-1"]}
+            # Both are the doctor's: the plugin's answer, over their studies.
+            assert answer.status_code == 200, (key, value)
+            assert qido_values(answer, "0020000D") == set(case_twins.study_uids.values()), (key, value)
+    one = new_doctor(srv, "droncase")  # a doctor of one twin gets that twin alone
+    grant(srv, one.username, "view_only", patient_id="gate-case-1")
+    answer = one("GET", "/dicom-web/studies?PatientID=GATE-CASE-1")
+    assert answer.status_code == 200
+    assert qido_values(answer, "0020000D") == {case_twins.study_uids["gate-case-1"]}
     uid = case_twins.study_uids["gate-case-1"]
     answer = reader("GET", f"/dicom-web/studies?StudyInstanceUID={uid}")
     assert answer.status_code == 200 and qido_values(answer, "0020000D") == {uid}

@@ -22,7 +22,6 @@ from tests.integration.grants_support import (
     catalog,
     grant,
     new_doctor,
-    searches_trimmed,
 )
 
 GRANTED = "77654033"  # Doe^Archibald (pydicom's DICOMDIR set)
@@ -107,7 +106,7 @@ def test_a_second_spelling_of_the_tag_widens_nothing(gate: Server, patients, lea
     target = f"/dicom-web/{level}?" + query.format(g=GRANTED, s=patients[GRANTED].studies[0].uid)
     status, body = doctor_get(gate, target)
     assert status != 200 or leaks.found_in(body) == [], (target, status)
-    assert status == (200 if searches_trimmed(gate) else 403), (target, status)
+    assert status == 200, (target, status)
 
 
 # -- 3. generated queries --------------------------------------------------------------------------
@@ -162,22 +161,17 @@ def test_generated_searches_hand_a_doctor_nothing_of_another_patient(gate: Serve
             return
         assert leaks.found_in(body) == [], target
         admin_status, admin_body = admin_get(gate, target)
-        if trimmed:
-            if admin_status != 200:
-                # Orthanc 1.12 refuses wildcards on UIDs; trimmed, the doctor's became exact UIDs.
-                return
-            # The plugin's answer over the doctor's studies: each item is one the admin gets too.
-            # (limit and offset apply after trimming, so the admin's page may hold others.)
-            everything = admin_get(gate, _without_paging(target))[1]
-            assert all(item in json.loads(everything) for item in json.loads(body)), target
-        else:
-            # What the gate let through is exactly what the plugin answers the admin.
-            assert (admin_status, json.loads(admin_body)) == (200, json.loads(body)), target
+        if admin_status != 200:
+            # Orthanc 1.12 refuses wildcards on UIDs; trimmed, the doctor's became exact UIDs.
+            return
+        # The plugin's answer over the doctor's studies: each item is one the admin gets too.
+        # (limit and offset apply after trimming, so the admin's page may hold others.)
+        everything = admin_get(gate, _without_paging(target))[1]
+        assert all(item in json.loads(everything) for item in json.loads(body)), target
 
-    trimmed = searches_trimmed(gate)
     check()
-    # The generated queries reached both answers, not only refusals.
-    assert SEEN[200] >= 30 and (trimmed or SEEN[403] >= 200), SEEN
+    # The generated queries reached the answers, not only refusals.
+    assert SEEN[200] >= 30, SEEN
     print(f"generated searches: {dict(SEEN)}")
 
 
@@ -198,14 +192,10 @@ def test_a_refused_search_names_its_whole_query_in_the_audit(gate: Server):
     # A doctor of its own: drqido's refusals are only counted by now (over 100 a minute, docs/audit.md).
     new_doctor(gate, "drqidoaudit")
     query = f"PatientID={GRANTED}&0x10,0x20=&includefield=all"
-    trimmed = searches_trimmed(gate)
-    assert raw_get(gate, f"/dicom-web/studies?{query}", "drqidoaudit", DOCTOR_PASSWORD)[0] == (200 if trimmed else 403)
+    assert raw_get(gate, f"/dicom-web/studies?{query}", "drqidoaudit", DOCTOR_PASSWORD)[0] == 200
     rows = wait_for_audit(gate, "actor='drqidoaudit' AND outcome=? AND detail=?",
-                          ("allow" if trimmed else "deny", json.dumps({"query": query})))
-    if trimmed:
-        assert rows and rows[-1]["reason"] == "answer trimmed to the caller's grants"
-    else:
-        assert rows and rows[-1]["reason"].startswith("search refused: search key '0x10,0x20'")
+                          ("allow", json.dumps({"query": query})))
+    assert rows and rows[-1]["reason"] == "answer trimmed to the caller's grants"
 
 
 OHIF_WORKLIST = ("/dicom-web/studies?limit=101&offset=0&fuzzymatching=false"
@@ -213,14 +203,10 @@ OHIF_WORKLIST = ("/dicom-web/studies?limit=101&offset=0&fuzzymatching=false"
 
 
 def test_a_doctors_worklist_is_the_plugins_answer_over_their_studies(gate: Server, patients):
-    """OHIF's study list asks for every study. Where the DICOMweb plugin searches through the Gate's
-    /tools/find (1.9 and later), the doctor gets the plugin's own answer with only their studies in
-    it, in the plugin's order; with Debian 12's 1.7 the search is still refused (issue 11 is open on
-    that: the Gate must answer such searches itself there)."""
+    """OHIF's study list asks for every study. The doctor gets the plugin's own answer with only
+    their studies in it, in the plugin's order: where the DICOMweb plugin searches through the
+    Gate's /tools/find (1.9 and later) and where the Gate answers its searches (Debian 12's 1.7)."""
     status, body = doctor_get(gate, OHIF_WORKLIST)
-    if not searches_trimmed(gate):
-        assert status == 403
-        return
     assert status == 200
     mine = [item for item in json.loads(admin_get(gate, OHIF_WORKLIST)[1])
             if item["00100020"]["Value"] == [GRANTED]]

@@ -17,10 +17,12 @@ import plugin
 GET = 1
 
 
-def fake_orthanc(config: dict) -> types.ModuleType:
+def fake_orthanc(config: dict, core_version: tuple[int, int, int] = (1, 12, 7)) -> types.ModuleType:
     fake = types.ModuleType("orthanc")
     fake.HttpMethod = types.SimpleNamespace(GET=1, POST=2, PUT=3, DELETE=4)
-    fake.ChangeType = types.SimpleNamespace(DELETED=1, NEW_SERIES=5, NEW_STUDY=6, ORTHANC_STOPPED=11)
+    fake.ChangeType = types.SimpleNamespace(DELETED=1, NEW_SERIES=5, NEW_STUDY=6, ORTHANC_STARTED=10,
+                                            ORTHANC_STOPPED=11)
+    fake.CheckVersionAdvanced = lambda *version: int(core_version >= version)
     fake.GetConfiguration = lambda: json.dumps(config)
     fake.filters, fake.routes, fake.on_change, fake.errors, fake.received = [], {}, [], [], []
     fake.RegisterIncomingHttpRequestFilter = fake.filters.append
@@ -44,8 +46,10 @@ def load_entry(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator:
     saved = {name: sys.modules.get(name) for name in names}
     loaded: list[types.ModuleType] = []
 
-    def load(gate: dict) -> tuple[types.ModuleType, types.ModuleType]:
-        fake = fake_orthanc({"StorageDirectory": str(tmp_path / "storage"), "Gate": gate})
+    def load(gate: dict, core_version: tuple[int, int, int] = (1, 12, 7),
+             **orthanc_keys: object) -> tuple[types.ModuleType, types.ModuleType]:
+        fake = fake_orthanc({"StorageDirectory": str(tmp_path / "storage"), "Gate": gate, **orthanc_keys},
+                            core_version)
         sys.modules["orthanc"] = fake
         for name in names[1:]:
             sys.modules.pop(name, None)
@@ -72,6 +76,31 @@ def test_it_registers_one_filter_its_routes_and_a_stop_callback(load_entry):
     assert len(fake.filters) == 1 and len(fake.on_change) == 1
     assert list(fake.routes)[-1] == "/gate/(.*)"  # the catch-all must come last
     assert {"/", "/gate/health", "/gate/login", "/gate/logout"} <= set(fake.routes)
+
+
+SEARCH_ROUTES = {"/dicom-web/studies", "/dicom-web/series", "/dicom-web/instances", "/dicom-web/studies/([^/]*)/series",
+                 "/dicom-web/studies/([^/]*)/instances", "/dicom-web/studies/([^/]*)/series/([^/]*)/instances"}
+
+
+def test_before_orthanc_1_11_it_answers_the_dicomweb_plugins_searches_itself(load_entry, tmp_path):
+    library = tmp_path / "libOrthancDicomWeb.so"
+    library.write_bytes(b"")
+    entry, fake = load_entry({}, (1, 10, 1), Plugins=[str(library)])
+    assert SEARCH_ROUTES <= set(fake.routes) and entry._searches_registered
+    assert list(fake.routes)[-1] == "/gate/(.*)"
+
+
+@pytest.mark.parametrize("core_version, plugins, dicomweb", [
+    ((1, 12, 7), True, {}),  # its DICOMweb plugin searches through our /tools/find
+    ((1, 10, 1), False, {}),  # no DICOMweb plugin: no search routes to answer
+    ((1, 10, 1), True, {"Enable": False}),
+    ((1, 10, 1), True, {"Root": "/dicomweb/"}),  # routes the gate does not classify as DICOMweb
+])
+def test_otherwise_the_search_routes_stay_the_plugins(load_entry, tmp_path, core_version, plugins, dicomweb):
+    library = tmp_path / "libOrthancDicomWeb.so"
+    library.write_bytes(b"")
+    entry, fake = load_entry({}, core_version, Plugins=[str(library)] if plugins else [], DicomWeb=dicomweb)
+    assert not SEARCH_ROUTES & set(fake.routes) and not entry._searches_registered
 
 
 def test_it_extends_orthanc_explorer_and_owns_the_uis_entry_pages(load_entry):
