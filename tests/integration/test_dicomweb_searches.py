@@ -1,0 +1,82 @@
+"""Where the Gate answers the DICOMweb plugin's searches itself (Orthanc before 1.11, DICOMweb 1.7):
+a doctor's answers in both formats and under a study, what the audit keeps of them, and what
+happens when the DICOMweb plugin was loaded first and kept its routes."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+
+from tests.conftest import Server, start_gate, upload_dicomdir, wait_for_audit
+from tests.harness import PLUGINS
+from tests.integration.grants_support import LeakDetector, catalog, grant, new_doctor
+
+GRANTED, OTHER = "77654033", "98890234"
+XML = {"Accept": "application/dicom+xml"}
+
+
+@pytest.fixture(scope="module")
+def gate(tmp_path_factory: pytest.TempPathFactory):
+    srv = start_gate(tmp_path_factory.mktemp("gate-dicomweb-searches"))
+    try:
+        upload_dicomdir(srv)
+        yield srv
+    finally:
+        srv.proc.stop()
+
+
+def test_a_doctors_xml_answer_holds_their_studies_only(gate: Server):
+    patients = catalog(gate)
+    doctor = new_doctor(gate, "drxml")
+    grant(gate, doctor.username, "view_only", patient_id=GRANTED)
+    answer = doctor("GET", "/dicom-web/studies", headers=XML)
+    assert answer.status_code == 200 and answer.headers["Content-Type"].startswith("multipart/related")
+    uids = set(re.findall(r'tag="0020000D" vr="UI" keyword="StudyInstanceUID">\s*<Value number="1">([^<]+)<',
+                          answer.text))
+    assert uids == {s.uid for s in patients[GRANTED].studies}
+    leaks = LeakDetector([i for pid in patients if pid != GRANTED for i in patients[pid].identifiers()])
+    assert leaks.found_in(answer.content) == []
+
+
+def test_under_a_granted_study_the_answer_is_the_admins(gate: Server):
+    patients = catalog(gate)
+    doctor = new_doctor(gate, "drinstudy")
+    study = patients[GRANTED].studies[0]
+    grant(gate, doctor.username, "view_only", study_uid=study.uid)
+    for path in (f"/dicom-web/studies/{study.uid}/series", f"/dicom-web/studies/{study.uid}/instances"):
+        mine, admins = doctor("GET", path), gate.admin("GET", path)
+        assert mine.status_code == 200 and mine.content == admins.content, path  # same Host, same data
+    other = patients[OTHER].studies[0]
+    assert doctor("GET", f"/dicom-web/studies/{other.uid}/series").status_code == 403
+    # The study grant does not open the patient's other studies to a search over everything.
+    found = doctor("GET", "/dicom-web/studies?PatientID=" + GRANTED).json()
+    assert [item["0020000D"]["Value"][0] for item in found] == [study.uid]
+
+
+def test_the_audit_names_whose_data_the_answer_held(gate: Server):
+    doctor = new_doctor(gate, "draudited")
+    grant(gate, doctor.username, "view_only", patient_id=GRANTED)
+    assert doctor("GET", f"/dicom-web/series?PatientID={OTHER}").json() == []
+    assert len(doctor("GET", "/dicom-web/series?PatientName=*").json()) > 0
+    rows = wait_for_audit(gate, "actor='draudited' AND route_class='dicomweb_search' AND detail LIKE '%returned%'")
+    assert [(json.loads(r["detail"])["returned"] > 0, r["patient_id"]) for r in rows] == [(False, ""),
+                                                                                          (True, GRANTED)]
+
+
+def test_with_the_dicomweb_plugin_loaded_first_a_doctors_search_stays_refused(tmp_path):
+    """Orthanc gives a route to the first plugin that registers it: the plugin's own searches
+    would see everything, so the Gate lets no doctor's search over everything through."""
+    srv = start_gate(tmp_path, extra={"Plugins": [f"{PLUGINS}/libOrthancDicomWeb.so",
+                                                   f"{PLUGINS}/libOrthancPython.so"]})
+    try:
+        upload_dicomdir(srv)
+        doctor = new_doctor(srv, "drfirst")
+        grant(srv, doctor.username, "view_only", patient_id=GRANTED)
+        assert doctor("GET", "/dicom-web/studies").status_code == 403
+        assert doctor("GET", f"/dicom-web/studies?PatientID={GRANTED}").status_code == 200
+        assert srv.admin("GET", "/dicom-web/studies").status_code == 200
+        assert "list libOrthancPython.so before libOrthancDicomWeb.so" in srv.proc.log_text()
+    finally:
+        srv.proc.stop()
