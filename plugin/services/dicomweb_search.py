@@ -74,8 +74,10 @@ class DicomWebSearchService:
                 found = self._core.post("/tools/find", json.dumps(body))
             else:
                 found = self._search.find(principal, body, now, in_core_order=True)
-        except CoreError:
-            raise DicomWebRefused(500) from None
+        except CoreError as exc:
+            # The plugin passes the core's error on, but for an unknown resource (its C++ wrapper
+            # answers false there, which it turns into an internal error).
+            raise DicomWebRefused(500 if exc.status == 404 else exc.status) from None
         if not isinstance(found, list):
             raise DicomWebRefused(500)
         return found

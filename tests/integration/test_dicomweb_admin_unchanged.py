@@ -1,11 +1,11 @@
 """An admin's DICOMweb searches (QIDO-RS) and uploads (STOW-RS) through the Gate are answered exactly
 as plain Orthanc answers them: status, Content-Type and body, byte for byte.
 
-On Debian 12's DICOMweb 1.7 the Gate is to answer these routes itself (issue 11: /dicom-web/studies
-GET and POST, /series, /instances and the searches within a study and a series), re-implementing
-the plugin. This module is the guard that nothing an admin sees changes: two servers hold the same
-bytes, one plain Orthanc (the DICOMweb plugin, no Python plugin) and one with the Gate, and each
-request goes to both exactly as written. Today the plugin answers on both, so every case agrees.
+On Debian 12's DICOMweb 1.7 the Gate answers the six search routes itself (GET /dicom-web/studies,
+/series, /instances and the searches within a study and a series), re-implementing the plugin
+(services/dicomweb_search.py); STOW-RS stays the plugin's. This module is the guard that nothing
+an admin sees changes: two servers hold the same bytes, one plain Orthanc (the DICOMweb plugin, no
+Python plugin) and one with the Gate, and each request goes to both exactly as written.
 QidoCaseSensitive is left at its default on both.
 """
 
@@ -37,7 +37,7 @@ from pydicom.uid import (
     generate_uid,
 )
 
-from tests.conftest import ADMIN, ADMIN_PASSWORD, Server, dicomdir_files, start_gate, upload_dicomdir
+from tests.conftest import ADMIN, ADMIN_PASSWORD, Server, audit_rows, dicomdir_files, start_gate, upload_dicomdir
 from tests.harness import OrthancProcess
 
 ROOT = "1.2.826.0.1.3680043.10.1192.110"  # test data only (tests/dicom-samples uses ...1192.1 and .2)
@@ -204,6 +204,7 @@ class Pair:
     plain: Endpoint
     gate: Endpoint
     catalog: Catalog
+    server: Server  # the Gate's
 
     def both(self, method: str, target: str, **kwargs: object) -> tuple[Answer, Answer]:
         return self.plain.send(method, target, **kwargs), self.gate.send(method, target, **kwargs)
@@ -292,11 +293,24 @@ def pair(tmp_path_factory: pytest.TempPathFactory):
         datasets += [pydicom.dcmread(io.BytesIO(d), stop_before_pixels=True) for d in stress]
         credentials = base64.b64encode(f"{ADMIN}:{ADMIN_PASSWORD}".encode()).decode()
         yield Pair(Endpoint(plain.http_port, None), Endpoint(gate.proc.http_port, f"Basic {credentials}"),
-                   Catalog.of(datasets))
+                   Catalog.of(datasets), gate)
     finally:
         if gate is not None:
             gate.proc.stop()
         plain.stop()
+
+
+def test_on_orthanc_before_1_11_the_gate_itself_answers_the_searches(pair: Pair):
+    """Else every comparison here would be the plugin against itself. The Gate's handler writes,
+    before it answers, a row saying how many resources it returned (services/dicomweb_search.py);
+    from Orthanc 1.11 on the plugin answers (searching through the Gate's /tools/find) and no such
+    row is written for its path."""
+    version = json.loads(pair.plain.send("GET", "/system", accept=None).body)["Version"]  # the same Orthanc
+    gate_answers = tuple(int(part) for part in version.split(".")[:2]) < (1, 11)
+    assert pair.gate.send("GET", "/dicom-web/series?Modality=CT").status == 200
+    rows = audit_rows(pair.server, "actor=? AND path='/dicom-web/series' AND detail LIKE '%returned%'", (ADMIN,))
+    assert bool(rows) is gate_answers
+    assert not rows or json.loads(rows[-1]["detail"])["returned"] > 0
 
 
 def test_the_data_is_what_the_cases_assume(pair: Pair):
