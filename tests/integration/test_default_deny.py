@@ -48,10 +48,11 @@ def test_anonymous_is_refused_on_orthanc_routes(server: Server, sample, method, 
     assert sample["study_uid"] not in answer.text and "Dlamini" not in answer.text
 
 
-# Lists and searches the plugin answers itself, trimmed: a user without grants gets an empty answer.
+# Lists and searches the plugin answers itself (or the DICOMweb plugin through the plugin's
+# /tools/find), trimmed: a user without grants gets an empty answer.
 # (GET /instances is not among them: the core keeps that route, and its flat list is for admins.)
 TRIMMED = {"GET /patients": [], "GET /studies": [], "GET /series": [],
-           "POST /tools/find": [], "POST /tools/lookup": [],
+           "POST /tools/find": [], "POST /tools/lookup": [], "GET /dicom-web/studies": [],
            "GET /statistics": {"CountPatients": 0, "CountStudies": 0, "CountSeries": 0, "CountInstances": 0}}
 
 
