@@ -5,12 +5,16 @@ SYSTEM_PYTHON := /usr/bin/python3
 ORTHANC := /usr/sbin/Orthanc
 CONFIG := orthanc.json
 
-.PHONY: run test unit lint bench install system clean
+.PHONY: run test unit lint bench install system ohif clean
 
-install: system $(VENV)/.installed
+install: system $(VENV)/.installed ohif
 
 system:
 	@./scripts/install-system.sh
+
+# The OHIF Viewer served at /ohif/: a pinned npm build, checked and cached in var/ohif/.
+ohif:
+	@$(SYSTEM_PYTHON) scripts/fetch_ohif.py
 
 # The plugin runs on the Python that Orthanc embeds (Debian's), so the venv is made from it.
 $(VENV)/.installed: pyproject.toml
@@ -38,6 +42,7 @@ bench: install
 	$(VENV)/bin/python bench/gate_throughput.py
 	$(VENV)/bin/python bench/ldap_basic.py
 	$(VENV)/bin/python bench/grants.py
+	$(VENV)/bin/python bench/viewer_throughput.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache
