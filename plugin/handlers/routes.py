@@ -3,7 +3,7 @@ registers with Orthanc and that the tests walk."""
 
 from __future__ import annotations
 
-from plugin.handlers import api, dicomweb, doctors, grants, orthanc, pages, users
+from plugin.handlers import api, dicomweb, doctors, grants, ohif, orthanc, pages, users
 
 HEALTH = "/gate/health"
 
@@ -44,6 +44,9 @@ ROUTES = (
     # (the request filter could only refuse it); signed in, the page as Orthanc serves it.
     (r"/app/([^/]+\.html)", {"GET": pages.ui_page}),
     (r"/web-viewer/app/([^/]+\.html)", {"GET": pages.ui_page}),
+    # The OHIF Viewer: its pages (any route of the app answers its index.html) and files.
+    ("/ohif", {"GET": ohif.viewer}),
+    ("/ohif/(.*)", {"GET": ohif.viewer}),
     ("/gate/(.*)", {"GET": api.not_found, "POST": api.not_found, "PUT": api.not_found,
                     "DELETE": api.not_found}),
 )

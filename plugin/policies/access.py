@@ -9,9 +9,9 @@ from plugin.policies.types import Decision, Principal, RouteInfo
 # Reachable without signing in: the login page, health and our static assets, and `/`, whose
 # handler only redirects (to the login page or to the viewer).
 PUBLIC_FAMILIES = frozenset({"root", "gate_public"})
-# Orthanc Explorer's static files and the server's name and version: no patient data, but
-# nothing for anonymous callers.
-SIGNED_IN_FAMILIES = frozenset({"ui_asset", "system_info"})
+# Orthanc Explorer's and the OHIF Viewer's static files and the server's name and version: no
+# patient data, but nothing for anonymous callers.
+SIGNED_IN_FAMILIES = frozenset({"ui_asset", "ohif_asset", "system_info"})
 # Families whose answer names one patient or study, decided by the grant held on it.
 GRANTED_FAMILIES = frozenset({"patients", "studies", "series", "instances", "wado", "dicomweb",
                               "dicomweb_search", "tools_archive", "tools_bulk", "web_viewer"})

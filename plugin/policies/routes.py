@@ -51,6 +51,8 @@ TOOLS_FAMILIES = {
 ADMIN_FAMILIES = frozenset({"changes", "exports", "jobs", "modalities", "peers", "queries",
                             "plugins", "system", "statistics", "storage-commitment"})
 PUBLIC_GATE_PATHS = frozenset({"/gate/health", "/gate/login"})
+# The OHIF Viewer the plugin serves (handlers/ohif.py).
+OHIF_PREFIX = "ohif"
 
 # The Orthanc Web Viewer plugin (Debian's orthanc-webviewer, Plugin/Plugin.cpp) registers
 # /web-viewer/{series,is-stable-series,instances,libs,app}/(.*), case-sensitively. An image is
@@ -162,6 +164,8 @@ def _classify_path(method: str, path: str, query: dict[str, str]) -> RouteInfo:
         return RouteInfo("ui_asset", Action.VIEW, method, path, carries_phi=False)
     if lower in ADMIN_FAMILIES:
         return RouteInfo(lower.replace("-", "_"), Action.ADMIN, method, path)
+    if lower == OHIF_PREFIX:
+        return _classify_ohif(method, path, segments)
     if lower == "wado" and len(segments) == 1:
         return _classify_wado(method, path, query)
     if lower == "dicom-web":
@@ -191,6 +195,22 @@ def _classify_gate(method: str, path: str) -> RouteInfo:
         return RouteInfo("gate_public", Action.PUBLIC, method, path, carries_phi=False, own_route=True)
     # Our own API and pages authenticate, authorise and audit in their handlers.
     return RouteInfo("gate", Action.ADMIN, method, path, carries_phi=False, own_route=True)
+
+
+def is_viewer_page(segments: list[str]) -> bool:
+    """Whether a path under /ohif/ is one of the viewer's pages (its HTML, or one of the routes of
+    the single-page app, which have no file extension) rather than one of its files."""
+    last = segments[-1] if len(segments) > 1 else ""
+    return "." not in last or last.lower().endswith(".html")
+
+
+def _classify_ohif(method: str, path: str, segments: list[str]) -> RouteInfo:
+    if method in SAFE_METHODS and is_viewer_page(segments):
+        # Its handler sends a browser without a session to sign in and back; a filter cannot.
+        return RouteInfo("ohif_page", Action.VIEW, method, path, carries_phi=False, own_route=True)
+    # The viewer's code, styles and codecs: no patient data, but nothing for anonymous callers.
+    return RouteInfo("ohif_asset", _action_for_method(method, Action.VIEW), method, path,
+                     carries_phi=method not in SAFE_METHODS)
 
 
 def _classify_resource(method: str, path: str, segments: list[str]) -> RouteInfo:

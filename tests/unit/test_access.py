@@ -138,6 +138,8 @@ TABLE: list[tuple[str, str, dict[str, str], str, Action, str]] = [
     ("GET", "/system", {}, "system_info", V,                              "Y YYYYYY Y . . ."),
     ("GET", "/app/explorer.js", {}, "ui_asset", V,                        "Y YYYYYY Y . . ."),
     ("POST", "/app/explorer.js", {}, "ui_asset", M,                       "Y ...... . . . ."),
+    ("GET", "/ohif/app.bundle.0f6159c501addfe9.js", {}, "ohif_asset", V,  "Y YYYYYY Y . . ."),
+    ("PUT", "/ohif/app-config.js", {}, "ohif_asset", M,                   "Y ...... . . . ."),
     # -- always admin-only ------------------------------------------------------------------------------
     ("POST", "/system", {}, "system", A,                                  "Y ...... . . . ."),
     ("POST", "/tools/execute-script", {}, "tools_other", A,               "Y ...... . . . ."),
@@ -158,6 +160,8 @@ TABLE: list[tuple[str, str, dict[str, str], str, Action, str]] = [
     ("GET", "/", {}, "root", P,                                           "Y YYYYYY Y Y Y Y"),
     ("GET", "/gate/login", {}, "gate_public", P,                          "Y YYYYYY Y Y Y Y"),
     ("GET", "/gate/api/me", {}, "gate", A,                                "Y YYYYYY Y Y Y Y"),
+    # The viewer's pages: the handler serves them to a signed-in user and sends anyone else to sign in.
+    ("GET", "/ohif/viewer", {"StudyInstanceUIDs": UID}, "ohif_page", V,   "Y YYYYYY Y Y Y Y"),
     ("GET", "/share/tok", {}, "share", V,                                 "Y YYYYYY Y Y Y Y"),
     ("GET", "/app/explorer.html", {}, "ui_page", V,                       "Y YYYYYY Y Y Y Y"),
     # -- nobody -------------------------------------------------------------------------------------------

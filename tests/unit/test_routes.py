@@ -167,6 +167,16 @@ ROUTES: list[tuple[str, str, dict[str, str], dict[str, str], str, Action]] = [
     ("GET", "/favicon.ico", {}, {}, "ui_asset", V),
     ("GET", "/plugins/explorer.js", {}, {}, "ui_asset", V),  # the plugins' additions to Explorer
     ("GET", "/Plugins/Explorer.js", {}, {}, "ui_asset", V),
+    # -- the OHIF Viewer the plugin serves: pages (the app's routes) and files --------------------
+    ("GET", "/ohif", {}, {}, "ohif_page", V),
+    ("GET", "/ohif/", {}, {}, "ohif_page", V),
+    ("GET", "/ohif/viewer", {"StudyInstanceUIDs": STUDY_UID}, {}, "ohif_page", V),
+    ("GET", "/ohif/index.html", {}, {}, "ohif_page", V),
+    ("GET", "/ohif/app-config.js", {}, {}, "ohif_asset", V),
+    ("GET", "/ohif/assets/favicon.ico", {}, {}, "ohif_asset", V),
+    ("GET", "/OHIF/app.bundle.css", {}, {}, "ohif_asset", V),
+    ("PUT", "/ohif/app-config.js", {}, {}, "ohif_asset", M),
+    ("POST", "/ohif/viewer", {}, {}, "ohif_asset", M),  # only reads are the app's pages
     ("GET", "/ui", {}, {}, "unknown", A),
     ("GET", "/ui/api/configuration", {}, {}, "unknown", A),
     # -- the Orthanc Web Viewer (orthanc-webviewer): series and images by Orthanc id ------------------
@@ -310,8 +320,8 @@ EXPECTED_FAMILIES = {
     "tools_find", "tools_lookup", "tools_archive", "tools_bulk", "tools_other",
     "changes", "exports", "jobs", "modalities", "peers", "queries", "plugins", "system", "statistics",
     "storage_commitment", "system_info",
-    "ui_asset", "ui_page", "wado", "dicomweb", "dicomweb_search", "dicomweb_admin", "webdav",
-    "web_viewer", "web_viewer_admin",
+    "ui_asset", "ui_page", "ohif_page", "ohif_asset", "wado", "dicomweb", "dicomweb_search", "dicomweb_admin",
+    "webdav", "web_viewer", "web_viewer_admin",
     "gate_public", "gate", "share", "root", "unknown", "malformed",
 }
 
@@ -532,7 +542,7 @@ def test_other_routes_carry_no_search_keys(path):
 
 
 @pytest.mark.parametrize("path", ["/", "/gate/health", "/gate/login", "/gate/static/gate.css", "/gate/api/me",
-                                  "/share/tok", "/app/explorer.html"])
+                                  "/share/tok", "/app/explorer.html", "/ohif/", "/ohif/viewer"])
 def test_own_routes_are_marked_and_carry_no_phi(path):
     route = classify("GET", path, {}, {})
     assert route.own_route and not route.carries_phi
@@ -543,6 +553,11 @@ def test_own_routes_are_marked_and_carry_no_phi(path):
 def test_orthanc_routes_are_not_own_routes_and_carry_phi(path):
     route = classify("GET", path, {}, {})
     assert not route.own_route and route.carries_phi
+
+
+def test_ohif_files_are_decided_by_the_filter_not_the_handler():
+    route = classify("GET", "/ohif/app.bundle.css", {}, {})
+    assert not route.own_route and not route.carries_phi and not route.trimmed
 
 
 def test_ui_asset_read_carries_no_phi_but_a_write_does():
