@@ -38,7 +38,7 @@ import pydicom  # noqa: E402
 import requests  # noqa: E402
 
 from tests.ct_series import Patient, ct_study  # noqa: E402
-from tests.harness import OrthancProcess  # noqa: E402
+from tests.harness import OrthancProcess, storescu  # noqa: E402
 
 TRIVIAL_FILTER = """import orthanc
 
@@ -69,7 +69,7 @@ class Study:
 
 
 def start_servers(tmp: Path) -> tuple[dict[str, OrthancProcess], str]:
-    """The three servers, and the Gate admin's API key (used to load data)."""
+    """The three servers, and the Gate admin's API key."""
     (tmp / "trivial.py").write_text(TRIVIAL_FILTER)
     servers = {"plain": OrthancProcess(tmp / "plain", script=None),
                "trivial filter": OrthancProcess(tmp / "trivial", script=str(tmp / "trivial.py")),
@@ -83,16 +83,14 @@ def start_servers(tmp: Path) -> tuple[dict[str, OrthancProcess], str]:
     return servers, key
 
 
-def load(proc: OrthancProcess, admin_key: str, files: list[Path]) -> None:
-    headers = {"Authorization": f"Bearer {admin_key}"}
-
-    def post(path: Path) -> None:
-        answer = requests.post(proc.url("/instances"), data=path.read_bytes(), headers=headers, timeout=60)
-        if answer.status_code != 200:
-            raise BenchError(f"upload of {path.name}: {answer.status_code}")
-
-    with ThreadPoolExecutor(4) as pool:
-        list(pool.map(post, files))
+def load(proc: OrthancProcess, files: list[Path]) -> None:
+    """Over DICOM (C-STORE), as a modality sends. Not over REST from several threads: uploads to
+    the Gate's `POST /instances` from concurrent clients deadlock Orthanc 1.10 (the plugin re-posts
+    them with RestApiPost holding Python's GIL while the core, storing another one, waits for the
+    GIL in the received-instance callback)."""
+    pushed = storescu(proc.dicom_port, files)
+    if pushed.returncode != 0:
+        raise BenchError(f"storescu into {proc.workdir.name}: {pushed.stderr[-500:]}")
 
 
 def doctor_cookie(gate: OrthancProcess, admin_key: str, study_uid: str) -> str:
@@ -166,7 +164,7 @@ def main() -> int:
         try:
             urls = {}
             for name, proc in servers.items():
-                load(proc, admin_key, big + small)
+                load(proc, big + small)
                 found = requests.post(proc.url("/tools/lookup"), data=study.uid, timeout=30,
                                       headers={"Authorization": f"Bearer {admin_key}"}).json()
                 urls[name] = phase_urls(proc, study, found[0]["ID"], args.threads, 40)
