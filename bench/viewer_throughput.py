@@ -12,12 +12,13 @@ Fetched the way viewers fetch, by --threads client threads at once, each phase t
             to doctors until DICOMweb searches are trimmed)
   metadata  GET /dicom-web/studies/X/series/Y/metadata (the whole series, 200 instances)
   frames    GET .../instances/I/frames/1, Accept: multipart/related; type=application/octet-stream;
-            transfer-syntax=*, every slice once per round
-  zip       GET /studies/{id}/archive, the whole study as one ZIP, --threads at once
-Phases are interleaved over servers in --rounds rounds and the median kept, so a drift of the
-machine's speed hits every server alike. Every answer must be 200: a bench of refusals means
-nothing. The last line gives the Gate's throughput divided by plain Orthanc's (and by the trivial
-filter's) for the same phase, and the doctor's median QIDO latency through the Gate.
+            transfer-syntax=*, half the slices per round (the other half the next round)
+  zip       GET /studies/{id}/archive, the whole study as one ZIP, --zip-clients at once
+Phases are interleaved over servers in --rounds rounds (the servers' order rotating from round to
+round) and the median kept, so a drift of the machine's speed hits every server alike. Every answer
+must be 200: a bench of refusals means nothing. The last line gives the Gate's throughput divided
+by plain Orthanc's (and by the trivial filter's) for the same phase, and the doctor's median QIDO
+latency through the Gate.
 """
 
 from __future__ import annotations
@@ -54,6 +55,7 @@ DOCTOR, DOCTOR_PASSWORD = "benchdoctor", "bench doctor password 123"
 SERVERS = ("plain", "trivial filter", "gate")
 PHASES = ("qido", "metadata", "frames", "zip")
 FRAME_ACCEPT = "multipart/related; type=application/octet-stream; transfer-syntax=*"
+QIDO_PER_ROUND = 40
 
 
 class BenchError(RuntimeError):
@@ -134,13 +136,16 @@ class Client:
         return time.perf_counter() - started, sum(size for size, _ in results), [s for _, s in results]
 
 
-def phase_urls(proc: OrthancProcess, study: Study, study_id: str, threads: int, qido_count: int) -> dict:
+def phase_urls(proc: OrthancProcess, study: Study, study_id: str, threads: int, zip_clients: int,
+               round_index: int) -> dict:
     base = proc.url(f"/dicom-web/studies/{study.uid}/series/{study.series_uid}")
+    half = (len(study.sop_uids) + 1) // 2
+    frames = study.sop_uids[:half] if round_index % 2 == 0 else study.sop_uids[half:]
     return {
-        "qido": [proc.url(f"/dicom-web/studies?StudyInstanceUID={study.uid}")] * qido_count,
+        "qido": [proc.url(f"/dicom-web/studies?StudyInstanceUID={study.uid}")] * QIDO_PER_ROUND,
         "metadata": [f"{base}/metadata"] * threads,
-        "frames": [f"{base}/instances/{sop}/frames/1" for sop in study.sop_uids],
-        "zip": [proc.url(f"/studies/{study_id}/archive")] * threads,
+        "frames": [f"{base}/instances/{sop}/frames/1" for sop in frames],
+        "zip": [proc.url(f"/studies/{study_id}/archive")] * zip_clients,
     }
 
 
@@ -148,10 +153,11 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--slices", type=int, default=200)
     parser.add_argument("--threads", type=int, default=4, help="client threads fetching at once")
-    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds; the median is kept")
-    parser.add_argument("--quick", action="store_true", help="40 slices, 1 round (a smoke run)")
+    parser.add_argument("--zip-clients", type=int, default=1, help="study ZIPs downloaded at once")
+    parser.add_argument("--rounds", type=int, default=4, help="interleaved rounds; the median is kept")
+    parser.add_argument("--quick", action="store_true", help="40 slices, 2 rounds (a smoke run)")
     args = parser.parse_args()
-    slices, rounds = (40, 1) if args.quick else (args.slices, args.rounds)
+    slices, rounds = (40, 2) if args.quick else (args.slices, args.rounds)
     rate: dict[tuple[str, str], list[float]] = {}
     qido_ms: dict[str, list[float]] = {}
     with tempfile.TemporaryDirectory(prefix="gate-viewer-bench-") as tmp_name:
@@ -162,19 +168,23 @@ def main() -> int:
         size_mb = sum(f.stat().st_size for f in big) / 1e6
         servers, admin_key = start_servers(tmp)
         try:
-            urls = {}
+            study_ids = {}
             for name, proc in servers.items():
                 load(proc, big + small)
                 found = requests.post(proc.url("/tools/lookup"), data=study.uid, timeout=30,
                                       headers={"Authorization": f"Bearer {admin_key}"}).json()
-                urls[name] = phase_urls(proc, study, found[0]["ID"], args.threads, 40)
+                study_ids[name] = found[0]["ID"]
             client = Client(args.threads, doctor_cookie(servers["gate"], admin_key, study.uid))
             for name in SERVERS:  # warm-up: Orthanc's caches, the Gate's session and grant lookups
+                urls = phase_urls(servers[name], study, study_ids[name], args.threads, 1, 0)
+                for phase in ("qido", "metadata", "frames"):
+                    client.run(urls[phase][:args.threads], FRAME_ACCEPT if phase == "frames" else None)
+            for round_index in range(rounds):
+                order = SERVERS[round_index % 3:] + SERVERS[:round_index % 3]
+                urls = {name: phase_urls(servers[name], study, study_ids[name], args.threads, args.zip_clients,
+                                         round_index) for name in SERVERS}
                 for phase in PHASES:
-                    client.run(urls[name][phase][:args.threads], FRAME_ACCEPT if phase == "frames" else None)
-            for _ in range(rounds):
-                for phase in PHASES:
-                    for name in SERVERS:
+                    for name in order:
                         seconds, size, latencies = client.run(urls[name][phase],
                                                               FRAME_ACCEPT if phase == "frames" else None)
                         rate.setdefault((name, phase), []).append(size / seconds / 1e6)
