@@ -86,10 +86,7 @@ def start_servers(tmp: Path) -> tuple[dict[str, OrthancProcess], str]:
 
 
 def load(proc: OrthancProcess, files: list[Path]) -> None:
-    """Over DICOM (C-STORE), as a modality sends. Not over REST from several threads: uploads to
-    the Gate's `POST /instances` from concurrent clients deadlock Orthanc 1.10 (the plugin re-posts
-    them with RestApiPost holding Python's GIL while the core, storing another one, waits for the
-    GIL in the received-instance callback)."""
+    """Over DICOM (C-STORE), as a modality sends (and quickly: one association per server)."""
     pushed = storescu(proc.dicom_port, files)
     if pushed.returncode != 0:
         raise BenchError(f"storescu into {proc.workdir.name}: {pushed.stderr[-500:]}")
