@@ -12,7 +12,8 @@ Fetched the way viewers fetch, by --threads client threads at once, each phase t
             to doctors until DICOMweb searches are trimmed)
   metadata  GET /dicom-web/studies/X/series/Y/metadata (the whole series, 200 instances)
   frames    GET .../instances/I/frames/1, Accept: multipart/related; type=application/octet-stream;
-            transfer-syntax=*, half the slices per round (the other half the next round)
+            transfer-syntax=*, cycling through every slice, for --frame-seconds, by wrk (a C client:
+            Python clients cannot take more than ~50 frames/s, which is what they then measure)
   zip       GET /studies/{id}/archive, the whole study as one ZIP, --zip-clients at once
 Phases are interleaved over servers in --rounds rounds (the servers' order rotating from round to
 round) and the median kept, so a drift of the machine's speed hits every server alike. Every answer
@@ -24,7 +25,9 @@ latency through the Gate.
 from __future__ import annotations
 
 import argparse
+import re
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
@@ -56,6 +59,15 @@ SERVERS = ("plain", "trivial filter", "gate")
 PHASES = ("qido", "metadata", "frames", "zip")
 FRAME_ACCEPT = "multipart/related; type=application/octet-stream; transfer-syntax=*"
 QIDO_PER_ROUND = 40
+WRK = "/usr/bin/wrk"
+# wrk cycles through the frame paths, one after the other in each of its threads.
+WRK_PATHS = """paths = {%s}
+i = 0
+request = function()
+  i = i + 1
+  return wrk.format("GET", paths[(i %% #paths) + 1])
+end
+"""
 
 
 class BenchError(RuntimeError):
@@ -117,31 +129,48 @@ class Client:
             session.headers["Cookie"] = self.cookie
         return session
 
-    def fetch(self, url: str, accept: str | None = None) -> tuple[int, float]:
+    def fetch(self, url: str) -> tuple[int, float]:
         """Bytes received and seconds taken for one GET that must answer 200."""
         started = time.perf_counter()
-        answer = self._session().get(url, headers={"Accept": accept} if accept else {}, timeout=300)
+        answer = self._session().get(url, timeout=300)
         if answer.status_code != 200:
             raise BenchError(f"{url}: {answer.status_code} (a bench of refusals means nothing)")
         return len(answer.content), time.perf_counter() - started
 
-    def run(self, urls: list[str], accept: str | None = None) -> tuple[float, int, list[float]]:
+    def run(self, urls: list[str]) -> tuple[float, int, list[float]]:
         """Wall-clock seconds for all `urls`, bytes received, and each request's latency."""
         started = time.perf_counter()
         with ThreadPoolExecutor(self.threads) as pool:
-            results = list(pool.map(lambda url: self.fetch(url, accept), urls))
+            results = list(pool.map(self.fetch, urls))
         return time.perf_counter() - started, sum(size for size, _ in results), [s for _, s in results]
 
 
-def phase_urls(proc: OrthancProcess, study: Study, study_id: str, threads: int, zip_clients: int,
-               round_index: int) -> dict:
+def frames_per_second(proc: OrthancProcess, script: Path, cookie: str, threads: int, seconds: float) -> float:
+    """Frames/s wrk fetched with `threads` connections; fails if any answer was not 2xx."""
+    out = subprocess.run([WRK, "-t2", f"-c{threads}", f"-d{seconds:g}s", "-s", str(script), "-H", f"Cookie: {cookie}",
+                          "-H", f"Accept: {FRAME_ACCEPT}", proc.base], capture_output=True, text=True,
+                         timeout=seconds + 60).stdout
+    rate = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    if rate is None:
+        raise BenchError(f"wrk printed no rate:\n{out}")
+    bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    if bad:
+        raise BenchError(f"frames: {bad.group(1)} answers were not 2xx (a bench of refusals means nothing)")
+    return float(rate.group(1))
+
+
+def frame_script(tmp: Path, study: Study) -> Path:
+    base = f"/dicom-web/studies/{study.uid}/series/{study.series_uid}/instances"
+    script = tmp / "frames.lua"
+    script.write_text(WRK_PATHS % ", ".join(f'"{base}/{sop}/frames/1"' for sop in study.sop_uids))
+    return script
+
+
+def phase_urls(proc: OrthancProcess, study: Study, study_id: str, threads: int, zip_clients: int) -> dict:
     base = proc.url(f"/dicom-web/studies/{study.uid}/series/{study.series_uid}")
-    half = (len(study.sop_uids) + 1) // 2
-    frames = study.sop_uids[:half] if round_index % 2 == 0 else study.sop_uids[half:]
     return {
         "qido": [proc.url(f"/dicom-web/studies?StudyInstanceUID={study.uid}")] * QIDO_PER_ROUND,
         "metadata": [f"{base}/metadata"] * threads,
-        "frames": [f"{base}/instances/{sop}/frames/1" for sop in frames],
         "zip": [proc.url(f"/studies/{study_id}/archive")] * zip_clients,
     }
 
@@ -151,6 +180,7 @@ def main() -> int:
     parser.add_argument("--slices", type=int, default=200)
     parser.add_argument("--threads", type=int, default=4, help="client threads fetching at once")
     parser.add_argument("--zip-clients", type=int, default=1, help="study ZIPs downloaded at once")
+    parser.add_argument("--frame-seconds", type=float, default=3.0, help="length of each frames measurement")
     parser.add_argument("--rounds", type=int, default=4, help="interleaved rounds; the median is kept")
     parser.add_argument("--quick", action="store_true", help="40 slices, 2 rounds (a smoke run)")
     args = parser.parse_args()
@@ -171,19 +201,24 @@ def main() -> int:
                 found = requests.post(proc.url("/tools/lookup"), data=study.uid, timeout=30,
                                       headers={"Authorization": f"Bearer {admin_key}"}).json()
                 study_ids[name] = found[0]["ID"]
-            client = Client(args.threads, doctor_cookie(servers["gate"], admin_key, study.uid))
+            cookie = doctor_cookie(servers["gate"], admin_key, study.uid)
+            client = Client(args.threads, cookie)
+            script = frame_script(tmp, study)
+            urls = {name: phase_urls(servers[name], study, study_ids[name], args.threads, args.zip_clients)
+                    for name in SERVERS}
             for name in SERVERS:  # warm-up: Orthanc's caches, the Gate's session and grant lookups
-                urls = phase_urls(servers[name], study, study_ids[name], args.threads, 1, 0)
-                for phase in ("qido", "metadata", "frames"):
-                    client.run(urls[phase][:args.threads], FRAME_ACCEPT if phase == "frames" else None)
+                for phase in ("qido", "metadata"):
+                    client.run(urls[name][phase][:args.threads])
+                frames_per_second(servers[name], script, cookie, args.threads, 1)
             for round_index in range(rounds):
                 order = SERVERS[round_index % 3:] + SERVERS[:round_index % 3]
-                urls = {name: phase_urls(servers[name], study, study_ids[name], args.threads, args.zip_clients,
-                                         round_index) for name in SERVERS}
                 for phase in PHASES:
                     for name in order:
-                        seconds, size, latencies = client.run(urls[name][phase],
-                                                              FRAME_ACCEPT if phase == "frames" else None)
+                        if phase == "frames":
+                            rate.setdefault((name, phase), []).append(
+                                frames_per_second(servers[name], script, cookie, args.threads, args.frame_seconds))
+                            continue
+                        seconds, size, latencies = client.run(urls[name][phase])
                         rate.setdefault((name, phase), []).append(size / seconds / 1e6)
                         if phase == "qido":
                             qido_ms.setdefault(name, []).append(statistics.median(latencies) * 1000)
@@ -192,7 +227,7 @@ def main() -> int:
                 proc.stop()
     median = {key: statistics.median(values) for key, values in rate.items()}
     print(f"\n{slices} slices ({size_mb:.0f} MB), {args.threads} client threads, median of {rounds} round(s); "
-          "MB/s received (qido: median latency in ms)")
+          "MB/s received (qido: median latency in ms; frames: frames/s)")
     print(f"{'server':<16}" + "".join(f"{phase:>12}" for phase in PHASES))
     for name in SERVERS:
         cells = [f"{statistics.median(qido_ms[name]):>10.1f}ms"]
