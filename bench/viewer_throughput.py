@@ -8,8 +8,8 @@ Orthanc with the Gate, where a doctor signed in with POST /gate/login holds a `d
 the big study. Every server gets the doctor's session cookie (the references ignore it).
 
 Fetched the way viewers fetch, by --threads client threads at once, each phase timed:
-  qido      GET /dicom-web/studies?StudyInstanceUID=X (a worklist without a study key is refused
-            to doctors until DICOMweb searches are trimmed)
+  qido      GET /dicom-web/studies?StudyInstanceUID=X (a study opened by its link; the worklist's
+            search without a study key is not timed here)
   metadata  GET /dicom-web/studies/X/series/Y/metadata (the whole series, 200 instances)
   frames    GET .../instances/I/frames/1, Accept: multipart/related; type=application/octet-stream;
             transfer-syntax=*, cycling through every slice, for --frame-seconds, by wrk (a C client:

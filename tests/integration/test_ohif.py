@@ -145,9 +145,8 @@ def test_admin_sees_every_patient_and_a_study_opens_with_its_images(ohif_server:
 
 
 def test_doctor_worklist_shows_exactly_the_granted_patients_studies(ohif_server: Server, browser):
-    """DEPENDS on DICOMweb searches without a StudyInstanceUID being trimmed for doctors (issue 11,
-    item 1): until that is on main, the worklist's search is refused (403), OHIF shows "Data Source
-    Connection Error", and this test fails."""
+    """The worklist is a DICOMweb search without a StudyInstanceUID, answered trimmed for doctors
+    (issue 11, item 1); were it refused (403), OHIF would show "Data Source Connection Error"."""
     ARTEFACTS.mkdir(parents=True, exist_ok=True)
     watched = sign_in_through(ohif_server, browser, "/ohif/", DOCTOR, DOCTOR_PASSWORD)
     page = watched.page
