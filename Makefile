@@ -36,7 +36,7 @@ unit: install
 	$(VENV)/bin/pytest tests/unit
 
 lint: install
-	$(VENV)/bin/ruff check plugin tests bench schema
+	$(VENV)/bin/ruff check plugin tests bench schema scripts
 
 bench: install
 	$(VENV)/bin/python bench/gate_throughput.py

@@ -4,10 +4,9 @@ app-config.js (its data source is this server's DICOMweb, so the session cookie 
 from __future__ import annotations
 
 from pathlib import Path
-from urllib.parse import quote
 
 from plugin.handlers.http import Request, Response
-from plugin.handlers.pages import next_step
+from plugin.handlers.pages import page_visitor
 from plugin.policies.routes import is_viewer_page
 from plugin.services.runtime import Runtime
 
@@ -43,13 +42,9 @@ def viewer(runtime: Runtime, request: Request, rest: str = "") -> Response:
 
 
 def _page(runtime: Runtime, request: Request, segments: list[str]) -> Response:
-    target = request.path + ("?" + "&".join(f"{k}={v}" for k, v in request.query.items()) if request.query else "")
-    principal = runtime.authenticator.identify(request.headers, request.ip).principal
-    if principal.is_anonymous:
-        return Response.redirect(f"/gate/login?next={quote(target, safe='/')}")
-    owed = next_step(principal, target)
-    if owed != target:
-        return Response.redirect(owed)
+    visitor = page_visitor(runtime, request)
+    if isinstance(visitor, Response):
+        return visitor
     name = segments[-1] if len(segments) > 1 and segments[-1].endswith(".html") else INDEX
     body = _read(name)
     if body is None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from urllib.parse import quote, urlencode
+from urllib.parse import quote
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from markupsafe import Markup
@@ -51,12 +51,10 @@ def ui_page(runtime: Runtime, request: Request, _name: str = "") -> Response:
     allows), never cached (a stored copy would skip this check once the session ends); a browser
     without a session goes to sign in and comes back here. The page holds no patient data; what it
     then asks for is decided by the gate, request by request."""
-    principal = runtime.authenticator.identify(request.headers, request.ip).principal
-    here = request.path + (f"?{urlencode(request.query)}" if request.query else "")
-    if principal.is_anonymous:
-        return Response.redirect(f"/gate/login?next={quote(here, safe='/')}")
-    if principal.must_change_password or principal.mfa_pending:
-        return Response.redirect(next_step(principal, here))
+    visitor = page_visitor(runtime, request)
+    if isinstance(visitor, Response):
+        return visitor
+    principal = visitor
     page = runtime.ui_pages.page(request.path, admin=principal.is_admin)
     if page is None:
         if request.path in runtime.ui_pages.missing:
@@ -98,6 +96,19 @@ def login(runtime: Runtime, request: Request) -> Response:
                               "must_change_password": principal.must_change_password,
                               "mfa_pending": principal.mfa_pending, "csrf_token": signed.csrf_token}, headers=cookie)
     return Response.redirect(next_step(signed.principal, target), cookie)
+
+
+def page_visitor(runtime: Runtime, request: Request) -> Principal | Response:
+    """Who opens a UI's page (Orthanc Explorer, the Web Viewer, OHIF), or where their browser goes
+    first: to sign in and back here, or to what signing in still owes. The way back keeps the
+    query as Orthanc handed it to the plugin (not decoded), so it comes back unchanged."""
+    principal = runtime.authenticator.identify(request.headers, request.ip).principal
+    here = request.path + ("?" + "&".join(f"{k}={v}" for k, v in request.query.items()) if request.query else "")
+    if principal.is_anonymous:
+        return Response.redirect(f"/gate/login?next={quote(here, safe='/')}")
+    if principal.must_change_password or principal.mfa_pending:
+        return Response.redirect(next_step(principal, here))
+    return principal
 
 
 def next_step(principal: Principal, target: str) -> str:

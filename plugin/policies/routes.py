@@ -169,7 +169,8 @@ def _classify_path(method: str, path: str, query: dict[str, str]) -> RouteInfo:
         return RouteInfo("ui_asset", Action.VIEW, method, path, carries_phi=False)
     if lower in ADMIN_FAMILIES:
         return RouteInfo(lower.replace("-", "_"), Action.ADMIN, method, path)
-    if lower == OHIF_PREFIX:
+    if head == OHIF_PREFIX:
+        # Exact case, as Orthanc matches the handler's route: /OHIF/ is nobody's route.
         return _classify_ohif(method, path, segments)
     if lower == "wado" and len(segments) == 1:
         return _classify_wado(method, path, query)

@@ -174,7 +174,8 @@ ROUTES: list[tuple[str, str, dict[str, str], dict[str, str], str, Action]] = [
     ("GET", "/ohif/index.html", {}, {}, "ohif_page", V),
     ("GET", "/ohif/app-config.js", {}, {}, "ohif_asset", V),
     ("GET", "/ohif/assets/favicon.ico", {}, {}, "ohif_asset", V),
-    ("GET", "/OHIF/app.bundle.css", {}, {}, "ohif_asset", V),
+    ("GET", "/OHIF/app.bundle.css", {}, {}, "unknown", A),  # Orthanc's route is /ohif, case and all
+    ("GET", "/Ohif/patients", {}, {}, "unknown", A),
     ("PUT", "/ohif/app-config.js", {}, {}, "ohif_asset", M),
     ("POST", "/ohif/viewer", {}, {}, "ohif_asset", M),  # only reads are the app's pages
     ("GET", "/ui", {}, {}, "unknown", A),
