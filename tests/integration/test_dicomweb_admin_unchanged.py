@@ -37,7 +37,17 @@ from pydicom.uid import (
     generate_uid,
 )
 
-from tests.conftest import ADMIN, ADMIN_PASSWORD, Server, audit_rows, dicomdir_files, start_gate, upload_dicomdir
+from tests.conftest import (
+    ADMIN,
+    ADMIN_PASSWORD,
+    DOCTOR,
+    DOCTOR_PASSWORD,
+    Server,
+    audit_rows,
+    dicomdir_files,
+    start_gate,
+    upload_dicomdir,
+)
 from tests.harness import OrthancProcess
 
 ROOT = "1.2.826.0.1.3680043.10.1192.110"  # test data only (tests/dicom-samples uses ...1192.1 and .2)
@@ -205,6 +215,7 @@ class Pair:
     gate: Endpoint
     catalog: Catalog
     server: Server  # the Gate's
+    doctor: Endpoint  # DOCTOR on the Gate, granted DOCTOR_PATIENTS
 
     def both(self, method: str, target: str, **kwargs: object) -> tuple[Answer, Answer]:
         return self.plain.send(method, target, **kwargs), self.gate.send(method, target, **kwargs)
@@ -292,8 +303,13 @@ def pair(tmp_path_factory: pytest.TempPathFactory):
         datasets = [pydicom.dcmread(p, stop_before_pixels=True) for p in files]
         datasets += [pydicom.dcmread(io.BytesIO(d), stop_before_pixels=True) for d in stress]
         credentials = base64.b64encode(f"{ADMIN}:{ADMIN_PASSWORD}".encode()).decode()
+        for patient_id in DOCTOR_PATIENTS:
+            answer = gate.admin("POST", "/gate/api/grants", json={"user": DOCTOR, "level": "view_only",
+                                                                   "patient_id": patient_id})
+            assert answer.status_code == 201, answer.text
+        doctor = base64.b64encode(f"{DOCTOR}:{DOCTOR_PASSWORD}".encode()).decode()
         yield Pair(Endpoint(plain.http_port, None), Endpoint(gate.proc.http_port, f"Basic {credentials}"),
-                   Catalog.of(datasets), gate)
+                   Catalog.of(datasets), gate, Endpoint(gate.proc.http_port, f"Basic {doctor}"))
     finally:
         if gate is not None:
             gate.proc.stop()
@@ -483,6 +499,41 @@ SEARCHES = [
 @pytest.mark.parametrize("search", SEARCHES)
 def test_a_search_is_answered_as_plain_orthanc_answers_it(pair: Pair, search: str, accept: str):
     pair.assert_same("GET", search.format(**pair.catalog.uids()), accept=ACCEPTS[accept])
+
+
+# -- a doctor: the same answers, cut to their patients -------------------------------------------
+
+DOCTOR_PATIENTS = ("DW-001", "77654033")  # Müller (generated) and one of pydicom's patients
+# Paging applies after trimming, so a doctor's page is not a cut of the admin's.
+DOCTOR_SEARCHES = [s for s in SEARCHES if "limit=" not in s and "offset=" not in s]
+
+
+@pytest.mark.parametrize("search", DOCTOR_SEARCHES)
+def test_a_doctors_search_is_the_admins_answer_cut_to_their_patients(pair: Pair, search: str):
+    """The table for doctors: each search answers the admin's items of the doctor's patients, in
+    the admin's order, and nothing of anyone else (a path under another patient's study: 403)."""
+    target = search.format(**pair.catalog.uids())
+    admin, doctor = pair.gate.send("GET", target), pair.doctor.send("GET", target)
+    if admin.status != 200:
+        assert doctor.status in (admin.status, 403), (target, admin.status, doctor.status)
+        return
+    owner = _study_owners(pair)
+    expected = [item for item in json.loads(admin.body)
+                if owner.get(item["0020000D"]["Value"][0]) in DOCTOR_PATIENTS]
+    if doctor.status == 403:
+        assert expected == [], target  # refused: a search under a study of another patient
+        return
+    assert doctor.status == 200, (target, doctor.status)
+    assert json.loads(doctor.body) == expected, target
+    others = {patient for patient in owner.values() if patient not in DOCTOR_PATIENTS}
+    others |= {uid for uid, patient in owner.items() if patient not in DOCTOR_PATIENTS}
+    assert [value for value in others if value.encode() in doctor.body] == [], target
+
+
+def _study_owners(pair: Pair) -> dict[str, str]:
+    """StudyInstanceUID -> PatientID, from the admin's own search."""
+    studies = json.loads(pair.gate.send("GET", "/dicom-web/studies").body)
+    return {item["0020000D"]["Value"][0]: item["00100020"]["Value"][0] for item in studies}
 
 
 LEVEL_PATHS = ["/dicom-web/studies", "/dicom-web/series", "/dicom-web/instances", "/dicom-web/studies/{ms}/series",
