@@ -9,6 +9,7 @@ what it held.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 from plugin.audit.record import AuditRecord, iso_utc
@@ -19,6 +20,7 @@ from plugin.policies.types import Principal
 from plugin.services.core import CoreError
 from plugin.services.runtime import Runtime
 
+ORTHANC_JSON = "application/json; charset=utf-8"  # the Content-Type of Orthanc's own JSON answers
 SINGULAR = {"patients": "patient", "studies": "study", "series": "series"}
 # Options of the resource lists and their /tools/find equivalents (Orthanc Explorer asks `full`).
 LIST_OPTIONS = {"expand": "Expand", "full": "Full", "short": "Short"}
@@ -38,8 +40,8 @@ def resource_list(runtime: Runtime, request: Request, plural: str) -> Response:
     """GET /patients|studies|series[?expand&since&limit&...]."""
     principal = caller(runtime, request)
     if principal.is_admin:
-        return _audited(runtime, principal, request, "resource_list",
-                        lambda: json.loads(runtime.core.get_raw(_with_query(request))))
+        return _passed_on(runtime, principal, request, "resource_list",
+                          lambda: runtime.core.get_raw(_with_query(request)))
     since, limit = _paging(request.query)
     # As for Orthanc, an option's presence turns it on, whatever its value.
     options = {find_key: True for arg, find_key in LIST_OPTIONS.items() if arg in request.query}
@@ -51,10 +53,10 @@ def resource_list(runtime: Runtime, request: Request, plural: str) -> Response:
 
 def tools_find(runtime: Runtime, request: Request) -> Response:
     principal = caller(runtime, request)
-    body = _json_body(request)
     if principal.is_admin:
-        return _audited(runtime, principal, request, "tools_find",
-                        lambda: runtime.core.post(request.path, request.body))
+        return _passed_on(runtime, principal, request, "tools_find",
+                          lambda: runtime.core.post_raw(request.path, request.body))
+    body = _json_body(request)
     if request.path.endswith("count-resources"):
         return _audited(runtime, principal, request, "tools_find", lambda: {"Count": len(
             runtime.search.find(principal, {**body, "Expand": False}, runtime.clock()))})
@@ -65,8 +67,8 @@ def tools_find(runtime: Runtime, request: Request) -> Response:
 def tools_lookup(runtime: Runtime, request: Request) -> Response:
     principal = caller(runtime, request)
     if principal.is_admin:
-        return _audited(runtime, principal, request, "tools_lookup",
-                        lambda: runtime.core.post(request.path, request.body))
+        return _passed_on(runtime, principal, request, "tools_lookup",
+                          lambda: runtime.core.post_raw(request.path, request.body))
     return _audited(runtime, principal, request, "tools_lookup",
                     lambda: runtime.search.lookup(principal, request.body, runtime.clock()))
 
@@ -74,7 +76,7 @@ def tools_lookup(runtime: Runtime, request: Request) -> Response:
 def statistics(runtime: Runtime, request: Request) -> Response:
     principal = caller(runtime, request)
     if principal.is_admin:
-        return _audited(runtime, principal, request, "statistics", lambda: runtime.core.get(request.path))
+        return _passed_on(runtime, principal, request, "statistics", lambda: runtime.core.get_raw(request.path))
     return _audited(runtime, principal, request, "statistics",
                     lambda: runtime.search.statistics(principal, runtime.clock()))
 
@@ -87,6 +89,22 @@ def _audited(runtime: Runtime, principal: Principal, request: Request, family: s
     refused = audit_answer(runtime, principal, request, family, len(data) if isinstance(data, list) else 1,
                            _patients(data))
     return refused or Response.json(data)
+
+
+def _passed_on(runtime: Runtime, principal: Principal, request: Request, family: str,
+               answer: Callable[[], bytes]) -> Response:
+    """An admin's answer: Orthanc's own bytes, as Orthanc would have sent them (audited all the same)."""
+    try:
+        raw = answer()
+    except CoreError as exc:
+        raise CoreRefused(exc) from None
+    try:
+        data: Any = json.loads(raw)
+    except ValueError:
+        data = None
+    refused = audit_answer(runtime, principal, request, family, len(data) if isinstance(data, list) else 1,
+                           _patients(data))
+    return refused or Response(200, raw, ORTHANC_JSON)
 
 
 def audit_answer(runtime: Runtime, principal: Principal, request: Request, family: str, count: int,
