@@ -86,27 +86,50 @@
     return level;
   }
 
+  function showAllowed(page, held) {
+    $('html').toggleClass('gate-no-download', held < $.inArray('download', ORDER));
+    $.each(NEEDS, function (needed, selectors) {
+      var allowed = held >= $.inArray(needed, ORDER);
+      $.each(selectors, function (_i, selector) { item(selector, document).toggle(allowed); });
+    });
+    $('.switch-container', page).toggle(held >= $.inArray('full', ORDER));  // (un)protect a patient
+    // A list left with nothing to offer ("Interact" for a view-only level) is not shown at all.
+    $('ul[data-role="listview"]', page).each(function () {
+      var items = $(this).children('li').not('[data-role="list-divider"]');
+      if (items.length && !items.filter(function () { return $(this).css('display') !== 'none'; }).length) {
+        $(this).hide();
+      } else {
+        $(this).show();
+      }
+    });
+  }
+
+  function shown(page, kind, uuid) {
+    $(page).data('gate-uuid', uuid);
+    if (!isAdmin) {
+      showAllowed(page, $.inArray(levelOn(kind, uuid), ORDER));  // -1: nothing held
+    }
+  }
+
   $.each(KINDS, function (kind) {
     $('#' + kind).live('pagebeforeshow', function () {
-      if (isAdmin || !$.mobile.pageData || !$.mobile.pageData.uuid) {
-        return;
+      if ($.mobile.pageData && $.mobile.pageData.uuid) {
+        shown(this, kind, $.mobile.pageData.uuid);
       }
-      var held = $.inArray(levelOn(kind, $.mobile.pageData.uuid), ORDER);
-      $('html').toggleClass('gate-no-download', held < $.inArray('download', ORDER));
-      $.each(NEEDS, function (needed, selectors) {
-        var allowed = held >= $.inArray(needed, ORDER);
-        $.each(selectors, function (_i, selector) { item(selector, document).toggle(allowed); });
-      });
-      $('.switch-container', this).toggle(held >= $.inArray('full', ORDER));  // (un)protect a patient
-      // A list left with nothing to offer ("Interact" for a view-only level) is not shown at all.
-      $('ul[data-role="listview"]', this).each(function () {
-        var items = $(this).children('li').not('[data-role="list-divider"]');
-        if (items.length && !items.filter(function () { return $(this).css('display') !== 'none'; }).length) {
-          $(this).hide();
-        } else {
-          $(this).show();
-        }
-      });
+    });
+  });
+
+  // jQuery Mobile does not show a page again for another resource of its kind (the back button,
+  // "Before anonymization"): Explorer refreshes the page on hashchange, and so must we, or the
+  // buttons would still be those of the resource shown before. Bound once the document is ready,
+  // so after jQuery Mobile's own handler has read the new hash.
+  $(function () {
+    $(window).bind('hashchange', function () {
+      var data = $.mobile.pageData || {}, page = $.mobile.activePage;
+      if (data.uuid && KINDS[data.active] && page && page.attr('id') === data.active &&
+          page.data('gate-uuid') !== data.uuid) {
+        shown(page, data.active, data.uuid);
+      }
     });
   });
 })();
