@@ -7,6 +7,8 @@
  * - "Signed in as", a link home and a sign-out, for everyone.
  * - Admins keep every button. Anyone else sees only what their access level on the patient,
  *   study, series or instance shown allows; the gate decides every request regardless.
+ * - "Open in OHIF" on a study's page, for whoever may view the study (OHIF at /ohif/ opens a study
+ *   by its StudyInstanceUID, docs/ohif.md). A series' page has the Web Viewer plugin's own button.
  */
 (function () {
   var ADMIN_ONLY = [  // admin-only whatever the grants (policies/routes.py)
@@ -86,6 +88,30 @@
     return level;
   }
 
+  // Made once with the page (so jQuery Mobile styles it as a button and it is never doubled), where
+  // the Web Viewer plugin puts its button on a series' page; shown once the study is known viewable.
+  $('#study').live('pagebeforecreate', function () {
+    $('<a>').attr({id: 'gate-open-ohif', href: '#', target: '_blank', 'data-role': 'button',
+                   'data-icon': 'search', 'data-theme': 'e'})
+      .text('Open in OHIF').hide().insertBefore($('#study-delete', this).closest('ul'));
+  });
+
+  function offerOhif(page, uuid, mayView) {
+    var link = $('#gate-open-ohif', page).hide();
+    if (!mayView) {
+      return;
+    }
+    $.ajax({
+      url: '../studies/' + encodeURIComponent(uuid), dataType: 'json', async: false, cache: false,
+      success: function (study) {
+        var uid = study.MainDicomTags && study.MainDicomTags.StudyInstanceUID;
+        if (uid) {
+          link.attr('href', '../ohif/viewer?StudyInstanceUIDs=' + encodeURIComponent(uid)).show();
+        }
+      }
+    });
+  }
+
   function showAllowed(page, held) {
     $('html').toggleClass('gate-no-download', held < $.inArray('download', ORDER));
     $.each(NEEDS, function (needed, selectors) {
@@ -106,8 +132,13 @@
 
   function shown(page, kind, uuid) {
     $(page).data('gate-uuid', uuid);
+    // Admins hold everything; anyone else what /gate/api/me answers (-1: nothing).
+    var held = isAdmin ? ORDER.length - 1 : $.inArray(levelOn(kind, uuid), ORDER);
+    if (kind === 'study') {
+      offerOhif(page, uuid, held >= $.inArray('view_only', ORDER));
+    }
     if (!isAdmin) {
-      showAllowed(page, $.inArray(levelOn(kind, uuid), ORDER));  // -1: nothing held
+      showAllowed(page, held);
     }
   }
 
@@ -121,8 +152,8 @@
 
   // jQuery Mobile does not show a page again for another resource of its kind (the back button,
   // "Before anonymization"): Explorer refreshes the page on hashchange, and so must we, or the
-  // buttons would still be those of the resource shown before. Bound once the document is ready,
-  // so after jQuery Mobile's own handler has read the new hash.
+  // buttons and the OHIF link would still be those of the resource shown before. Bound once the
+  // document is ready, so after jQuery Mobile's own handler has read the new hash.
   $(function () {
     $(window).bind('hashchange', function () {
       var data = $.mobile.pageData || {}, page = $.mobile.activePage;

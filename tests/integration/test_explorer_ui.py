@@ -49,7 +49,7 @@ def patient(ui_server: Server):
     study = data.studies[0]
     series = data.series_of(study)[0]
     return {"patient": data.oid, "study": study.oid, "series": series.oid,
-            "instance": data.instances_of(series)[0].oid}
+            "instance": data.instances_of(series)[0].oid, "study_uid": study.uid}
 
 
 @pytest.fixture(scope="module")
@@ -132,6 +132,7 @@ def test_a_doctor_sees_only_what_their_level_allows(ui_server: Server, browser, 
             downloads = [s for s in DOWNLOADS if s.startswith(f"#{page_id}-") or s == "#instance-download-dicom"
                          and page_id == "instance"]
             assert all(_visible(page, s) == can_download for s in downloads), (page_id, downloads)
+            assert _visible(page, "#gate-open-ohif") == (page_id == "study"), page_id  # any level views
         # What the level allows works: the viewer opens from the series page; a download downloads.
         _open(watched, ui_server, "series", patient["series"])
         with watched.page.expect_popup() as popup:
@@ -172,6 +173,15 @@ def test_an_admin_keeps_every_button_and_no_banner(ui_server: Server, browser, p
                          "#stow-study", 'a[href="#upload"]', 'a[href="#jobs"]'):
             assert _visible(page, selector), selector
         assert f"Signed in as {ADMIN}" in page.inner_text("#study.ui-page-active .gate-bar")
+        # "Open in OHIF" once, on the study; a series keeps the Web Viewer plugin's own button, once.
+        assert _visible(page, "#gate-open-ohif") and page.locator("a:has-text('Open in OHIF')").count() == 1
+        link = page.get_attribute("#gate-open-ohif", "href")
+        assert link == f"../ohif/viewer?StudyInstanceUIDs={patient['study_uid']}", link
+        _open(watched, ui_server, "series", patient["series"])
+        watched.shot("admin-series")
+        assert page.locator("a:has-text('Orthanc Web Viewer')").count() == 1
+        assert _visible(page, "#series.ui-page-active a:has-text('Orthanc Web Viewer')")
+        assert not _visible(page, "#gate-open-ohif")
         assert watched.failures == [], "\n".join(watched.failures)
     finally:
         watched.close()
