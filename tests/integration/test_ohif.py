@@ -1,6 +1,7 @@
 """The OHIF Viewer served at /ohif/, in a real browser (Debian's Chromium, driven by Playwright):
 an admin's worklist holds every patient's studies and a study opens with its images drawn; a doctor's
-worklist holds exactly the studies of the patient granted to them.
+worklist holds exactly the studies of the patient granted to them. The same doctor opens a granted
+series in the Orthanc Web Viewer, and is refused another patient's.
 
 Three patients of real-size CT slices (tests/ct_series.py): Mokoena (two studies), Smith and Naidoo
 (one each). Screenshots are kept in var/test-artefacts/ohif/.
@@ -61,19 +62,26 @@ def browser():
 
 
 class Watched:
-    """A page whose every request is watched: refusals of the viewer's own requests, and any
-    request that leaves this server (a CDN, a tracker)."""
+    """A page whose every request is watched, and those of the pages it opens (a link to a viewer
+    opens a tab): refusals of the viewer's own requests, and any request that leaves this server
+    (a CDN, a tracker)."""
 
     def __init__(self, page: Page, base: str) -> None:
         self.page, self.base = page, base
         self.failed: list[tuple[int, str]] = []
         self.elsewhere: list[str] = []
         self.frames: list[int] = []
-        page.on("response", self._response)
-        page.on("request", self._request)
+        self.answers: list[tuple[int, str]] = []
+        page.context.on("response", self._response)
+        page.context.on("request", self._request)
+
+    def answered(self, prefix: str) -> list[int]:
+        """The statuses of the requests whose path starts with `prefix`, in order."""
+        return [status for status, path in self.answers if path.startswith(prefix)]
 
     def _response(self, response) -> None:  # noqa: ANN001
         path = response.url.removeprefix(self.base)
+        self.answers.append((response.status, path))
         if path.startswith(("/ohif/", "/dicom-web/")) and response.status >= 400:
             self.failed.append((response.status, path[:200]))
         if "/frames/" in path:
@@ -103,16 +111,19 @@ def worklist_rows(page: Page, expected: int) -> list[str]:
     return page.locator(ROWS).all_inner_texts()
 
 
-def drawn_canvas(page: Page) -> dict:
+CANVAS_PIXELS = """selector => { const c = document.querySelector(selector);
+    if (!c) { return {lit: 0, levels: 0, pixels: 0}; }
+    const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+    let lit = 0; const levels = new Set();
+    for (let i = 0; i < d.length; i += 4) { if (d[i] || d[i + 1] || d[i + 2]) lit++; levels.add(d[i]); }
+    return {lit: lit, levels: levels.size, pixels: d.length / 4}; }"""
+
+
+def drawn_canvas(page: Page, selector: str = "canvas.cornerstone-canvas") -> dict:
     """The viewport's canvas once it holds an image: how many pixels are lit, how many grey levels."""
-    page.wait_for_selector("canvas.cornerstone-canvas", timeout=30000)
-    script = """() => { const c = document.querySelector('canvas.cornerstone-canvas');
-        const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
-        let lit = 0; const levels = new Set();
-        for (let i = 0; i < d.length; i += 4) { if (d[i] || d[i + 1] || d[i + 2]) lit++; levels.add(d[i]); }
-        return {lit: lit, levels: levels.size, pixels: d.length / 4}; }"""
-    page.wait_for_function(script.replace("return {lit: lit", "return lit > 1000 && {lit: lit"), timeout=30000)
-    return page.evaluate(script)
+    page.wait_for_selector(selector, timeout=30000)
+    page.wait_for_function(f"selector => ({CANVAS_PIXELS})(selector).lit > 1000", arg=selector, timeout=30000)
+    return page.evaluate(CANVAS_PIXELS, selector)
 
 
 def study_uids(server: Server, patient_id: str | None = None) -> list[str]:
@@ -201,3 +212,59 @@ def test_a_doctor_cannot_open_another_patients_study_in_the_viewer(ohif_server: 
     assert watched.frames == []  # not one image of that study reached the browser
     assert "Naidoo" not in page.content()
     page.close()
+
+
+def orthanc_study(server: Server, study_uid: str) -> str:
+    found = server.admin("POST", "/tools/lookup", data=study_uid).json()
+    return next(item["ID"] for item in found if item["Type"] == "Study")
+
+
+def first_series_and_instance(server: Server, patient_id: str) -> tuple[str, str]:
+    """Orthanc ids of a series of the patient's first study, and of its first instance."""
+    series = server.admin("GET", f"/studies/{orthanc_study(server, study_uids(server, patient_id)[0])}/series")
+    assert series.status_code == 200
+    return series.json()[0]["ID"], series.json()[0]["Instances"][0]
+
+
+def test_doctor_opens_a_granted_series_in_the_web_viewer(ohif_server: Server, browser):
+    """Issue 11: the doctor granted one of three patients opens a series of that patient in the
+    Orthanc Web Viewer: the series and every image the page asks for answer 200, and the image is
+    drawn."""
+    ARTEFACTS.mkdir(parents=True, exist_ok=True)
+    series, _instance = first_series_and_instance(ohif_server, GRANTED.patient_id)
+    watched = sign_in_through(ohif_server, browser, f"/web-viewer/app/viewer.html?series={series}", DOCTOR,
+                              DOCTOR_PASSWORD)
+    page = watched.page
+    canvas = drawn_canvas(page, "#dicomImage canvas")
+    page.wait_for_timeout(1000)
+    page.screenshot(path=ARTEFACTS / "doctor-web-viewer.png")
+    assert canvas["lit"] > canvas["pixels"] // 20 and canvas["levels"] > 50, canvas  # an image, not a blank
+    assert watched.answered(f"/web-viewer/series/{series}") == [200]
+    images = watched.answered("/web-viewer/instances/")
+    assert images and set(images) == {200}, images
+    assert [status for status, _path in watched.answers if status >= 400] == [], watched.answers
+    assert "Mokoena" in page.inner_text("#topright")
+    assert watched.elsewhere == []
+    page.close()
+
+
+def test_doctor_cannot_open_another_patients_series_in_the_web_viewer(ohif_server: Server, browser):
+    """The same doctor on a series of a patient not granted: the viewer's request for the series
+    is refused, no image is asked for or drawn, and the images named by id are refused too."""
+    ARTEFACTS.mkdir(parents=True, exist_ok=True)
+    series, instance = first_series_and_instance(ohif_server, "OG-3003")
+    watched = sign_in_through(ohif_server, browser, f"/web-viewer/app/viewer.html?series={series}", DOCTOR,
+                              DOCTOR_PASSWORD)
+    page = watched.page
+    page.wait_for_load_state("networkidle")
+    page.wait_for_timeout(1000)
+    page.screenshot(path=ARTEFACTS / "doctor-web-viewer-other-patient.png")
+    assert watched.answered(f"/web-viewer/series/{series}") == [403]
+    assert watched.answered("/web-viewer/instances/") == []  # the viewer found nothing to draw
+    assert page.evaluate(CANVAS_PIXELS, "#dicomImage canvas")["lit"] == 0
+    assert "Naidoo" not in page.content()
+    for name in (f"jpeg95-{instance}_0", f"deflate-{instance}_0"):  # asked for with the page's session
+        assert page.request.get(ohif_server.url(f"/web-viewer/instances/{name}")).status == 403, name
+    assert page.request.get(ohif_server.url(f"/web-viewer/is-stable-series/{series}")).status == 403
+    page.close()
+
