@@ -1,7 +1,8 @@
 """The OHIF Viewer served at /ohif/, in a real browser (Debian's Chromium, driven by Playwright):
 an admin's worklist holds every patient's studies and a study opens with its images drawn; a doctor's
-worklist holds exactly the studies of the patient granted to them. The same doctor opens a granted
-series in the Orthanc Web Viewer, and is refused another patient's.
+worklist holds exactly the studies of the patient granted to them. The same doctor in the other UIs:
+Orthanc Explorer's "Open in OHIF" on a granted study, and the Orthanc Web Viewer on a granted series
+(and refused on another patient's).
 
 Three patients of real-size CT slices (tests/ct_series.py): Mokoena (two studies), Smith and Naidoo
 (one each). Screenshots are kept in var/test-artefacts/ohif/.
@@ -13,7 +14,7 @@ import subprocess
 import sys
 
 import pytest
-from playwright.sync_api import Page, sync_playwright
+from playwright.sync_api import Page, expect, sync_playwright
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from tests.conftest import ADMIN, ADMIN_PASSWORD, Server, start_gate
@@ -268,3 +269,45 @@ def test_doctor_cannot_open_another_patients_series_in_the_web_viewer(ohif_serve
     assert page.request.get(ohif_server.url(f"/web-viewer/is-stable-series/{series}")).status == 403
     page.close()
 
+
+def test_explorer_opens_a_granted_study_in_ohif(ohif_server: Server, browser):
+    """Orthanc Explorer's study page offers "Open in OHIF" (one button, styled as Explorer's) for
+    each study the doctor may view, linking to that study; clicking it opens OHIF in a new tab
+    with the study's images drawn. Another patient's study page offers nothing."""
+    ARTEFACTS.mkdir(parents=True, exist_ok=True)
+    watched = sign_in_through(ohif_server, browser, "/app/explorer.html", DOCTOR, DOCTOR_PASSWORD)
+    page = watched.page
+    button = page.locator("#gate-open-ohif")
+    first, second = study_uids(ohif_server, GRANTED.patient_id)
+    for uid in (second, first):  # the link follows the study shown; the last one is clicked
+        page.goto(ohif_server.url(f"/app/explorer.html#study?uuid={orthanc_study(ohif_server, uid)}"))
+        # The second study replaces the first on the same page (only the hash changes): wait for it.
+        expect(page.locator("#study.ui-page-active #study-info")).to_contain_text(uid, timeout=15000)
+        expect(button).to_be_visible()
+        expect(button).to_have_attribute("href", f"../ohif/viewer?StudyInstanceUIDs={uid}")
+        assert page.locator("a:has-text('Open in OHIF')").count() == 1
+        # A hash that changes during jQuery Mobile's page transition is lost: let it end first.
+        page.wait_for_function("!document.querySelector('.ui-mobile-viewport-transitioning')")
+    assert "ui-btn" in button.get_attribute("class")  # enhanced by jQuery Mobile like its neighbours
+    page.screenshot(path=ARTEFACTS / "doctor-explorer-study.png", full_page=True)
+
+    with page.expect_popup() as popup:
+        button.click()
+    viewer = popup.value
+    viewer.set_viewport_size({"width": 1400, "height": 900})
+    canvas = drawn_canvas(viewer)
+    viewer.wait_for_timeout(1000)
+    viewer.screenshot(path=ARTEFACTS / "doctor-explorer-to-ohif.png")
+    assert f"StudyInstanceUIDs={first}" in viewer.url
+    assert canvas["lit"] > canvas["pixels"] // 20 and canvas["levels"] > 50, canvas
+    assert watched.frames and set(watched.frames) == {200}, watched.frames
+    assert watched.failed == [], watched.failed
+    assert watched.elsewhere == []
+    viewer.close()
+
+    other = orthanc_study(ohif_server, study_uids(ohif_server, "OG-3003")[0])
+    page.goto(ohif_server.url(f"/app/explorer.html#study?uuid={other}"))
+    page.wait_for_selector("#study.ui-page-active .gate-bar", timeout=15000)
+    page.wait_for_timeout(500)
+    assert not button.is_visible()
+    page.close()
