@@ -106,13 +106,23 @@ class DicomWebSettings:
     host: str = ""
     ssl: bool = False
     qido_case_sensitive: bool | None = None  # absent: /tools/find's own default
+    # Orthanc's own: the creator its dictionary lookup assumes for a private tag, and the keywords
+    # its configuration adds to the dictionary (both change which search keys name a tag).
+    default_private_creator: str = ""
+    dictionary_keywords: tuple[tuple[str, int], ...] = ()
 
 
 def dicomweb_settings(orthanc: dict[str, Any]) -> DicomWebSettings:
     """The DicomWeb section as the plugin reads it: Root always starting and ending with a slash."""
+    creator = orthanc.get("DefaultPrivateCreator", "")
+    dictionary = orthanc.get("Dictionary", {})
+    keywords = tuple((entry[1], int(key.replace(",", ""), 16)) for key, entry in
+                     (dictionary.items() if isinstance(dictionary, dict) else ())
+                     if re.fullmatch(r"[0-9A-Fa-f]{4},[0-9A-Fa-f]{4}", key) and isinstance(entry, list)
+                     and len(entry) >= 2 and isinstance(entry[1], str))
     section = orthanc.get("DicomWeb")
     if not isinstance(section, dict):
-        return DicomWebSettings()
+        section = {}
     root = section.get("Root", "/dicom-web/")
     root = root if isinstance(root, str) else "/dicom-web/"
     root = root if root.startswith("/") else "/" + root
@@ -121,7 +131,9 @@ def dicomweb_settings(orthanc: dict[str, Any]) -> DicomWebSettings:
     case_sensitive = section.get("QidoCaseSensitive")
     return DicomWebSettings(enabled=section.get("Enable") is not False, root=root,
                             host=host if isinstance(host, str) else "", ssl=section.get("Ssl") is True,
-                            qido_case_sensitive=case_sensitive if isinstance(case_sensitive, bool) else None)
+                            qido_case_sensitive=case_sensitive if isinstance(case_sensitive, bool) else None,
+                            default_private_creator=creator if isinstance(creator, str) else "",
+                            dictionary_keywords=keywords)
 
 
 def dicomweb_plugin_listed(orthanc: dict[str, Any]) -> bool:

@@ -88,9 +88,9 @@ class CoreApi:
         except (ValueError, orthanc.OrthancException):
             raise CoreError(500, "Orthanc could not create that DICOM object") from None
 
-    def tag_name(self, tag: int) -> str | None:
-        """The keyword Orthanc's dictionary gives a tag, None if it has none."""
-        name = orthanc.GetTagName(tag >> 16, tag & 0xFFFF, "")
+    def tag_name(self, tag: int, private_creator: str = "") -> str | None:
+        """The keyword Orthanc's dictionary gives a tag (a private one: under that creator), None if it has none."""
+        name = orthanc.GetTagName(tag >> 16, tag & 0xFFFF, private_creator)
         return None if name == UNKNOWN_TAG_NAME else name
 
 

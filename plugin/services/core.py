@@ -32,8 +32,8 @@ class Core(Protocol):
     def create_dicom(self, tags: dict[str, Any]) -> bytes:
         """Orthanc's CreateDicom of tags named `gggg,eeee` (no pixel data); raises CoreError."""
 
-    def tag_name(self, tag: int) -> str | None:
-        """The keyword of a tag in Orthanc's dictionary, None if it has none."""
+    def tag_name(self, tag: int, private_creator: str = "") -> str | None:
+        """The keyword of a tag in Orthanc's dictionary (a private one: under that creator), None if none."""
 
 
 def orthanc_id(*dicom_ids: str) -> str:

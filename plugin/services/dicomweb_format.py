@@ -49,7 +49,7 @@ def dicom_model(dicom: bytes) -> dict[str, Any]:
         model: dict[str, Any] = {}
         for tag, vr, raw in flat:
             values = _values(tag, vr, raw, encodings)
-            model[f"{tag >> 16:04X}{tag & 0xFFFF:04X}"] = {"Value": values, "vr": vr} if values else {"vr": vr}
+            model[f"{tag >> 16:04X}{tag & 0xFFFF:04X}"] = {"vr": vr} if values is None else {"Value": values, "vr": vr}
         return model
     return _pydicom_model(dicom)
 
@@ -111,32 +111,34 @@ def _dataset_model(dataset: Dataset, encodings: list[str]) -> dict[str, Any]:
                 node = {"Value": items, "vr": vr}
         else:
             values = _values(tag, vr, element.value, encodings)
-            if values:
+            if values is not None:
                 node = {"Value": values, "vr": vr}
         model[f"{tag.group:04X}{tag.element:04X}"] = node
     return model
 
 
-def _values(tag: int, vr: str, raw: Any, encodings: list[str]) -> list[Any]:
+def _values(tag: int, vr: str, raw: Any, encodings: list[str]) -> list[Any] | None:
+    """An attribute's values; None when it has no "Value" at all (empty). A text value none of whose
+    parts its VR can hold keeps an empty "Value", as the core leaves it."""
     if raw is None or len(raw) == 0:
-        return []
+        return None
     if vr in TEXT_VRS:
         return _text_values(tag, vr, raw, encodings)
     if vr in INTEGER_FORMATS:
         code = INTEGER_FORMATS[vr]
         count = len(raw) // struct.calcsize(code)
-        return [_integer(v) for v in struct.unpack(f"<{count}{code}", raw[:count * struct.calcsize(code)])]
+        return [_integer(v) for v in struct.unpack(f"<{count}{code}", raw[:count * struct.calcsize(code)])] or None
     if vr in REAL_FORMATS:
         code = REAL_FORMATS[vr]
         count = len(raw) // struct.calcsize(code)
-        return [_double(v) for v in struct.unpack(f"<{count}{code}", raw[:count * struct.calcsize(code)])]
+        return [_double(v) for v in struct.unpack(f"<{count}{code}", raw[:count * struct.calcsize(code)])] or None
     if vr == "AT":
         pairs = struct.unpack(f"<{len(raw) // 2}H", raw[:len(raw) // 2 * 2])
-        return [f"{pairs[i]:04X}{pairs[i + 1]:04X}" for i in range(0, len(pairs) - 1, 2)]
-    return []  # binary values are left out (Ignore mode): the attribute shows its VR only
+        return [f"{pairs[i]:04X}{pairs[i + 1]:04X}" for i in range(0, len(pairs) - 1, 2)] or None
+    return None  # binary values are left out (Ignore mode): the attribute shows its VR only
 
 
-def _text_values(tag: int, vr: str, raw: Any, encodings: list[str]) -> list[Any]:
+def _text_values(tag: int, vr: str, raw: Any, encodings: list[str]) -> list[Any] | None:
     if vr in CHARSET_VRS and isinstance(raw, bytes):
         text = decode_bytes(raw, encodings, {0x5C, 0x3D, 0x5E} if vr == "PN" else {0x5C})
     else:
@@ -145,7 +147,7 @@ def _text_values(tag: int, vr: str, raw: Any, encodings: list[str]) -> list[Any]
     if vr == "UI":
         text = text.rstrip(" ")
     if not text:
-        return []
+        return None
     tokens = text.split("\\")
     if tag == SPECIFIC_CHARACTER_SET and len(tokens) > 1 and tokens[0] == "":
         tokens = tokens[1:]  # a code extension's empty first term is not a value

@@ -117,14 +117,21 @@ class DicomWebSearchService:
 
     def _lookup(self, key: str) -> int | None:
         # FromDcmtkBridge::ParseTag (hexadecimal, then DCMTK's "%x,%x", then a keyword), and the
-        # tag must then be in Orthanc's dictionary.
+        # tag must then be in Orthanc's dictionary: a private tag under DefaultPrivateCreator, as
+        # the core's dictionary lookup does.
         tag = qido.parse_hex_tag(key)
         if tag is None:
             tag = qido.dcmtk_tag_pair(key)
+        if tag is not None:
+            return tag if self._dictionary_name(tag) is not None else None
+        tag = tag_for_keyword(key)
         if tag is None:
-            tag = tag_for_keyword(key)
-            return tag if tag is not None and self._core.tag_name(tag) == key else None
-        return tag if self._core.tag_name(tag) is not None else None
+            tag = dict(self._settings.dictionary_keywords).get(key)
+        return tag if tag is not None and self._dictionary_name(tag) == key else None
+
+    def _dictionary_name(self, tag: int) -> str | None:
+        private = bool((tag >> 16) & 1)
+        return self._core.tag_name(tag, self._settings.default_private_creator if private else "")
 
     # -- shared --------------------------------------------------------------------------------
 

@@ -51,7 +51,7 @@ from tests.conftest import (
 from tests.harness import OrthancProcess
 
 ROOT = "1.2.826.0.1.3680043.10.1192.110"  # test data only (tests/dicom-samples uses ...1192.1 and .2)
-MUELLER, DLAMINI, YAMADA = f"{ROOT}.1", f"{ROOT}.2", f"{ROOT}.3"
+MUELLER, DLAMINI, YAMADA, PRIVATE = f"{ROOT}.1", f"{ROOT}.2", f"{ROOT}.3", f"{ROOT}.4"
 HOST_PLACEHOLDER = b"{orthanc-host}"
 JSON = "application/dicom+json"
 # DICOMweb 1.7 answers XML (multipart/related, one part per item) to the first two, JSON to the
@@ -128,7 +128,19 @@ def stress_instances() -> list[bytes]:
         SeriesInstanceUID=f"{YAMADA}.1", AccessionNumber="", StudyDescription="頭部CT",
         Modality="CT", SeriesNumber="1", InstanceNumber="1", ImageType=["ORIGINAL", "PRIMARY", "LOCALIZER"],
         SliceThickness="10")))
+    lunit = _dataset(CTImageStorage, f"{PRIVATE}.1.1", "ISO_IR 100", PatientID="DW-004", PatientName="Botha^Anna",
+                     StudyInstanceUID=PRIVATE, SeriesInstanceUID=f"{PRIVATE}.1", Modality="CT", SeriesNumber="1",
+                     InstanceNumber="1")
+    lunit.private_block(0x0009, "Lunit", create=True).add_new(0x01, "DS", "98.41")
+    files.append(_encoded(lunit))
     return files
+
+
+# A private tag the configuration names (orthanc-tests' Bitbucket issue 168): the plugin reads
+# 00091001 as a key through Orthanc's dictionary, under DefaultPrivateCreator.
+PRIVATE_DICTIONARY = {"Dictionary": {"0009,0010": ["LO", "LunitPrivateCreator", 1, 1, "Lunit"],
+                                     "0009,1001": ["DS", "AbnormalityScore", 1, 1, "Lunit"]},
+                      "DefaultPrivateCreator": "Lunit"}
 
 
 CATALOGUED = ("PatientID", "PatientName", "StudyDate", "Modality", "AccessionNumber", "StudyDescription",
@@ -286,11 +298,11 @@ def assert_same_body(request: str, plain: Answer, gate: Answer) -> None:
 def pair(tmp_path_factory: pytest.TempPathFactory):
     """Plain Orthanc and Orthanc with the Gate, holding the same files stored in the same order
     (the plugin lists in the order Orthanc stored)."""
-    plain = OrthancProcess(tmp_path_factory.mktemp("dicomweb-plain"), script=None)
+    plain = OrthancProcess(tmp_path_factory.mktemp("dicomweb-plain"), script=None, extra=PRIVATE_DICTIONARY)
     gate: Server | None = None
     try:
         plain.start()
-        gate = start_gate(tmp_path_factory.mktemp("dicomweb-gate"))
+        gate = start_gate(tmp_path_factory.mktemp("dicomweb-gate"), extra=PRIVATE_DICTIONARY)
         files = dicomdir_files()
         for path in files:
             answer = requests.post(plain.url("/instances"), data=path.read_bytes(), timeout=30)
@@ -423,6 +435,12 @@ SEARCHES = [
     "/dicom-web/studies?StudyDate=2024*",
     # keys: spellings, unknown ones (ignored), repeated, empty
     "/dicom-web/studies?PatientID=DW-001",
+    "/dicom-web/studies?includefield=00091001",
+    "/dicom-web/studies?includefield=AbnormalityScore",
+    "/dicom-web/studies?00091001=98.41",
+    "/dicom-web/studies?00091001=12",
+    "/dicom-web/instances?0009,1001=98.41&includefield=00090010",
+    "/dicom-web/series?AbnormalityScore=98.41",
     "/dicom-web/studies?00100020=DW-001",
     "/dicom-web/studies?0010,0020=DW-001",
     "/dicom-web/studies?0010-0020=DW-001",

@@ -10,7 +10,9 @@ from pathlib import Path
 import pytest
 
 from plugin.config import (
+    DicomWebSettings,
     config_base,
+    dicomweb_settings,
     ensure_secret_file,
     load_gate_config,
     open_to_any_modality,
@@ -324,3 +326,12 @@ def test_stores_open_to_any_modality_are_named_at_start(orthanc, warned):
     warning = open_to_any_modality(orthanc)
     assert (warning is not None) is warned
     assert warning is None or "DicomAlwaysAllowStore" in warning
+
+
+def test_the_dicomweb_settings_read_what_the_plugins_key_lookup_depends_on():
+    settings = dicomweb_settings({"DefaultPrivateCreator": "Lunit", "DicomWeb": {"Root": "dicomweb", "Ssl": True},
+                                  "Dictionary": {"0009,1001": ["DS", "AbnormalityScore", 1, 1, "Lunit"],
+                                                 "bad": ["DS", "X"], "0011,0010": ["LO"]}})
+    assert settings.root == "/dicomweb/" and settings.ssl and settings.default_private_creator == "Lunit"
+    assert settings.dictionary_keywords == (("AbnormalityScore", 0x00091001),)
+    assert dicomweb_settings({}) == DicomWebSettings()

@@ -6,13 +6,16 @@ from __future__ import annotations
 
 import io
 
+from pydicom.datadict import dictionary_VR
+from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.tag import Tag
 from pydicom.uid import ExplicitVRLittleEndian
 
 from plugin.services.dicomweb_format import dicom_model, json_answer, native_xml, styled_json
 
 
-def created(charset: str = "ISO_IR 100", **attributes: object) -> bytes:
+def created(charset: str = "ISO_IR 100", raw: dict[int, bytes] | None = None, **attributes: object) -> bytes:
     """An object as Orthanc's CreateDicom leaves it: explicit VR little endian, a character set."""
     dataset = Dataset()
     dataset.file_meta = FileMetaDataset()
@@ -22,6 +25,8 @@ def created(charset: str = "ISO_IR 100", **attributes: object) -> bytes:
     dataset.SpecificCharacterSet = charset
     for name, value in attributes.items():
         setattr(dataset, name, value)
+    for tag, value in (raw or {}).items():  # as written, past pydicom's checks of the value
+        dataset[tag] = RawDataElement(Tag(tag), dictionary_VR(tag), len(value), value, 0, False, True)
     out = io.BytesIO()
     dataset.save_as(out, enforce_file_format=True)
     return out.getvalue()
@@ -73,3 +78,11 @@ def test_xml_is_the_native_model_with_keywords_and_escapes():
             '        <NamePrefix>Dr</NamePrefix>\n      </Alphabetic>\n    </PersonName>\n') in xml
     assert '  <DicomAttribute tag="00100030" vr="DA" />\n' in xml  # no keyword known here, no value
     assert xml.endswith("</NativeDicomModel>\n")
+
+
+def test_a_text_value_its_vr_cannot_hold_keeps_an_empty_value_list():
+    """A private tag read under another creator's dictionary entry (a DS holding text): the core
+    drops the value it cannot parse and keeps "Value": []."""
+    model = dicom_model(created(raw={0x00180050: b"1.5\\abc ", 0x00101030: b"abc "}))
+    assert model["00180050"]["Value"] == [1.5] and model["00101030"] == {"Value": [], "vr": "DS"}
+    assert '"Value" : [],' in styled_json(model)
