@@ -4,12 +4,22 @@ Orthanc, in the same run, so that any test the Gate breaks shows up as a differe
 Not part of `make test` (the suite needs its repository at the tag of the Orthanc under test, and
 takes minutes). By hand:
 
-    .venv/bin/python tests/orthanc_suite.py --suite DIR [--python PY] [TestName ...]
+    .venv/bin/python tests/orthanc_suite.py --suite DIR [--python PY] [--dicomweb] [TestName ...]
 
 DIR is a checkout of orthanc-tests at the tag of the Orthanc under test (e.g. Orthanc-1.10.1; the
 tag's Tests/*.py may need lib2to3 to run on Python 3), PY a Python with httplib2 and pillow. The
 tested servers get the options of the suite's GenerateConfigurationForTests.py that its tests rely
 on; the Gate's admin signs in with Basic (MFA is not required of the admin role here).
+
+With --dicomweb, the suite's DICOMweb plugin tests (Plugins/DicomWeb/Run.py and DicomWeb.py, converted
+like Tests/: `python3 -m lib2to3 -w -n Plugins/DicomWeb`) are run instead, the same way: plain Orthanc
+with the DICOMweb plugin, then the Gate (Python plugin first, then DICOMweb, as tests/harness.py lists
+them), configured identically. That suite needs no second Orthanc: its DICOMweb server "sample" is the
+server under test itself (it reads back over DICOMweb what it has just uploaded), and test_server_get
+checks that server's URL is literally http://localhost:8042/dicom-web/, so each server in turn listens
+on --dicomweb-port (8042 by default, which must be free) and the suite is pointed at "localhost", the
+host the plugin's (and the Gate's) RetrieveURLs then name and the tests strip as a prefix. Each run's
+unittest output and Orthanc log are left in /tmp/orthanc-suite[-dicomweb]-{plain,gate}[-orthanc].log.
 """
 
 from __future__ import annotations
@@ -39,9 +49,9 @@ def request(self, uri, method="GET", body=None, headers=None, *args, **kwargs):
         headers["Authorization"] = "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
     return _request(self, uri, method, body, headers, *args, **kwargs)
 httplib2.Http.request = request
-sys.argv = sys.argv[1:]
-sys.path.insert(0, "Tests")
-runpy.run_path("Tests/Run.py", run_name="__main__")
+sys.argv = sys.argv[1:]  # [Tests/Run.py or Plugins/DicomWeb/Run.py, its arguments...]
+sys.path.insert(0, sys.argv[0].rpartition("/")[0])
+runpy.run_path(sys.argv[0], run_name="__main__")
 """
 
 
@@ -66,10 +76,28 @@ def suite_config(dicom_port: int) -> dict:
     }
 
 
-def run_suite(server: OrthancProcess, suite: Path, python: str, tests: list[str]) -> str:
-    command = [python, "-c", UP_FRONT_CREDENTIALS, "Tests/Run.py", "--server=127.0.0.1", f"--rest={server.http_port}",
-               f"--dicom={server.dicom_port}", f"--username={USER}", f"--password={PASSWORD}",
-               "--force", "--orthanc=/usr/sbin/Orthanc", "--", *tests]
+def dicomweb_config(dicom_port: int, http_port: int) -> dict:
+    """What GenerateConfigurationForTests.py sets that Plugins/DicomWeb/Run.py depends on: the main
+    suite's options, its private dictionary (test_bitbucket_issue_168 reads Lunit's 0009,1001) and the
+    DICOMweb server "sample", the tested server itself with the tested credentials."""
+    config = suite_config(dicom_port)
+    config["Dictionary"].update({"0009,1001": ["DS", "Abnormality score", 1, 1, "Lunit"],
+                                 "0009,0010": ["LO", "Private data element", 1, 1, "Lunit"]})
+    config["CaseSensitivePN"] = False
+    config["DicomWeb"] = {"Enable": True, "Servers": {
+        "sample": [f"http://localhost:{http_port}/dicom-web/", USER, PASSWORD]}}
+    return config
+
+
+def run_suite(server: OrthancProcess, suite: Path, python: str, tests: list[str], dicomweb: bool = False) -> str:
+    if dicomweb:
+        command = [python, "-c", UP_FRONT_CREDENTIALS, "Plugins/DicomWeb/Run.py", "--server=localhost",
+                   f"--rest={server.http_port}", f"--username={USER}", f"--password={PASSWORD}", "--force",
+                   "--", *tests]
+    else:
+        command = [python, "-c", UP_FRONT_CREDENTIALS, "Tests/Run.py", "--server=127.0.0.1",
+                   f"--rest={server.http_port}", f"--dicom={server.dicom_port}", f"--username={USER}",
+                   f"--password={PASSWORD}", "--force", "--orthanc=/usr/sbin/Orthanc", "--", *tests]
     done = subprocess.run(command, cwd=suite, capture_output=True, text=True, timeout=3600)
     return done.stdout + done.stderr
 
@@ -88,13 +116,22 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--suite", required=True, type=Path)
     parser.add_argument("--python", default=sys.executable)
+    parser.add_argument("--dicomweb", action="store_true",
+                        help="run the DICOMweb plugin's tests (Plugins/DicomWeb/Run.py) instead of Tests/Run.py")
+    parser.add_argument("--dicomweb-port", type=int, default=8042,
+                        help="HTTP port of the tested server with --dicomweb (the suite expects 8042)")
     parser.add_argument("tests", nargs="*", help="e.g. Orthanc.test_metadata (all when none)")
     args = parser.parse_args()
     results = {}
+    prefix = "orthanc-suite-dicomweb" if args.dicomweb else "orthanc-suite"
     with tempfile.TemporaryDirectory() as tmp:
         for name, script in (("plain", None), ("gate", ENTRY)):
             server = OrthancProcess(Path(tmp) / name, gate={"MfaRequiredRoles": []}, script=script)
-            server.config.update(suite_config(server.dicom_port))
+            if args.dicomweb:
+                server.http_port = server.config["HttpPort"] = args.dicomweb_port
+                server.config.update(dicomweb_config(server.dicom_port, server.http_port))
+            else:
+                server.config.update(suite_config(server.dicom_port))
             if script is None:
                 server.config.update({"AuthenticationEnabled": True, "RegisteredUsers": {USER: PASSWORD}})
             server.config["DicomModalities"]["self"][2] = server.dicom_port
@@ -104,10 +141,11 @@ def main() -> int:
                 server.gatectl("create-user", USER, "--role", "admin", "--password-stdin", stdin=PASSWORD + "\n")
             server.start()
             try:
-                output = run_suite(server, args.suite, args.python, ["-v", *args.tests])
+                output = run_suite(server, args.suite, args.python, ["-v", *args.tests], args.dicomweb)
             finally:
                 server.stop()
-            (Path(tmp).parent / f"orthanc-suite-{name}.log").write_text(output)
+            (Path(tmp).parent / f"{prefix}-{name}.log").write_text(output)
+            (Path(tmp).parent / f"{prefix}-{name}-orthanc.log").write_text(server.log_text())
             results[name] = outcomes(output)
     differ = sorted(t for t in set(results["plain"]) | set(results["gate"])
                     if results["plain"].get(t) != results["gate"].get(t))
@@ -117,7 +155,7 @@ def main() -> int:
           f"plain_ok={sum(v == 'ok' for v in results['plain'].values())} "
           f"gate_ok={sum(v == 'ok' for v in results['gate'].values())}")
     if not results["gate"] or not results["plain"]:
-        print("no test ran: see /tmp/orthanc-suite-*.log")
+        print(f"no test ran: see /tmp/{prefix}-*.log")
         return 2
     return 1 if differ else 0
 
