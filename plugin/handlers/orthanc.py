@@ -16,6 +16,7 @@ from plugin.audit.record import AuditRecord, iso_utc
 from plugin.errors import BadRequest, GateError
 from plugin.handlers.api import caller
 from plugin.handlers.http import Request, Response
+from plugin.handlers.orthanc_xml import XML_TYPE, json_to_xml, wants_xml
 from plugin.policies.types import Principal
 from plugin.services.core import CoreError
 from plugin.services.runtime import Runtime
@@ -87,8 +88,12 @@ def _audited(runtime: Runtime, principal: Principal, request: Request, family: s
     except CoreError as exc:
         raise CoreRefused(exc) from None
     refused = audit_answer(runtime, principal, request, family, len(data) if isinstance(data, list) else 1,
-                           _patients(data))
-    return refused or Response.json(data)
+                           _patients(data) or _located_patients(runtime, request, data))
+    if refused is not None:
+        return refused
+    if wants_xml(request.headers.get("accept")):
+        return Response(200, json_to_xml(data), XML_TYPE)
+    return Response(200, json.dumps(data).encode(), ORTHANC_JSON)
 
 
 def _passed_on(runtime: Runtime, principal: Principal, request: Request, family: str,
@@ -104,7 +109,11 @@ def _passed_on(runtime: Runtime, principal: Principal, request: Request, family:
         data = None
     refused = audit_answer(runtime, principal, request, family, len(data) if isinstance(data, list) else 1,
                            _patients(data))
-    return refused or Response(200, raw, ORTHANC_JSON)
+    if refused is not None:
+        return refused
+    if data is not None and wants_xml(request.headers.get("accept")):
+        return Response(200, json_to_xml(data), XML_TYPE)
+    return Response(200, raw, ORTHANC_JSON)
 
 
 def audit_answer(runtime: Runtime, principal: Principal, request: Request, family: str, count: int,
@@ -131,6 +140,33 @@ def _patients(data: Any) -> str:
             if "PatientID" in tags:
                 found.add(str(tags["PatientID"]))
     return ",".join(sorted(found))
+
+
+def _located_patients(runtime: Runtime, request: Request, data: Any) -> str:
+    """The PatientIDs of a trimmed answer that names its resources by id alone (ids-only finds,
+    1.12.5's ResponseContent without the patient's tags): each resource's patient, as the gate
+    located it when deciding who may see it."""
+    if not isinstance(data, list):
+        return ""
+    level = _level_of(request)
+    found = set()
+    for item in data:
+        oid = item if isinstance(item, str) else item.get("ID") if isinstance(item, dict) else None
+        located = runtime.access.locator.by_orthanc_id(level, oid) if level and isinstance(oid, str) else None
+        if located is not None:
+            found.add(located.patient_id)
+    return ",".join(sorted(found))
+
+
+def _level_of(request: Request) -> str | None:
+    plural = request.path.strip("/").split("/")[0]
+    if plural in SINGULAR:
+        return SINGULAR[plural]
+    try:
+        level = str(json.loads(request.body or b"{}").get("Level", "")).lower()
+    except (ValueError, AttributeError):
+        return None
+    return level if level in ("patient", "study", "series", "instance") else None
 
 
 def _with_query(request: Request) -> str:
