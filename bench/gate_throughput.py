@@ -23,9 +23,7 @@ Python filter at all. Every measurement must answer 2xx only: the script fails i
 from __future__ import annotations
 
 import argparse
-import re
 import statistics
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -35,10 +33,10 @@ sys.path.insert(0, str(REPO))
 
 import requests  # noqa: E402
 
+from bench.wrk import requests_per_second  # noqa: E402
 from tests.harness import OrthancProcess  # noqa: E402
 
 SAMPLE = REPO / "tests" / "dicom-samples" / "patient1-instance1.dcm"
-WRK = "/usr/bin/wrk"
 TRIVIAL_FILTER = """import orthanc
 
 
@@ -53,21 +51,9 @@ URLS = {"file": "/instances/{id}/file", "json": "/instances/{id}"}
 SERVERS = ("plain", "trivial filter", "gate")
 
 
-class BenchError(RuntimeError):
-    pass
-
-
 def wrk(url: str, seconds: float, header: str) -> float:
     """Requests/s of one wrk run; fails if any answer was not 2xx/3xx."""
-    out = subprocess.run([WRK, "-t2", "-c16", f"-d{seconds:g}s", "-H", header, url], capture_output=True,
-                         text=True, timeout=seconds + 60).stdout
-    rate = re.search(r"Requests/sec:\s+([\d.]+)", out)
-    if rate is None:
-        raise BenchError(f"wrk printed no rate for {url}:\n{out}")
-    bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
-    if bad:
-        raise BenchError(f"{url}: {bad.group(1)} answers were not 2xx (a bench of refusals means nothing)")
-    return float(rate.group(1))
+    return requests_per_second(["-t2", "-c16", f"-d{seconds:g}s", "-H", header, url], seconds, url)
 
 
 def upload(proc: OrthancProcess, header: str) -> str:

@@ -25,9 +25,7 @@ latency through the Gate.
 from __future__ import annotations
 
 import argparse
-import re
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -41,6 +39,7 @@ sys.path.insert(0, str(REPO))
 import pydicom  # noqa: E402
 import requests  # noqa: E402
 
+from bench.wrk import BenchError, requests_per_second  # noqa: E402
 from tests.ct_series import Patient, ct_study  # noqa: E402
 from tests.harness import OrthancProcess, storescu  # noqa: E402
 
@@ -59,7 +58,6 @@ SERVERS = ("plain", "trivial filter", "gate")
 PHASES = ("qido", "metadata", "frames", "zip")
 FRAME_ACCEPT = "multipart/related; type=application/octet-stream; transfer-syntax=*"
 QIDO_PER_ROUND = 40
-WRK = "/usr/bin/wrk"
 # wrk cycles through the frame paths, one after the other in each of its threads.
 WRK_PATHS = """paths = {%s}
 i = 0
@@ -68,10 +66,6 @@ request = function()
   return wrk.format("GET", paths[(i %% #paths) + 1])
 end
 """
-
-
-class BenchError(RuntimeError):
-    pass
 
 
 class Study:
@@ -147,16 +141,8 @@ class Client:
 
 def frames_per_second(proc: OrthancProcess, script: Path, cookie: str, threads: int, seconds: float) -> float:
     """Frames/s wrk fetched with `threads` connections; fails if any answer was not 2xx."""
-    out = subprocess.run([WRK, "-t2", f"-c{threads}", f"-d{seconds:g}s", "-s", str(script), "-H", f"Cookie: {cookie}",
-                          "-H", f"Accept: {FRAME_ACCEPT}", proc.base], capture_output=True, text=True,
-                         timeout=seconds + 60).stdout
-    rate = re.search(r"Requests/sec:\s+([\d.]+)", out)
-    if rate is None:
-        raise BenchError(f"wrk printed no rate:\n{out}")
-    bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
-    if bad:
-        raise BenchError(f"frames: {bad.group(1)} answers were not 2xx (a bench of refusals means nothing)")
-    return float(rate.group(1))
+    return requests_per_second(["-t2", f"-c{threads}", f"-d{seconds:g}s", "-s", str(script), "-H", f"Cookie: {cookie}",
+                                "-H", f"Accept: {FRAME_ACCEPT}", proc.base], seconds, "frames")
 
 
 def frame_script(tmp: Path, study: Study) -> Path:

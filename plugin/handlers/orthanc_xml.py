@@ -4,9 +4,9 @@ gives in the core's place must too."""
 
 from __future__ import annotations
 
-import struct
 from typing import Any
-from xml.sax.saxutils import escape
+
+from plugin.services.dicomweb_format import float_text, scalar_text, xml_text
 
 XML_TYPE = "application/xml; charset=utf-8"
 HEAD = '<?xml version="1.0" encoding="utf-8"?>\n'
@@ -43,20 +43,4 @@ def _element(name: str, value: Any, indent: str, lines: list[str]) -> None:
         lines.append(f"{indent}</{name}>\n")
         return
     # A scalar is always given a text node, even empty: pugixml then writes <name></name>.
-    lines.append(f"{indent}<{name}>{_escaped(_scalar(value))}</{name}>\n")
-
-
-def _scalar(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):  # asFloat(), then boost::lexical_cast's 9 significant digits
-        return f"{struct.unpack('<f', struct.pack('<f', value))[0]:.9g}"
-    return str(value)
-
-
-def _escaped(text: str) -> str:
-    return "".join(f"&#{ord(c)};" if ord(c) < 0x20 and c not in "\t\n\r" else c for c in escape(text))
+    lines.append(f"{indent}<{name}>{xml_text(scalar_text(value, float_text))}</{name}>\n")

@@ -231,7 +231,8 @@ def _write(value: Any, out: list[str], indent: str, at_line_start: bool) -> None
         out.append(_scalar(value))
 
 
-def _scalar(value: Any) -> str:
+def scalar_text(value: Any, real: Callable[[float], str]) -> str:
+    """A JSON scalar as Orthanc's writers put it in text; `real` writes a double."""
     if value is None:
         return "null"
     if isinstance(value, bool):
@@ -239,13 +240,26 @@ def _scalar(value: Any) -> str:
     if isinstance(value, int):
         return str(value)
     if isinstance(value, float):
-        if math.isnan(value):
-            return "null"
-        if math.isinf(value):
-            return "1e+9999" if value > 0 else "-1e+9999"
-        text = f"{value:.17g}"
-        return text if "." in text or "e" in text else text + ".0"
-    return _quoted(str(value))
+        return real(value)
+    return str(value)
+
+
+def float_text(value: float) -> str:
+    """jsoncpp's asFloat(), then 9 significant digits (pugixml's and boost's text of a float)."""
+    return f"{struct.unpack('<f', struct.pack('<f', value))[0]:.9g}"
+
+
+def _scalar(value: Any) -> str:
+    return _quoted(value) if isinstance(value, str) else scalar_text(value, _double_text)
+
+
+def _double_text(value: float) -> str:
+    if math.isnan(value):
+        return "null"
+    if math.isinf(value):
+        return "1e+9999" if value > 0 else "-1e+9999"
+    text = f"{value:.17g}"
+    return text if "." in text or "e" in text else text + ".0"
 
 
 _ESCAPES = {'"': '\\"', "\\": "\\\\", "\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r", "\t": "\\t"}
@@ -317,15 +331,15 @@ def _xml_value(vr: str, value: Any, number: int, keyword: Callable[[int], str | 
         lines = [f'{indent}<PersonName number="{number}">\n']
         for group, text in groups:
             # Each component is given a text, empty or not: pugixml writes an empty one open and shut.
-            parts = [f"{indent}    <{part}>{_xml_text(piece)}</{part}>\n"
+            parts = [f"{indent}    <{part}>{xml_text(piece)}</{part}>\n"
                      for part, piece in zip(PN_PARTS, text.split("^"), strict=False)]
             lines.extend([f"{indent}  <{group}>\n", *parts, f"{indent}  </{group}>\n"])
         lines.append(f"{indent}</PersonName>\n")
         return lines
     if isinstance(value, str):
-        text = _xml_text(value)
+        text = xml_text(value)
     elif isinstance(value, float):
-        text = f"{struct.unpack('<f', struct.pack('<f', value))[0]:.9g}"  # asFloat(), then pugixml's %.9g
+        text = float_text(value)
     elif isinstance(value, int):
         text = str(value)
     else:
@@ -335,7 +349,8 @@ def _xml_value(vr: str, value: Any, number: int, keyword: Callable[[int], str | 
     return [f'{indent}<Value number="{number}">{text}</Value>\n']
 
 
-def _xml_text(text: str) -> str:
+def xml_text(text: str) -> str:
+    """Text as pugixml writes it: the markup characters escaped, control characters as references."""
     return _controls(escape(text))
 
 

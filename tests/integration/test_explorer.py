@@ -4,7 +4,6 @@ in on the login form sees only the patients and studies granted to them."""
 from __future__ import annotations
 
 import pytest
-from playwright.sync_api import sync_playwright
 
 from tests.conftest import DOCTOR, DOCTOR_PASSWORD, Server, start_gate, upload_dicomdir
 
@@ -25,14 +24,6 @@ def explorer_server(tmp_path_factory: pytest.TempPathFactory):
         srv.proc.stop()
 
 
-@pytest.fixture(scope="module")
-def browser():
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=["--no-sandbox"])
-        try:
-            yield chromium
-        finally:
-            chromium.close()
 
 
 def test_doctor_signs_in_and_explorer_lists_only_their_patient(explorer_server: Server, browser):

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import requests
-from playwright.sync_api import Page, sync_playwright
+from playwright.sync_api import Page
 
 from tests.conftest import ADMIN, ADMIN_PASSWORD, Server, start_gate, upload_dicomdir
 from tests.harness import REPO, OrthancProcess
@@ -52,15 +52,6 @@ def patient(ui_server: Server):
             "instance": data.instances_of(series)[0].oid, "study_uid": study.uid}
 
 
-@pytest.fixture(scope="module")
-def browser():
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=["--no-sandbox"])
-        try:
-            yield chromium
-        finally:
-            chromium.close()
 
 
 class Watched:
@@ -88,6 +79,7 @@ class Watched:
         self.page.click('button[type="submit"]')
 
     def shot(self, name: str) -> Path:
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
         path = ARTIFACTS / f"{name}.png"
         self.page.screenshot(path=str(path), full_page=True)
         return path

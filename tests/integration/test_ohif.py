@@ -14,7 +14,7 @@ import subprocess
 import sys
 
 import pytest
-from playwright.sync_api import Page, expect, sync_playwright
+from playwright.sync_api import Page, expect
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from tests.conftest import ADMIN, ADMIN_PASSWORD, Server, start_gate
@@ -52,14 +52,6 @@ def ohif_server(tmp_path_factory: pytest.TempPathFactory):
         srv.proc.stop()
 
 
-@pytest.fixture(scope="module")
-def browser():
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=["--no-sandbox"])
-        try:
-            yield chromium
-        finally:
-            chromium.close()
 
 
 class Watched:
