@@ -386,20 +386,28 @@ def _settle(pair: Pair) -> None:
         time.sleep(0.5)
 
 
+SIZES = re.compile(rb'("Total\w*Size(?:MB)?" : "?|<Total\w*Size(?:MB)?>)[0-9]+')
+
+
 def test_the_statistics_are_the_same(pair: Pair):
     _settle(pair)
     plain, gate = pair.admin_both("GET", "/statistics")
-    assert plain.status_code == gate.status_code == 200
-    # The Gate answers /statistics itself (others' are trimmed); an admin's is Orthanc's own bytes.
-    assert gate.headers["Content-Type"] == plain.headers["Content-Type"]
-    assert gate.content == plain.content
-    assert plain.json()["CountInstances"] == len(pair.stored)
-    assert plain.json()["CountStudies"] == len(pair.studies)
-    # In Orthanc's XML too, for a client that asks for it.
     plain_xml = pair.plain().send("GET", "/statistics", headers={"Accept": "application/xml"})
     gate_xml = pair.gate(BASIC).send("GET", "/statistics", headers={"Accept": "application/xml"})
-    assert (gate_xml.headers["Content-Type"], gate_xml.content) == \
-        (plain_xml.headers["Content-Type"], plain_xml.content)
+    assert plain.status_code == gate.status_code == plain_xml.status_code == gate_xml.status_code == 200
+    assert plain.json()["CountInstances"] == len(pair.stored)
+    assert plain.json()["CountStudies"] == len(pair.studies)
+    # The Gate answers /statistics itself (others' are trimmed); an admin's is Orthanc's own bytes,
+    # in Orthanc's XML too for a client that asks for it. Where the DICOMweb plugin caches each
+    # stable series' metadata as an attachment (1.12), its size is each server's own (the cache
+    # holds the server's address): the sizes are left out then, and only then.
+    cached = any(change[0] == "UpdatedAttachment" for change in _background(pair.plain()))
+    for plain_answer, gate_answer in ((plain, gate), (plain_xml, gate_xml)):
+        assert gate_answer.headers["Content-Type"] == plain_answer.headers["Content-Type"]
+        if cached:
+            assert SIZES.sub(rb"\1N", gate_answer.content) == SIZES.sub(rb"\1N", plain_answer.content)
+        else:
+            assert gate_answer.content == plain_answer.content
 
 
 @pytest.mark.parametrize("method, path, body", [
