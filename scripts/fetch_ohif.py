@@ -90,13 +90,27 @@ def move_under_public_path(dist: Path) -> None:
     (dist / "app-config.js").unlink()
 
 
+def extract(archive: tarfile.TarFile, target: Path) -> None:
+    """Plain files and folders only, each inside `target` (Debian 12's Python 3.11.2 predates
+    extractall's `filter`, so the checks of its "data" filter that matter here are made here)."""
+    root = target.resolve()
+    members = []
+    for member in archive.getmembers():
+        path = (root / member.name).resolve()
+        if not path.is_relative_to(root) or not (member.isfile() or member.isdir()):
+            raise PrepareError(f"@ohif/app@{VERSION}: refusing the archive member {member.name!r}")
+        member.mode = 0o755 if member.isdir() else 0o644
+        members.append(member)
+    archive.extractall(target, members=members)  # noqa: S202 - every member checked above
+
+
 def prepare() -> None:
     if STAMP.is_file() and STAMP.read_text() == STAMP_TEXT:
         return
     fetch_tarball()
     with tempfile.TemporaryDirectory(dir=CACHE) as tmp:
         with tarfile.open(TARBALL) as archive:
-            archive.extractall(tmp, filter="data")
+            extract(archive, Path(tmp))
         dist = Path(tmp) / "package" / "dist"
         if not (dist / "index.html").is_file():
             raise PrepareError(f"@ohif/app@{VERSION} ships no dist/index.html")
