@@ -26,7 +26,7 @@ import requests  # noqa: E402
 
 from bench.gate_throughput import SAMPLE, wrk  # noqa: E402
 from tests.harness import OrthancProcess  # noqa: E402
-from tests.ldap_server import PEOPLE_DN, SERVICE_DN, SERVICE_PASSWORD, LdapServer  # noqa: E402
+from tests.ldap_server import GROUPS_DN, PEOPLE_DN, SERVICE_DN, SERVICE_PASSWORD, LdapServer  # noqa: E402
 
 USER, PASSWORD = "adm1", "adm1 password 123"
 
@@ -43,7 +43,7 @@ def main() -> int:
         gate = OrthancProcess(Path(tmp) / "gate", gate={
             "MfaRequiredRoles": [],  # Basic is refused to accounts that must prove a one-time code
             "Ldap": {"Servers": [ldap.url], "BindDn": SERVICE_DN, "BindPasswordFile": str(Path(tmp) / "ldap.secret"),
-                     "UserBase": PEOPLE_DN, "GroupRoles": {"PACS Admins": "admin"}}})
+                     "UserBase": PEOPLE_DN, "GroupBase": GROUPS_DN, "GroupRoles": {"PACS Admins": "admin"}}})
         try:
             gate.start()
             basic = "Authorization: Basic " + base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
