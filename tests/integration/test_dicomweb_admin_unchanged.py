@@ -666,7 +666,7 @@ def searches(draw: st.DrawFn, catalog: Catalog) -> str:
     return path + ("?" + "&".join(pairs) if pairs or draw(st.booleans()) else "")
 
 
-@settings(max_examples=150, deadline=None, derandomize=True, database=None,
+@settings(max_examples=80, deadline=None, derandomize=True, database=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(data=st.data())
 def test_generated_searches_are_answered_as_plain_orthanc_answers_them(pair: Pair, data: st.DataObject):

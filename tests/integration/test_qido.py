@@ -151,7 +151,7 @@ def queries(draw, patients: dict[str, PatientData]) -> str:
 
 
 def test_generated_searches_hand_a_doctor_nothing_of_another_patient(gate: Server, patients, leaks):
-    @settings(max_examples=700, deadline=None, derandomize=True, database=None,
+    @settings(max_examples=300, deadline=None, derandomize=True, database=None,
               suppress_health_check=[HealthCheck.too_slow])
     @given(queries(patients))
     def check(target: str) -> None:
