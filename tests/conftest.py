@@ -88,10 +88,12 @@ def upload_dicomdir(srv: Server) -> None:
 
 def start_gate(workdir: Path, gate: dict | None = None, extra: dict | None = None) -> Server:
     proc = OrthancProcess(workdir, gate={**TEST_GATE_CONFIG, **(gate or {})}, extra=extra)
-    proc.create_user(ADMIN, ["admin"], ADMIN_PASSWORD)
-    proc.create_user(DOCTOR, ["referring_doctor"], DOCTOR_PASSWORD)
-    admin_key = proc.create_api_key("tests", ADMIN)
-    doctor_key = proc.create_api_key("tests", DOCTOR)
+    outputs = proc.gatectl_many([
+        (["create-user", ADMIN, "--role", "admin", "--password-stdin"], ADMIN_PASSWORD + "\n"),
+        (["create-user", DOCTOR, "--role", "referring_doctor", "--password-stdin"], DOCTOR_PASSWORD + "\n"),
+        (["create-api-key", "tests", "--user", ADMIN], None),
+        (["create-api-key", "tests", "--user", DOCTOR], None)])
+    admin_key, doctor_key = (output.strip().splitlines()[-1] for output in outputs[2:])
     proc.start()
     return Server(proc, admin_key, doctor_key)
 
