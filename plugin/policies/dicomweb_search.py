@@ -15,12 +15,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from plugin.policies.qido import STUDY_INSTANCE_UID, parse_hex_tag
+
 STUDY, SERIES, INSTANCE = "Study", "Series", "Instance"
 
-STUDY_INSTANCE_UID = 0x0020000D
 SERIES_INSTANCE_UID = 0x0020000E
 SOP_INSTANCE_UID = 0x00080018
-PATIENT_ID = 0x00100020
 MODALITIES_IN_STUDY = 0x00080061
 RETRIEVE_URL = 0x00081190
 NUMBER_OF_STUDY_RELATED_SERIES = 0x00201206
@@ -220,19 +220,6 @@ def wants_xml(headers: Mapping[str, str]) -> bool:
 def format_tag(tag: int) -> str:
     """Orthanc's `gggg,eeee` (lower-case hex), as DicomTag::Format writes it."""
     return f"{tag >> 16:04x},{tag & 0xFFFF:04x}"
-
-
-_HEX8 = re.compile(r"[0-9A-Fa-f]{8}")
-_HEX9 = re.compile(r"[0-9A-Fa-f]{4}[,-][0-9A-Fa-f]{4}")
-
-
-def parse_hex_tag(key: str) -> int | None:
-    """DicomTag::ParseHexadecimal: `ggggeeee`, `gggg,eeee` or `gggg-eeee`."""
-    if _HEX8.fullmatch(key):
-        return int(key, 16)
-    if _HEX9.fullmatch(key):
-        return int(key[:4] + key[5:], 16)
-    return None
 
 
 _SCANF_HEX = re.compile(r"[ \t\n\v\f\r]*([+-]?)(?:0[xX](?=[0-9a-fA-F]))?([0-9a-fA-F]+)")

@@ -69,12 +69,16 @@ class QidoQuery:
 
 def tag_of(key: str) -> int | None:
     """The tag a query key names, when the gate reads it exactly as the plugin does; else None."""
+    tag = parse_hex_tag(key)
+    return tag if tag is not None else QIDO_KEYWORDS.get(key)
+
+
+def parse_hex_tag(key: str) -> int | None:
+    """Orthanc's DicomTag::ParseHexadecimal: `ggggeeee`, `gggg,eeee` or `gggg-eeee`."""
     if _HEX8.fullmatch(key):
         return int(key, 16)
     match = _HEX9.fullmatch(key)
-    if match:
-        return int(match.group(1) + match.group(2), 16)
-    return QIDO_KEYWORDS.get(key)
+    return int(match.group(1) + match.group(2), 16) if match else None
 
 
 def read_query(query: dict[str, str]) -> QidoQuery:

@@ -2,10 +2,10 @@
 core writes them for the DICOMweb plugin (DicomWebJsonVisitor, in Ignore mode for binary values).
 
 The object comes from Orthanc's own CreateDicom, as the plugin makes it, so the value
-representations and the character set conversion are Orthanc's; this module reads it with pydicom
-and writes what the core would: JSON through jsoncpp's styled writer (tab indents, sorted members,
-every object and non-empty array on lines of its own, non-ASCII as \\u escapes), XML through
-pugixml (two-space indents).
+representations and the character set conversion are Orthanc's. This module reads its flat
+dataset (a search answer holds string values only: no sequence) and writes what the core would:
+JSON through jsoncpp's styled writer (tab indents, sorted members, every object and non-empty
+array on lines of its own, non-ASCII as \\u escapes), XML through pugixml (two-space indents).
 """
 
 from __future__ import annotations
@@ -14,13 +14,10 @@ import math
 import re
 import struct
 from collections.abc import Callable
-from io import BytesIO
 from typing import Any
 from xml.sax.saxutils import escape
 
-import pydicom
 from pydicom.charset import convert_encodings, decode_bytes
-from pydicom.dataset import Dataset
 
 TEXT_VRS = frozenset({"AE", "AS", "CS", "DA", "DS", "DT", "IS", "LO", "LT", "PN", "SH", "ST", "TM", "UC", "UI",
                       "UR", "UT"})
@@ -42,22 +39,21 @@ LONG_LENGTH_VRS = frozenset({"OB", "OD", "OF", "OL", "OV", "OW", "SQ", "SV", "UC
 def dicom_model(dicom: bytes) -> dict[str, Any]:
     """The DICOM JSON model of an object's dataset (no file meta, no group lengths)."""
     flat = _flat_elements(dicom)
-    if flat is not None:
-        charset = next((raw for tag, _, raw in flat if tag == SPECIFIC_CHARACTER_SET), b"")
-        terms = [t.strip(" ") for t in _text(charset).split("\\")] if charset else []
-        encodings = convert_encodings(terms or None)
-        model: dict[str, Any] = {}
-        for tag, vr, raw in flat:
-            values = _values(tag, vr, raw, encodings)
-            model[f"{tag >> 16:04X}{tag & 0xFFFF:04X}"] = {"vr": vr} if values is None else {"Value": values, "vr": vr}
-        return model
-    return _pydicom_model(dicom)
+    if flat is None:
+        raise ValueError("not the flat explicit little endian object CreateDicom makes of a search answer")
+    charset = next((raw for tag, _, raw in flat if tag == SPECIFIC_CHARACTER_SET), b"")
+    terms = [t.strip(" ") for t in charset.decode("latin-1").split("\\")] if charset else []
+    encodings = convert_encodings(terms or None)
+    model: dict[str, Any] = {}
+    for tag, vr, raw in flat:
+        values = _values(tag, vr, raw, encodings)
+        model[f"{tag >> 16:04X}{tag & 0xFFFF:04X}"] = {"vr": vr} if values is None else {"Value": values, "vr": vr}
+    return model
 
 
 def _flat_elements(dicom: bytes) -> list[tuple[int, str, bytes]] | None:
-    """The dataset's elements, read directly, when it is what CreateDicom makes of a search
-    answer: explicit VR little endian, no sequence, no undefined length (pydicom reads the rest,
-    at ten times the cost)."""
+    """The dataset's elements when it is what CreateDicom makes of a search answer: explicit VR
+    little endian, no sequence, no undefined length; None otherwise."""
     if dicom[128:132] != b"DICM":
         return None
     elements: list[tuple[int, str, bytes]] = []
@@ -81,46 +77,10 @@ def _flat_elements(dicom: bytes) -> list[tuple[int, str, bytes]] | None:
     return elements if syntax == EXPLICIT_LITTLE_ENDIAN and position == size else None
 
 
-def _pydicom_model(dicom: bytes) -> dict[str, Any]:
-    dataset = pydicom.dcmread(BytesIO(dicom), force=True)
-    charset = dataset.get_item(SPECIFIC_CHARACTER_SET)
-    terms = [t.strip(" ") for t in _text(charset.value).split("\\")] if charset is not None and charset.value else []
-    return _dataset_model(dataset, convert_encodings(terms or None))
-
-
-def _text(value: Any) -> str:
-    """An element's value as text: pydicom has already converted a few (the character set)."""
-    if isinstance(value, bytes):
-        return value.decode("latin-1")
-    if isinstance(value, str):
-        return value
-    return "\\".join(str(v) for v in value)
-
-
-def _dataset_model(dataset: Dataset, encodings: list[str]) -> dict[str, Any]:
-    model: dict[str, Any] = {}
-    for tag in sorted(dataset.keys()):
-        if tag.element == 0 or tag.group == 0x0002:
-            continue
-        element = dataset[tag] if dataset.get_item(tag).VR == "SQ" else dataset.get_item(tag)
-        vr = element.VR
-        node: dict[str, Any] = {"vr": vr}
-        if vr == "SQ":
-            items = [_dataset_model(item, encodings) for item in element.value]
-            if items:
-                node = {"Value": items, "vr": vr}
-        else:
-            values = _values(tag, vr, element.value, encodings)
-            if values is not None:
-                node = {"Value": values, "vr": vr}
-        model[f"{tag.group:04X}{tag.element:04X}"] = node
-    return model
-
-
-def _values(tag: int, vr: str, raw: Any, encodings: list[str]) -> list[Any] | None:
+def _values(tag: int, vr: str, raw: bytes, encodings: list[str]) -> list[Any] | None:
     """An attribute's values; None when it has no "Value" at all (empty). A text value none of whose
     parts its VR can hold keeps an empty "Value", as the core leaves it."""
-    if raw is None or len(raw) == 0:
+    if not raw:
         return None
     if vr in TEXT_VRS:
         return _text_values(tag, vr, raw, encodings)
@@ -138,11 +98,11 @@ def _values(tag: int, vr: str, raw: Any, encodings: list[str]) -> list[Any] | No
     return None  # binary values are left out (Ignore mode): the attribute shows its VR only
 
 
-def _text_values(tag: int, vr: str, raw: Any, encodings: list[str]) -> list[Any] | None:
-    if vr in CHARSET_VRS and isinstance(raw, bytes):
+def _text_values(tag: int, vr: str, raw: bytes, encodings: list[str]) -> list[Any] | None:
+    if vr in CHARSET_VRS:
         text = decode_bytes(raw, encodings, {0x5C, 0x3D, 0x5E} if vr == "PN" else {0x5C})
     else:
-        text = _text(raw)
+        text = raw.decode("latin-1")
     text = text.rstrip("\0" if vr == "UI" else " ")
     if vr == "UI":
         text = text.rstrip(" ")
@@ -306,7 +266,7 @@ def _xml_dataset(model: dict[str, Any], keyword: Callable[[int], str | None], li
             head += f' keyword="{_attribute(name)}"'
         children: list[str] = []
         for number, value in enumerate(content.get("Value", ()), start=1):
-            children.extend(_xml_value(content["vr"], value, number, keyword, indent + "  "))
+            children.extend(_xml_value(content["vr"], value, number, indent + "  "))
         if children:
             lines.append(head + ">\n")
             lines.extend(children)
@@ -315,15 +275,7 @@ def _xml_dataset(model: dict[str, Any], keyword: Callable[[int], str | None], li
             lines.append(head + " />\n")
 
 
-def _xml_value(vr: str, value: Any, number: int, keyword: Callable[[int], str | None], indent: str) -> list[str]:
-    if vr == "SQ":
-        if not isinstance(value, dict):
-            return []
-        inner: list[str] = []
-        _xml_dataset(value, keyword, inner, indent + "  ")
-        if not inner:
-            return [f'{indent}<Item number="{number}" />\n']
-        return [f'{indent}<Item number="{number}">\n', *inner, f"{indent}</Item>\n"]
+def _xml_value(vr: str, value: Any, number: int, indent: str) -> list[str]:
     if vr == "PN":
         groups = [(g, value[g]) for g in PN_GROUPS if isinstance(value, dict) and isinstance(value.get(g), str)]
         if not groups:

@@ -20,6 +20,7 @@ from pydicom.datadict import tag_for_keyword
 from plugin.config import DicomWebSettings
 from plugin.policies import dicomweb_search as qido
 from plugin.policies.dicomweb_search import DicomWebRefused, Search
+from plugin.policies.qido import PATIENT_ID, parse_hex_tag
 from plugin.policies.types import Principal
 from plugin.services.core import Core, CoreError
 from plugin.services.dicomweb_format import dicom_model, json_answer, native_xml, styled_json
@@ -65,7 +66,7 @@ class DicomWebSearchService:
         except DicomWebRefused as refused:
             return DicomWebAnswer(refused.status)
         answer = self._answer(models, qido.wants_xml(headers))
-        patients = frozenset(a[qido.PATIENT_ID] for a in matched if qido.PATIENT_ID in a)
+        patients = frozenset(a[PATIENT_ID] for a in matched if PATIENT_ID in a)
         return replace(answer, count=len(models), patient_ids=patients)
 
     def _find(self, principal: Principal, body: dict[str, Any], now: float) -> list[Any]:
@@ -119,7 +120,7 @@ class DicomWebSearchService:
         # FromDcmtkBridge::ParseTag (hexadecimal, then DCMTK's "%x,%x", then a keyword), and the
         # tag must then be in Orthanc's dictionary: a private tag under DefaultPrivateCreator, as
         # the core's dictionary lookup does.
-        tag = qido.parse_hex_tag(key)
+        tag = parse_hex_tag(key)
         if tag is None:
             tag = qido.dcmtk_tag_pair(key)
         if tag is not None:
@@ -138,7 +139,7 @@ class DicomWebSearchService:
     def _dicom_model(self, tags: dict[str, Any]) -> dict[str, Any]:
         try:
             return dicom_model(self._core.create_dicom(tags))
-        except CoreError:
+        except (CoreError, ValueError):  # Orthanc could not make it, or made something else
             raise DicomWebRefused(500) from None
 
     def _answer(self, models: list[dict[str, Any]], xml: bool) -> DicomWebAnswer:
