@@ -49,7 +49,7 @@ def resource_list(runtime: Runtime, request: Request, plural: str) -> Response:
     if "requestedTags" in request.query:
         options["RequestedTags"] = [t for t in request.query["requestedTags"].split(";") if t]
     return _audited(runtime, principal, request, "resource_list", lambda: runtime.search.listing(
-        principal, SINGULAR[plural], options, since, limit, runtime.clock()))
+        principal, SINGULAR[plural], options, since, limit, runtime.clock()), SINGULAR[plural])
 
 
 def tools_find(runtime: Runtime, request: Request) -> Response:
@@ -62,7 +62,7 @@ def tools_find(runtime: Runtime, request: Request) -> Response:
         return _audited(runtime, principal, request, "tools_find", lambda: {"Count": len(
             runtime.search.find(principal, {**body, "Expand": False}, runtime.clock()))})
     return _audited(runtime, principal, request, "tools_find",
-                    lambda: runtime.search.find(principal, body, runtime.clock()))
+                    lambda: runtime.search.find(principal, body, runtime.clock()), str(body.get("Level", "")).lower())
 
 
 def tools_lookup(runtime: Runtime, request: Request) -> Response:
@@ -82,18 +82,15 @@ def statistics(runtime: Runtime, request: Request) -> Response:
                     lambda: runtime.search.statistics(principal, runtime.clock()))
 
 
-def _audited(runtime: Runtime, principal: Principal, request: Request, family: str, answer) -> Response:  # noqa: ANN001
+def _audited(runtime: Runtime, principal: Principal, request: Request, family: str, answer,  # noqa: ANN001
+             level: str | None = None) -> Response:
+    """A trimmed answer; `level` is that of the resources it names (for whose they are)."""
     try:
         data: Any = answer()
     except CoreError as exc:
         raise CoreRefused(exc) from None
-    refused = audit_answer(runtime, principal, request, family, len(data) if isinstance(data, list) else 1,
-                           _patients(data) or _located_patients(runtime, request, data))
-    if refused is not None:
-        return refused
-    if wants_xml(request.headers.get("accept")):
-        return Response(200, json_to_xml(data), XML_TYPE)
-    return Response(200, json.dumps(data).encode(), ORTHANC_JSON)
+    return _answered(runtime, principal, request, family, data,
+                     _patients(data) or _located_patients(runtime, level, data))
 
 
 def _passed_on(runtime: Runtime, principal: Principal, request: Request, family: str,
@@ -107,13 +104,20 @@ def _passed_on(runtime: Runtime, principal: Principal, request: Request, family:
         data: Any = json.loads(raw)
     except ValueError:
         data = None
+    return _answered(runtime, principal, request, family, data, _patients(data), raw)
+
+
+def _answered(runtime: Runtime, principal: Principal, request: Request, family: str, data: Any,
+              patient_ids: str, raw: bytes | None = None) -> Response:
+    """Audit what the answer held, then send it as Orthanc would: its XML when Accept asks for it,
+    else JSON (Orthanc's own bytes, when they are at hand)."""
     refused = audit_answer(runtime, principal, request, family, len(data) if isinstance(data, list) else 1,
-                           _patients(data))
+                           patient_ids)
     if refused is not None:
         return refused
     if data is not None and wants_xml(request.headers.get("accept")):
         return Response(200, json_to_xml(data), XML_TYPE)
-    return Response(200, raw, ORTHANC_JSON)
+    return Response(200, raw if raw is not None else json.dumps(data).encode(), ORTHANC_JSON)
 
 
 def audit_answer(runtime: Runtime, principal: Principal, request: Request, family: str, count: int,
@@ -142,31 +146,19 @@ def _patients(data: Any) -> str:
     return ",".join(sorted(found))
 
 
-def _located_patients(runtime: Runtime, request: Request, data: Any) -> str:
+def _located_patients(runtime: Runtime, level: str | None, data: Any) -> str:
     """The PatientIDs of a trimmed answer that names its resources by id alone (ids-only finds,
     1.12.5's ResponseContent without the patient's tags): each resource's patient, as the gate
     located it when deciding who may see it."""
-    if not isinstance(data, list):
+    if not isinstance(data, list) or level not in ("patient", "study", "series", "instance"):
         return ""
-    level = _level_of(request)
     found = set()
     for item in data:
         oid = item if isinstance(item, str) else item.get("ID") if isinstance(item, dict) else None
-        located = runtime.access.locator.by_orthanc_id(level, oid) if level and isinstance(oid, str) else None
+        located = runtime.access.locator.by_orthanc_id(level, oid) if isinstance(oid, str) else None
         if located is not None:
             found.add(located.patient_id)
     return ",".join(sorted(found))
-
-
-def _level_of(request: Request) -> str | None:
-    plural = request.path.strip("/").split("/")[0]
-    if plural in SINGULAR:
-        return SINGULAR[plural]
-    try:
-        level = str(json.loads(request.body or b"{}").get("Level", "")).lower()
-    except (ValueError, AttributeError):
-        return None
-    return level if level in ("patient", "study", "series", "instance") else None
 
 
 def _with_query(request: Request) -> str:
