@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from plugin.errors import ConfigError
+from plugin.policies.levels import LEVEL_NAMES, parse_level
 from plugin.policies.network import Network, parse_networks
 from plugin.policies.roles import is_dn_key, keys_matching_nothing, normalise_dn
 from plugin.policies.types import ROLE_NAMES
@@ -50,6 +51,12 @@ _KEYS: tuple[_Key, ...] = (
     _Key("GrantPollSeconds", float, 1.0, 0.1),
     _Key("ResourceCacheEntries", float, 200000.0, 100),
     _Key("TrustedProxies", list, []),
+    _Key("PublicUrl", str, None),
+    _Key("PracticeName", str, "Orthanc Gate"),
+    _Key("Referrals", dict, {}),
+    _Key("Outbox", dict, {}),
+    _Key("Smtp", dict, None),
+    _Key("Sms", dict, None),
 )
 
 DEFAULT_USER_FILTER = ("(&(|(objectClass=person)(objectClass=inetOrgPerson))"
@@ -74,6 +81,47 @@ _LDAP_KEYS: dict[str, tuple[type, Any]] = {
     "GroupRoles": (dict, None),
 }
 _BY_NAME = {k.name: k for k in _KEYS}
+
+# The "Referrals" sub-section: what linking a new study to its referring doctor grants.
+_REFERRAL_KEYS: dict[str, tuple[type, Any]] = {
+    "Enabled": (bool, True),
+    "DefaultLevel": (str, "download"),
+    "GrantDays": (float, None),  # none: the grant does not expire
+    "NotifyDoctors": (bool, True),
+}
+# The "Outbox" sub-section: how messages are retried.
+_OUTBOX_KEYS: dict[str, tuple[type, Any]] = {
+    "MaxAttempts": (float, 8.0),
+    "RetryBaseSeconds": (float, 30.0),
+    "RetryMaxSeconds": (float, 3600.0),
+    "PollSeconds": (float, 5.0),
+    "SendTimeoutSeconds": (float, 20.0),
+    "WelcomeLinkHours": (float, 72.0),
+}
+# The "Smtp" sub-section. Absent: e-mail is not sent (messages wait in the outbox, visible to admins).
+_SMTP_KEYS: dict[str, tuple[type, Any]] = {
+    "Host": (str, None),
+    "Port": (float, None),
+    "Security": (str, "starttls"),  # starttls | tls (implicit, e.g. port 465) | none (a local relay only)
+    "Username": (str, None),
+    "PasswordFile": (str, None),
+    "From": (str, None),
+    "CaFile": (str, None),
+}
+# The "Sms" sub-section. Absent: no SMS.
+_SMS_KEYS: dict[str, tuple[type, Any]] = {
+    "Gateway": (str, None),  # clickatell | bulksms | generic
+    "Url": (str, None),  # the gateway's default for clickatell and bulksms
+    "ApiKeyFile": (str, None),  # clickatell
+    "Username": (str, None),  # bulksms (token id)
+    "PasswordFile": (str, None),  # bulksms (token secret)
+    "From": (str, None),  # sender id, where the gateway allows one
+    "Method": (str, "POST"),  # generic
+    "Headers": (dict, {}),  # generic; values may use {api_key}
+    "Body": (str, None),  # generic: a template with {to}, {text} (JSON-escaped) and {from}
+}
+SMS_GATEWAYS = ("clickatell", "bulksms", "generic")
+SMTP_SECURITY = ("starttls", "tls", "none")
 
 
 @dataclass(frozen=True)
@@ -149,6 +197,48 @@ def dicomweb_plugin_listed(orthanc: dict[str, Any]) -> bool:
 
 
 @dataclass(frozen=True)
+class ReferralSettings:
+    enabled: bool = True
+    default_level: str = "download"
+    grant_days: float | None = None
+    notify_doctors: bool = True
+
+
+@dataclass(frozen=True)
+class OutboxSettings:
+    max_attempts: int = 8
+    retry_base_seconds: float = 30.0
+    retry_max_seconds: float = 3600.0
+    poll_seconds: float = 5.0
+    send_timeout_seconds: float = 20.0
+    welcome_link_hours: float = 72.0
+
+
+@dataclass(frozen=True)
+class SmtpSettings:
+    host: str
+    port: int
+    security: str  # starttls | tls | none
+    sender: str
+    username: str | None = None
+    password: str | None = None
+    ca_file: str | None = None
+
+
+@dataclass(frozen=True)
+class SmsSettings:
+    gateway: str  # clickatell | bulksms | generic
+    url: str
+    api_key: str | None = None
+    username: str | None = None
+    password: str | None = None
+    sender: str | None = None
+    method: str = "POST"
+    headers: tuple[tuple[str, str], ...] = ()
+    body: str | None = None
+
+
+@dataclass(frozen=True)
 class GateConfig:
     database_url: str
     database_timeout_seconds: float
@@ -178,6 +268,12 @@ class GateConfig:
     resource_cache_entries: int = 200000
     trusted_proxies: tuple[Network, ...] = ()
     dicomweb: DicomWebSettings = DicomWebSettings()
+    public_url: str = "http://localhost:8042"
+    practice_name: str = "Orthanc Gate"
+    referrals: ReferralSettings = ReferralSettings()
+    outbox: OutboxSettings = OutboxSettings()
+    smtp: SmtpSettings | None = None
+    sms: SmsSettings | None = None
 
     @property
     def audit_spool_file(self) -> Path:
@@ -326,7 +422,114 @@ def load_gate_config(orthanc: dict[str, Any], base_dir: str | Path) -> GateConfi
         resource_cache_entries=int(values["ResourceCacheEntries"]),
         trusted_proxies=_networks(values["TrustedProxies"]),
         dicomweb=dicomweb_settings(orthanc),
+        public_url=_public_url(values["PublicUrl"], orthanc),
+        practice_name=values["PracticeName"].strip(),
+        referrals=_referral_settings(values["Referrals"]),
+        outbox=_outbox_settings(values["Outbox"]),
+        smtp=_smtp_settings(values["Smtp"], base) if values["Smtp"] is not None else None,
+        sms=_sms_settings(values["Sms"], base) if values["Sms"] is not None else None,
     )
+
+
+def _sub_section(name: str, section: dict[str, Any], keys: dict[str, tuple[type, Any]]) -> dict[str, Any]:
+    """A sub-section's values, checked like the Gate section's own (unknown keys refused)."""
+    unknown = sorted(set(section) - set(keys))
+    if unknown:
+        raise ConfigError(f"unknown key in the Gate section: Gate.{name}.{unknown[0]} "
+                          f"(known keys: {', '.join(sorted(keys))})")
+    return {key: _checked(_Key(f"{name}.{key}", kind, default, 0 if kind is float else None), section[key])
+            if key in section else default for key, (kind, default) in keys.items()}
+
+
+def _public_url(value: str | None, orthanc: dict[str, Any]) -> str:
+    """The address links in messages start with (no trailing slash)."""
+    if value is None:
+        scheme = "https" if orthanc.get("SslEnabled") else "http"
+        return f"{scheme}://localhost:{orthanc.get('HttpPort', 8042)}"
+    if not re.fullmatch(r"https?://[^\s/?#]+(/[^\s?#]*)?", value.strip()):
+        raise ConfigError('Gate.PublicUrl must be an http:// or https:// address, e.g. "https://pacs.example.co.za"')
+    return value.strip().rstrip("/")
+
+
+def _referral_settings(section: dict[str, Any]) -> ReferralSettings:
+    values = _sub_section("Referrals", section, _REFERRAL_KEYS)
+    if parse_level(values["DefaultLevel"]) is None:
+        raise ConfigError(f"Gate.Referrals.DefaultLevel must be one of {', '.join(LEVEL_NAMES)}")
+    if values["GrantDays"] is not None and values["GrantDays"] <= 0:
+        raise ConfigError("Gate.Referrals.GrantDays must be more than 0 (leave it out for grants that do not expire)")
+    return ReferralSettings(values["Enabled"], values["DefaultLevel"], values["GrantDays"], values["NotifyDoctors"])
+
+
+def _outbox_settings(section: dict[str, Any]) -> OutboxSettings:
+    values = _sub_section("Outbox", section, _OUTBOX_KEYS)
+    if values["MaxAttempts"] < 1 or values["RetryBaseSeconds"] <= 0 or values["PollSeconds"] <= 0 \
+            or values["SendTimeoutSeconds"] <= 0 or values["WelcomeLinkHours"] <= 0:
+        raise ConfigError("Gate.Outbox: MaxAttempts must be at least 1, and the times more than 0")
+    if values["RetryMaxSeconds"] < values["RetryBaseSeconds"]:
+        raise ConfigError("Gate.Outbox.RetryMaxSeconds must be at least RetryBaseSeconds")
+    return OutboxSettings(int(values["MaxAttempts"]), values["RetryBaseSeconds"], values["RetryMaxSeconds"],
+                          values["PollSeconds"], values["SendTimeoutSeconds"], values["WelcomeLinkHours"])
+
+
+def _secret(name: str, value: str | None, base: Path) -> str | None:
+    """The first line of a secret file named in the configuration (secrets never sit in it)."""
+    if value is None:
+        return None
+    path = (base / value).resolve()
+    if not path.is_file():
+        raise ConfigError(f"Gate.{name}: file not found: {path}")
+    return path.read_text(encoding="utf-8").strip()
+
+
+def _smtp_settings(section: dict[str, Any], base: Path) -> SmtpSettings:
+    values = _sub_section("Smtp", section, _SMTP_KEYS)
+    if not values["Host"] or not values["From"]:
+        raise ConfigError("Gate.Smtp needs Host and From (the sender's address)")
+    security = values["Security"]
+    if security not in SMTP_SECURITY:
+        raise ConfigError(f"Gate.Smtp.Security must be one of {', '.join(SMTP_SECURITY)}")
+    port = values["Port"] if values["Port"] is not None else {"tls": 465, "starttls": 587}.get(security, 25)
+    if not 1 <= port <= 65535 or port != int(port):
+        raise ConfigError("Gate.Smtp.Port must be a port number")
+    if (values["Username"] is None) != (values["PasswordFile"] is None):
+        raise ConfigError("Gate.Smtp: give both Username and PasswordFile, or neither")
+    if values["CaFile"] and not (base / values["CaFile"]).is_file():
+        raise ConfigError(f"Gate.Smtp.CaFile: file not found: {(base / values['CaFile']).resolve()}")
+    password = _secret("Smtp.PasswordFile", values["PasswordFile"], base)
+    return SmtpSettings(host=values["Host"], port=int(port), security=security, sender=values["From"],
+                        username=values["Username"], password=password,
+                        ca_file=str((base / values["CaFile"]).resolve()) if values["CaFile"] else None)
+
+
+SMS_DEFAULT_URLS = {"clickatell": "https://platform.clickatell.com/messages",
+                    "bulksms": "https://api.bulksms.com/v1/messages"}
+
+
+def _sms_settings(section: dict[str, Any], base: Path) -> SmsSettings:
+    values = _sub_section("Sms", section, _SMS_KEYS)
+    gateway = values["Gateway"]
+    if gateway not in SMS_GATEWAYS:
+        raise ConfigError(f"Gate.Sms.Gateway must be one of {', '.join(SMS_GATEWAYS)}")
+    url = values["Url"] or SMS_DEFAULT_URLS.get(gateway)
+    if not url or not re.fullmatch(r"https?://\S+", url):
+        raise ConfigError("Gate.Sms.Url must be the gateway's http:// or https:// address")
+    api_key = _secret("Sms.ApiKeyFile", values["ApiKeyFile"], base)
+    password = _secret("Sms.PasswordFile", values["PasswordFile"], base)
+    if gateway == "clickatell" and not api_key:
+        raise ConfigError("Gate.Sms: the clickatell gateway needs ApiKeyFile")
+    if gateway == "bulksms" and not (values["Username"] and password):
+        raise ConfigError("Gate.Sms: the bulksms gateway needs Username and PasswordFile")
+    if gateway == "generic":
+        if not values["Body"] or "{text}" not in values["Body"] or "{to}" not in values["Body"]:
+            raise ConfigError("Gate.Sms.Body must be a template holding {to} and {text}")
+        if values["Method"] not in ("POST", "PUT"):
+            raise ConfigError('Gate.Sms.Method must be "POST" or "PUT"')
+    headers = values["Headers"]
+    if not all(isinstance(v, str) for v in headers.values()):
+        raise ConfigError("Gate.Sms.Headers must map header names to strings")
+    return SmsSettings(gateway=gateway, url=url, api_key=api_key, username=values["Username"], password=password,
+                       sender=values["From"], method=values["Method"], headers=tuple(headers.items()),
+                       body=values["Body"])
 
 
 def _networks(value: list) -> tuple[Network, ...]:

@@ -30,6 +30,9 @@ class User(Base):
     # A directory account is its directory entry (identity/directory.py entry_id), not a typed name.
     directory_id: Mapped[str | None] = mapped_column(String(512), unique=True, nullable=True)
     directory_checked_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    # The doctor dashboard's visits: studies that became theirs after the previous one are "new".
+    visit_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    previous_visit_at: Mapped[float | None] = mapped_column(Float, nullable=True)
 
     @property
     def role_set(self) -> frozenset[str]:
@@ -146,6 +149,9 @@ class Doctor(Base):
     practice: Mapped[str] = mapped_column(String(256), default="")
     aliases: Mapped[str] = mapped_column(Text, default="[]")  # JSON list of other spellings in DICOM
     username: Mapped[str | None] = mapped_column(String(128), unique=True, nullable=True)
+    # Neither a disabled doctor nor one whose HPCSA registration is inactive is linked to a study.
+    disabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    hpcsa_active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[float] = mapped_column(Float)
     updated_at: Mapped[float] = mapped_column(Float)
 
@@ -183,3 +189,92 @@ class GrantVersion(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     version: Mapped[int] = mapped_column(Integer)
+
+
+class Referral(Base):
+    """What arrival decided for one study: linked to a doctor (and the grant made), held for review,
+    or nothing to link (no referring physician). One row per study, whichever node saw it first."""
+
+    __tablename__ = "referrals"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    study_uid: Mapped[str] = mapped_column(String(128), unique=True)
+    orthanc_study_id: Mapped[str] = mapped_column(String(64), index=True)
+    patient_id: Mapped[str] = mapped_column(String(128), index=True)
+    accession_number: Mapped[str] = mapped_column(String(64), default="")
+    written_name: Mapped[str] = mapped_column(String(256), default="")  # the physician as the study names them
+    status: Mapped[str] = mapped_column(String(16), index=True)  # linked | review | held | none | dismissed
+    doctor_id: Mapped[int | None] = mapped_column(Integer, nullable=True, index=True)
+    grant_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    matched_by: Mapped[str] = mapped_column(String(16), default="")  # hpcsa | name | alias | review
+    reason: Mapped[str] = mapped_column(String(512), default="")
+    created_at: Mapped[float] = mapped_column(Float)
+    resolved_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    resolved_by: Mapped[str | None] = mapped_column(String(128), nullable=True)
+
+
+class ReviewItem(Base):
+    """A decision arrival left to a person: which doctor referred a study ("referral"), or whether a
+    study's patient is the one seen before under its PatientID ("patient")."""
+
+    __tablename__ = "review_items"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    study_uid: Mapped[str] = mapped_column(String(128), index=True)
+    orthanc_study_id: Mapped[str] = mapped_column(String(64))
+    patient_id: Mapped[str] = mapped_column(String(128), index=True)
+    reason: Mapped[str] = mapped_column(String(512))
+    candidates: Mapped[str] = mapped_column(Text, default="[]")  # JSON list of doctor ids
+    status: Mapped[str] = mapped_column(String(16), index=True)  # open | resolved | dismissed
+    created_at: Mapped[float] = mapped_column(Float)
+    resolved_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    resolved_by: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    resolution: Mapped[str] = mapped_column(Text, default="{}")  # JSON: what the reviewer chose
+
+
+class ChangeCursor(Base):
+    """How far the Gate has read Orthanc's own change log (its durable record of new and stable
+    studies): after a crash or a restart, arrival picks up where it stopped."""
+
+    __tablename__ = "change_cursor"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    last_seq: Mapped[int] = mapped_column(Integer)
+
+
+class OutboxMessage(Base):
+    """One message to send (e-mail or SMS). Written in the transaction of what caused it, sent by
+    the outbox worker, retried with backoff, never sent twice for one idempotency key, dead after
+    the configured number of tries. Recipient and content are encrypted (Fernet, ContactKeyFile)."""
+
+    __tablename__ = "outbox"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    idempotency_key: Mapped[str] = mapped_column(String(256), unique=True)
+    channel: Mapped[str] = mapped_column(String(8))  # email | sms
+    kind: Mapped[str] = mapped_column(String(32))  # study_ready | welcome | ...
+    recipient: Mapped[str] = mapped_column(Text)  # Fernet token
+    payload: Mapped[str] = mapped_column(Text)  # Fernet token of the rendered message (JSON)
+    status: Mapped[str] = mapped_column(String(16), index=True)  # pending | sending | sent | dead
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[float] = mapped_column(Float, index=True)
+    claimed_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    last_error: Mapped[str] = mapped_column(String(512), default="")
+    study_uid: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    doctor_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    created_at: Mapped[float] = mapped_column(Float)
+    sent_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+
+
+class PasswordToken(Base):
+    """A single-use, expiring link to set a local account's password (the welcome e-mail's)."""
+
+    __tablename__ = "password_tokens"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)  # SHA-256 hex of the token
+    username: Mapped[str] = mapped_column(String(128), index=True)
+    created_at: Mapped[float] = mapped_column(Float)
+    expires_at: Mapped[float] = mapped_column(Float)
+    used_at: Mapped[float | None] = mapped_column(Float, nullable=True)
