@@ -43,6 +43,7 @@ bench: install
 	$(VENV)/bin/python bench/ldap_basic.py
 	$(VENV)/bin/python bench/grants.py
 	$(VENV)/bin/python bench/viewer_throughput.py
+	$(VENV)/bin/python bench/ingest.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache

@@ -143,6 +143,12 @@ def _answers_searches_here() -> bool:
 
 def _on_started() -> None:
     if _runtime is not None:
+        try:
+            _runtime.referrals.start()
+        except Exception as exc:  # noqa: BLE001 - arrivals wait for the cursor; the rest must start
+            orthanc_api.log_error(f"Gate: could not read Orthanc's change log at start ({type(exc).__name__}); "
+                                  "arrivals are looked at again shortly")
+        _runtime.follower.wake()
         _runtime.dicomweb_searches.settle(_answers_searches_here() if _searches_registered else None)
 
 
@@ -170,6 +176,12 @@ def _on_stop() -> None:
 def _on_new_study(study_id: str) -> None:
     if _runtime is not None:
         _runtime.access.locator.study_added(study_id)
+        _runtime.follower.wake()  # arrival reads the study from Orthanc's change log (services/referrals.py)
+
+
+def _on_stable_study() -> None:
+    if _runtime is not None:
+        _runtime.follower.wake()
 
 
 def _on_deleted() -> None:
@@ -201,7 +213,7 @@ def initialise() -> None:
         _searches_registered = True
     for regex, handlers in ROUTES:
         orthanc_api.register_route(regex, _health if regex == HEALTH else _route(handlers))
-    orthanc_api.register_on_change(_on_stop, _on_new_study, _on_deleted, _on_started)
+    orthanc_api.register_on_change(_on_stop, _on_new_study, _on_deleted, _on_started, _on_stable_study)
     orthanc_api.register_received_instance(_keep_received_instance)
     orthanc_api.extend_explorer(EXPLORER_EXTENSION.read_text(encoding="utf-8"))
     stores_warning = open_to_any_modality(orthanc_config)

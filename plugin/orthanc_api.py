@@ -156,8 +156,8 @@ def register_route(regex: str, callback: Any) -> None:
     orthanc.RegisterRestCallback(regex, _keep(callback))
 
 
-def register_on_change(on_stop: Any, on_new_study: Any, on_deleted: Any, on_started: Any) -> None:
-    """Orthanc's one change callback (run on its own thread): stop, a new study, a deletion, start.
+def register_on_change(on_stop: Any, on_new_study: Any, on_deleted: Any, on_started: Any, on_stable_study: Any) -> None:
+    """Orthanc's one change callback (run on its own thread): stop, a new or stable study, a deletion, start.
 
     `on_stop` runs on ORTHANC_STOPPED, and once more when the interpreter is finalised (so it must
     be idempotent). Orthanc 1.10.1 and 1.12.7 alike send ORTHANC_STOPPED before they stop their HTTP
@@ -170,6 +170,8 @@ def register_on_change(on_stop: Any, on_new_study: Any, on_deleted: Any, on_star
     def on_change(change_type: int, _resource_type: int, resource_id: str) -> None:
         if change_type == orthanc.ChangeType.NEW_STUDY:
             on_new_study(resource_id)
+        elif change_type == orthanc.ChangeType.STABLE_STUDY:
+            on_stable_study()
         elif change_type == orthanc.ChangeType.DELETED:
             on_deleted()
         elif change_type == orthanc.ChangeType.ORTHANC_STOPPED:

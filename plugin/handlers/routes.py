@@ -3,7 +3,7 @@ registers with Orthanc and that the tests walk."""
 
 from __future__ import annotations
 
-from plugin.handlers import api, dicomweb, doctors, grants, ohif, orthanc, pages, users
+from plugin.handlers import api, dicomweb, doctors, grants, ohif, orthanc, pages, referrals, users
 
 HEALTH = "/gate/health"
 
@@ -33,6 +33,9 @@ ROUTES = (
     ("/gate/api/grants/bulk", {"POST": grants.grants_bulk}),
     ("/gate/api/grants/([0-9]+)", {"DELETE": grants.grant_resource}),
     ("/gate/api/check", {"GET": grants.check}),
+    ("/gate/api/referrals", {"GET": referrals.referrals}),
+    ("/gate/api/review", {"GET": referrals.review_items}),
+    ("/gate/api/review/([0-9]+)/resolve", {"POST": referrals.resolve}),
     # Orthanc's own lists and searches, answered here so they can be trimmed (handlers/orthanc.py).
     # Not /instances: its POST is the core's upload (ORTHANC-FACTS.md), so the core keeps it.
     ("/(patients|studies|series)", {"GET": orthanc.resource_list}),

@@ -11,7 +11,10 @@ import phonenumbers
 from email_validator import EmailNotValidError, validate_email
 from phonenumbers import PhoneNumberType
 
-FIELDS = ("hpcsa_number", "title", "first_name", "last_name", "email", "mobile", "practice", "aliases", "username")
+FIELDS = ("hpcsa_number", "title", "first_name", "last_name", "email", "mobile", "practice", "aliases", "username",
+          "disabled", "hpcsa_active")
+# Flags: a doctor who is disabled, or whose HPCSA registration is inactive, is never linked to a study.
+FLAGS = ("disabled", "hpcsa_active")
 REQUIRED = ("hpcsa_number", "last_name")
 # The widths of the columns (store/models.py Doctor): a longer value is refused, never cut.
 TEXT_LIMITS = {"title": 32, "first_name": 128, "last_name": 128, "practice": 256}
@@ -61,6 +64,11 @@ def doctor_fields(data: Mapping[str, Any], prefixes: frozenset[str], *, creating
         fields["aliases"] = aliases(data["aliases"])
     if "username" in data:
         fields["username"] = _optional_string(data["username"], "username").strip() or None
+    for name in FLAGS:
+        if name in data:
+            if not isinstance(data[name], bool):
+                raise Invalid(f'"{name}" must be true or false')
+            fields[name] = data[name]
     return fields
 
 

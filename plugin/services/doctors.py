@@ -61,8 +61,8 @@ def create_doctor(store: Store, audit: AuditSink, actor: Actor, now: float, pref
     fields = _fields(data, prefixes, creating=True)
     with store.transaction() as db:
         _refuse_taken(db, fields)
-        doctor = Doctor(title="", first_name="", email="", mobile="", practice="", username=None, created_at=now,
-                        updated_at=now)
+        doctor = Doctor(title="", first_name="", email="", mobile="", practice="", username=None, disabled=False,
+                        hpcsa_active=True, created_at=now, updated_at=now)
         _apply(doctor, {"aliases": [], **fields}, now)
         try:
             doctors.add_doctor(db, doctor)
@@ -167,7 +167,7 @@ def _audited(doctor: Doctor) -> dict[str, Any]:
     return {"hpcsa_number": doctor.hpcsa_number, "title": doctor.title, "first_name": doctor.first_name,
             "last_name": doctor.last_name, "email": doctor.email, "mobile": doctor.mobile,
             "practice": doctor.practice, "aliases": rules.decode_aliases(doctor.aliases),
-            "username": doctor.username}
+            "username": doctor.username, "disabled": doctor.disabled, "hpcsa_active": doctor.hpcsa_active}
 
 
 def _event(now: float, actor: Actor, action: str, reason: str, detail: dict[str, Any]) -> AuditRecord:

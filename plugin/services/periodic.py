@@ -7,8 +7,8 @@ from collections.abc import Callable
 
 
 class Periodic:
-    """Runs `work` every `interval` seconds on a daemon thread. A failure is logged with `what`,
-    never fatal: the next round tries again. `stop` ends the thread and waits for it."""
+    """Runs `work` every `interval` seconds on a daemon thread, and at once when woken. A failure is
+    logged with `what`, never fatal: the next round tries again. `stop` ends the thread and waits."""
 
     def __init__(self, name: str, interval: float, work: Callable[[], object], what: str,
                  warn: Callable[[str], None]) -> None:
@@ -18,6 +18,7 @@ class Periodic:
         self._what = what
         self._warn = warn
         self._stopping = threading.Event()
+        self._woken = threading.Event()
         self._thread: threading.Thread | None = None
 
     @property
@@ -28,13 +29,22 @@ class Periodic:
         self._thread = threading.Thread(target=self._loop, name=self._name, daemon=True)
         self._thread.start()
 
+    def wake(self) -> None:
+        """Run the work now (or right after the round in progress)."""
+        self._woken.set()
+
     def stop(self, timeout: float) -> None:
         self._stopping.set()
+        self._woken.set()
         if self._thread is not None:
             self._thread.join(timeout=timeout)
 
     def _loop(self) -> None:
-        while not self._stopping.wait(self._interval):
+        while not self._stopping.is_set():
+            self._woken.wait(self._interval)
+            self._woken.clear()
+            if self._stopping.is_set():
+                return
             try:
                 self._work()
             except Exception as exc:  # noqa: BLE001 - the thread must outlive any one failure

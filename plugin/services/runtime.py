@@ -26,9 +26,15 @@ from plugin.services.dicomweb_search import DicomWebSearchService
 from plugin.services.directory_accounts import DirectoryRecheck
 from plugin.services.gate import GateService
 from plugin.services.grants import GrantService
+from plugin.services.periodic import Periodic
+from plugin.services.referrals import ReferralService
+from plugin.services.review import ReviewService
 from plugin.services.search import SearchService
 from plugin.services.ui_pages import NO_PAGES, UiPages
 from plugin.store.db import Store
+
+# How often arrivals are looked for when no change callback woke the follower (a safety net).
+FOLLOW_SECONDS = 5.0
 
 
 @dataclass
@@ -46,6 +52,9 @@ class Runtime:
     grants: GrantService
     dicomweb: DicomWebSearchService
     dicomweb_searches: DicomWebSearches
+    referrals: ReferralService
+    review: ReviewService
+    follower: Periodic  # reads Orthanc's change log for arrivals (services/referrals.py); woken by changes
     recheck: DirectoryRecheck | None = None
     ui_pages: UiPages = NO_PAGES  # the UIs' entry pages the Gate serves (services/ui_pages.py)
 
@@ -72,6 +81,7 @@ class Runtime:
         """
         if self.recheck is not None:
             self.recheck.stop()
+        self.follower.stop(timeout=self.config.database_timeout_seconds * 2)
         self.access.stop()
         self.audit.stop()
         self.store.dispose()
@@ -131,10 +141,15 @@ def build_runtime(config: GateConfig, log: Callable[[str], None], core: Core,
     access.start()
     if recheck is not None:
         recheck.start()
-    grants = GrantService(store, access, core, lambda record: audit.record(record, durable=True))
+    durable = lambda record: audit.record(record, durable=True)  # noqa: E731
+    grants = GrantService(store, access, core, durable)
     search = SearchService(core, access)
+    referrals = ReferralService(store, core, access, durable, config.referrals, config.hpcsa_prefixes, clock, log)
+    follower = Periodic("gate-arrivals", FOLLOW_SECONDS, referrals.follow, "reading new studies", log)
+    follower.start()
     return Runtime(config, store, audit, authenticator, gate, open_mfa(config, store), clock, access, core,
-                   search, grants, DicomWebSearchService(core, search, config.dicomweb), searches, recheck)
+                   search, grants, DicomWebSearchService(core, search, config.dicomweb), searches,
+                   referrals, ReviewService(store, referrals, access, durable), follower, recheck)
 
 
 def sign_in_guard(config: GateConfig, store: Store) -> SignInGuard:

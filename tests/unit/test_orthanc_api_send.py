@@ -24,6 +24,7 @@ class FakeChangeType:  # values of Orthanc's OrthancPluginChangeType
     DELETED = 1
     NEW_SERIES = 5
     NEW_STUDY = 6
+    STABLE_SERIES = 8
     STABLE_STUDY = 9
     ORTHANC_STARTED = 10
     ORTHANC_STOPPED = 11
@@ -195,16 +196,18 @@ def test_each_change_reaches_its_own_callback_and_others_none(api, monkeypatch):
     monkeypatch.setattr(api.atexit, "register", lambda function: function)
     seen: list[tuple] = []
     api.register_on_change(lambda: seen.append(("stop",)), lambda study: seen.append(("new", study)),
-                           lambda: seen.append(("deleted",)), lambda: seen.append(("started",)))
+                           lambda: seen.append(("deleted",)), lambda: seen.append(("started",)),
+                           lambda: seen.append(("stable",)))
     on_change = sys.modules["orthanc"].registered["on_change"]
-    on_change(FakeChangeType.STABLE_STUDY, 1, "x")
     on_change(FakeChangeType.NEW_SERIES, 2, "series-1")
+    on_change(FakeChangeType.STABLE_SERIES, 2, "series-1")
     assert seen == []
+    on_change(FakeChangeType.STABLE_STUDY, 1, "x")
     on_change(FakeChangeType.ORTHANC_STARTED, 0, "")
     on_change(FakeChangeType.NEW_STUDY, 1, "study-1")
     on_change(FakeChangeType.DELETED, 2, "series-1")
     on_change(FakeChangeType.ORTHANC_STOPPED, 0, "")
-    assert seen == [("started",), ("new", "study-1"), ("deleted",), ("stop",)]
+    assert seen == [("stable",), ("started",), ("new", "study-1"), ("deleted",), ("stop",)]
 
 
 def test_every_registered_callback_stays_referenced(api, monkeypatch):
@@ -225,7 +228,7 @@ def test_every_registered_callback_stays_referenced(api, monkeypatch):
         refs.append(weakref.ref(cb))
         register(cb)
         del cb
-    api.register_on_change(closure(), closure(), closure(), closure())
+    api.register_on_change(closure(), closure(), closure(), closure(), closure())
     gc.collect()
     assert all(ref() is not None for ref in refs)
     assert sys.modules["orthanc"].registered["on_change"] in api._registered
@@ -235,7 +238,7 @@ def test_the_stop_callback_runs_at_interpreter_exit_too(api, monkeypatch):
     at_exit: list = []
     monkeypatch.setattr(api.atexit, "register", at_exit.append)
     on_stop = lambda: None  # noqa: E731
-    api.register_on_change(on_stop, lambda study: None, lambda: None, lambda: None)
+    api.register_on_change(on_stop, lambda study: None, lambda: None, lambda: None, lambda: None)
     assert at_exit == [on_stop]
 
 

@@ -1,0 +1,254 @@
+"""Referrals on a real Orthanc: studies made with pydicom, pushed with storescu, each carrying one
+referral variant, land where they should (a grant, a review item, or nothing), as the API says and
+as the doctor finds by opening the study; a review decision links; a patient seen before with
+another birth date is held; bad input never links and never breaks arrival."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+from tests.conftest import ADMIN, Server, start_gate, wait_for_audit
+from tests.harness import storescu
+from tests.integration.grants_support import PASSWORD, Caller
+from tests.referral_studies import Referral, write_study
+
+pytestmark = pytest.mark.integration
+
+# Registered doctors: (key, fields). Two share a surname; one has an accented name; one is inactive.
+DOCTORS = {
+    "pieter": {"hpcsa_number": "MP0100001", "title": "Dr", "first_name": "Pieter", "last_name": "van der Merwe",
+               "username": "drpieter"},
+    "susan": {"hpcsa_number": "MP0100002", "title": "Dr", "first_name": "Susan", "last_name": "van der Merwe",
+              "username": "drsusan"},
+    "zoe": {"hpcsa_number": "MP0100003", "title": "Prof", "first_name": "Zoë", "last_name": "Müller",
+            "username": "drzoe"},
+    "botha": {"hpcsa_number": "MP0100004", "title": "Dr", "first_name": "Johan", "last_name": "Botha",
+              "username": "drbotha", "hpcsa_active": False},
+}
+REFERRALS = {"Enabled": True, "DefaultLevel": "download", "GrantDays": 30}
+
+
+@pytest.fixture(scope="module")
+def srv(tmp_path_factory: pytest.TempPathFactory):
+    server = start_gate(tmp_path_factory.mktemp("referrals"), gate={"Referrals": REFERRALS})
+    try:
+        commands = [(["create-user", fields["username"], "--role", "referring_doctor", "--password-stdin"],
+                     PASSWORD + "\n") for fields in DOCTORS.values()]
+        server.proc.gatectl_many(commands)
+        yield server
+    finally:
+        server.proc.stop()
+
+
+@pytest.fixture(scope="module")
+def doctors(srv: Server) -> dict[str, int]:
+    ids = {}
+    for key, fields in DOCTORS.items():
+        answer = srv.admin("POST", "/gate/api/doctors", json=fields)
+        assert answer.status_code == 201, answer.text
+        ids[key] = answer.json()["id"]
+    return ids
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("referral-studies")
+
+
+def push(srv: Server, folder: Path, referral: Referral) -> str:
+    study_uid, files = write_study(folder, referral)
+    pushed = storescu(srv.proc.dicom_port, files)
+    assert pushed.returncode == 0, pushed.stderr
+    return study_uid
+
+
+def referral_of(srv: Server, study_uid: str, seconds: float = 10.0) -> dict:
+    """The study's referral, once arrival has decided it."""
+    deadline = time.monotonic() + seconds
+    while True:
+        found = srv.admin("GET", f"/gate/api/referrals?study_uid={study_uid}").json()["referrals"]
+        if found or time.monotonic() > deadline:
+            assert found, f"no referral for {study_uid} after {seconds} s"
+            return found[0]
+        time.sleep(0.05)
+
+
+def open_items(srv: Server, study_uid: str) -> list[dict]:
+    return [item for item in srv.admin("GET", "/gate/api/review").json()["items"] if item["study_uid"] == study_uid]
+
+
+def can_open(srv: Server, username: str, orthanc_id: str) -> bool:
+    answer = Caller(srv, username)("GET", f"/studies/{orthanc_id}")
+    assert answer.status_code in (200, 403, 404), answer.status_code
+    return answer.status_code == 200
+
+
+CASES = [
+    # (name, what the study says, the doctor it must be linked to, or None for a review item)
+    ("hpcsa number", Referral("REF-1", referring="SMITH^X", hpcsa_codes=("MP0100002",)), "susan"),
+    ("hpcsa number written loosely", Referral("REF-2", hpcsa_codes=(" mp 0100001 ",)), "pieter"),
+    ("name only", Referral("REF-3", referring="MULLER^ZOE"), "zoe"),
+    ("title and accents", Referral("REF-4", referring="Prof. Müller^Zoë"), "zoe"),
+    ("initial", Referral("REF-5", referring="VAN DER MERWE^S^^DR"), "susan"),
+    ("latin-1 bytes in ISO_IR 100", Referral("REF-6", referring=b"M\xfcller^Zo\xeb", charset="ISO_IR 100"), "zoe"),
+    ("requesting physician when no referring one", Referral("REF-7", requesting="Dr Pieter van der Merwe"), "pieter"),
+]
+REVIEWED = [
+    ("same surname, no first name", Referral("REV-1", referring="VAN DER MERWE^^^DR")),
+    ("same surname, another initial", Referral("REV-2", referring="van der Merwe^J")),
+    ("unknown doctor", Referral("REV-3", referring="NOBODY^SOMEONE")),
+    ("inactive HPCSA registration", Referral("REV-4", referring="BOTHA^JOHAN")),
+    ("malformed HPCSA code", Referral("REV-5", referring="MULLER^ZOE", hpcsa_codes=("MP12",))),
+    ("unknown HPCSA number", Referral("REV-6", referring="MULLER^ZOE", hpcsa_codes=("MP9999999",))),
+    ("invalid UTF-8 in ISO_IR 192", Referral("REV-7", referring=b"M\xfcller^Zo\xeb", charset="ISO_IR 192")),
+]
+NOTHING = [
+    ("no referring physician", Referral("NONE-1")),
+    ("a 2,000-character name", Referral("NONE-2", referring="A" * 1000 + "^" + "B" * 999)),
+]
+
+
+@pytest.mark.parametrize(("name", "referral", "doctor"), CASES, ids=[c[0] for c in CASES])
+def test_a_clear_referral_is_linked_and_the_doctor_opens_the_study(srv, doctors, folder, name, referral, doctor):
+    study_uid = push(srv, folder, referral)
+    found = referral_of(srv, study_uid)
+    assert (found["status"], found["doctor"]) == ("linked", doctors[doctor]), found
+    assert can_open(srv, DOCTORS[doctor]["username"], found["orthanc_id"])
+    others = [key for key in DOCTORS if key != doctor]
+    assert not any(can_open(srv, DOCTORS[key]["username"], found["orthanc_id"]) for key in others)
+    grants = srv.admin("GET", f"/gate/api/grants?study_uid={study_uid}").json()["grants"]
+    assert [(g["doctor"], g["level"], g["source"]) for g in grants] == [(doctors[doctor], "download", "referral")]
+    assert grants[0]["expires_at"] is not None  # GrantDays
+
+
+@pytest.mark.parametrize(("name", "referral"), REVIEWED, ids=[c[0] for c in REVIEWED])
+def test_an_unclear_referral_goes_to_review_and_nobody_is_granted(srv, doctors, folder, name, referral):
+    study_uid = push(srv, folder, referral)
+    found = referral_of(srv, study_uid)
+    assert (found["status"], found["doctor"], found["grant"]) == ("review", None, None), found
+    items = open_items(srv, study_uid)
+    assert [item["kind"] for item in items] == ["referral"]
+    assert srv.admin("GET", f"/gate/api/grants?study_uid={study_uid}").json()["grants"] == []
+    assert not any(can_open(srv, fields["username"], found["orthanc_id"]) for fields in DOCTORS.values())
+
+
+@pytest.mark.parametrize(("name", "referral"), NOTHING, ids=[c[0] for c in NOTHING])
+def test_a_study_without_a_usable_referrer_links_nothing(srv, doctors, folder, name, referral):
+    study_uid = push(srv, folder, referral)
+    found = referral_of(srv, study_uid)
+    assert found["status"] in ("none", "review") and found["grant"] is None, found
+    assert srv.admin("GET", f"/gate/api/grants?study_uid={study_uid}").json()["grants"] == []
+    assert "Traceback" not in srv.proc.log_text()
+
+
+def test_same_surname_candidates_are_offered_and_a_reviewer_links_one(srv, doctors, folder):
+    study_uid = push(srv, folder, Referral("REV-PICK", referring="Dr van der Merwe"))
+    found = referral_of(srv, study_uid)
+    [item] = open_items(srv, study_uid)
+    assert sorted(c["id"] for c in item["candidates"]) == sorted([doctors["pieter"], doctors["susan"]])
+    assert not can_open(srv, "drpieter", found["orthanc_id"])
+
+    inactive = srv.admin("POST", f"/gate/api/review/{item['id']}/resolve",
+                         json={"action": "link", "doctor": doctors["botha"]})
+    assert inactive.status_code == 409, inactive.text
+    resolved = srv.admin("POST", f"/gate/api/review/{item['id']}/resolve",
+                         json={"action": "link", "doctor": doctors["pieter"], "note": "phoned the practice"})
+    assert resolved.status_code == 200, resolved.text
+    assert resolved.json()["status"] == "resolved"
+    assert can_open(srv, "drpieter", found["orthanc_id"]) and not can_open(srv, "drsusan", found["orthanc_id"])
+    assert referral_of(srv, study_uid)["status"] == "linked"
+    again = srv.admin("POST", f"/gate/api/review/{item['id']}/resolve", json={"action": "dismiss"})
+    assert again.status_code == 409
+    rows = wait_for_audit(srv, "action = 'review.resolve' AND study_uid = ?", (study_uid,))
+    assert rows and rows[0]["actor"] == ADMIN and "phoned the practice" in rows[0]["detail"]
+
+
+def test_a_dismissed_item_links_nothing(srv, doctors, folder):
+    study_uid = push(srv, folder, Referral("REV-DISMISS", referring="NOBODY^ELSE"))
+    found = referral_of(srv, study_uid)
+    [item] = open_items(srv, study_uid)
+    answer = srv.admin("POST", f"/gate/api/review/{item['id']}/resolve", json={"action": "dismiss"})
+    assert answer.status_code == 200 and answer.json()["status"] == "dismissed"
+    assert referral_of(srv, study_uid)["status"] == "dismissed"
+    assert srv.admin("GET", f"/gate/api/grants?study_uid={study_uid}").json()["grants"] == []
+    assert not any(can_open(srv, fields["username"], found["orthanc_id"]) for fields in DOCTORS.values())
+
+
+def test_another_birth_date_under_a_known_patient_id_is_held(srv, doctors, folder):
+    first = push(srv, folder, Referral("MISMATCH-1", patient_name="DLAMINI^THABO", birth_date="19800101",
+                                       sex="M", referring="MULLER^ZOE"))
+    assert referral_of(srv, first)["status"] == "linked"
+    second = push(srv, folder, Referral("MISMATCH-1", patient_name="DLAMINI^THABO", birth_date="19810101",
+                                        sex="M", referring="MULLER^ZOE"))
+    held = referral_of(srv, second)
+    assert (held["status"], held["grant"]) == ("held", None), held
+    [item] = open_items(srv, second)
+    assert item["kind"] == "patient" and "birth date" in item["reason"]
+    assert "DLAMINI" not in item["reason"].upper()
+    assert not can_open(srv, "drzoe", held["orthanc_id"])
+    # Confirming the patient matches the referral as on arrival: linked to the doctor it names.
+    answer = srv.admin("POST", f"/gate/api/review/{item['id']}/resolve", json={"action": "confirm_patient"})
+    assert answer.status_code == 200, answer.text
+    assert referral_of(srv, second)["status"] == "linked"
+    assert can_open(srv, "drzoe", held["orthanc_id"])
+
+
+def test_an_sa_id_number_contradicting_the_sex_is_held(srv, doctors, folder):
+    # Born 1980-01-01, gender digits 5009 (male), a citizen: the study says female.
+    id_number = _sa_id("800101500908")
+    study_uid = push(srv, folder, Referral(id_number, birth_date="19800101", sex="F", referring="MULLER^ZOE"))
+    held = referral_of(srv, study_uid)
+    assert held["status"] == "held", held
+    [item] = open_items(srv, study_uid)
+    assert item["kind"] == "patient" and id_number not in item["reason"]
+
+
+def test_arrival_is_audited_and_the_grant_is_usable_within_a_second(srv, doctors, folder):
+    study_uid, files = write_study(folder, Referral("TIMING-1", referring="MULLER^ZOE"))
+    started = time.monotonic()
+    assert storescu(srv.proc.dicom_port, files).returncode == 0
+    stored = time.monotonic()
+    oid = srv.admin("POST", "/tools/lookup", data=study_uid).json()[0]["ID"]
+    while not can_open(srv, "drzoe", oid):
+        assert time.monotonic() - stored < 10, "the grant never became usable"
+        time.sleep(0.01)
+    usable_ms = (time.monotonic() - stored) * 1000
+    print(f"autolink: first instance stored to grant usable {usable_ms:.0f} ms "
+          f"(storescu itself took {(stored - started) * 1000:.0f} ms)")
+    rows = wait_for_audit(srv, "action = 'referral.link' AND study_uid = ?", (study_uid,))
+    assert rows and rows[0]["actor"] == "gate:referrals" and rows[0]["patient_id"] == "TIMING-1"
+
+
+def test_the_review_api_is_for_admins_only(srv, doctors):
+    for method, path in (("GET", "/gate/api/review"), ("GET", "/gate/api/referrals"),
+                         ("POST", "/gate/api/review/1/resolve")):
+        assert Caller(srv, "drzoe")(method, path, json={"action": "dismiss"}).status_code == 403
+        assert requests.request(method, srv.url(path), timeout=10).status_code == 401
+
+
+def test_bad_review_requests_are_refused_with_a_message(srv, doctors):
+    assert srv.admin("GET", "/gate/api/review?status=nonsense").status_code == 400
+    assert srv.admin("POST", "/gate/api/review/999999/resolve", json={"action": "dismiss"}).status_code == 404
+    items = srv.admin("GET", "/gate/api/review").json()["items"]
+    referral_item = next(item for item in items if item["kind"] == "referral")
+    for body in ({"action": "link"}, {"action": "link", "doctor": "1"}, {"action": "confirm_patient"},
+                 {"action": "dismiss", "extra": 1}, {"action": "dismiss", "note": "x" * 501}):
+        answer = srv.admin("POST", f"/gate/api/review/{referral_item['id']}/resolve", json=body)
+        assert answer.status_code == 400, (body, answer.text)
+        assert answer.json()["error"] and answer.json()["message"]
+
+
+def _sa_id(body: str) -> str:
+    """A South African ID number: the first twelve digits and their Luhn check digit."""
+    digits = [int(c) for c in body]
+    total = 0
+    for index, digit in enumerate(reversed(digits)):
+        if index % 2 == 0:
+            digit *= 2
+            digit = digit - 9 if digit > 9 else digit
+        total += digit
+    return body + str((10 - total % 10) % 10)
