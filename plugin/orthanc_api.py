@@ -81,6 +81,12 @@ class CoreApi:
         except orthanc.OrthancException as exc:
             raise _core_error(exc) from None
 
+    def delete(self, path: str) -> None:
+        try:
+            orthanc.RestApiDelete(path)
+        except orthanc.OrthancException as exc:
+            raise _core_error(exc) from None
+
     def create_dicom(self, tags: dict[str, Any]) -> bytes:
         """Orthanc's CreateDicom (no pixel data, no generated UIDs) of tags named `gggg,eeee`."""
         try:

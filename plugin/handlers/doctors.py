@@ -18,7 +18,9 @@ def doctors_collection(runtime: Runtime, request: Request) -> Response:
                                      request.query.get("limit"))
         return Response.json({"doctors": found})
     created = doctors.create_doctor(runtime.store, runtime.audit_now, actor, runtime.clock(),
-                                    runtime.config.hpcsa_prefixes, _json_object(request))
+                                    runtime.config.hpcsa_prefixes, _json_object(request),
+                                    welcome=runtime.notifications.welcome)
+    runtime.outbox.wake()
     return Response.json(created, 201)
 
 

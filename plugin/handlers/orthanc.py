@@ -1,5 +1,5 @@
-"""Orthanc routes the plugin answers itself so the answer can be trimmed: the resource lists,
-/tools/find, /tools/lookup, /tools/count-resources (1.12) and /statistics.
+"""Orthanc routes the plugin answers itself so the answer can be trimmed: the resource lists, a
+patient (/patients/{id}), /tools/find, /tools/lookup, /tools/count-resources (1.12) and /statistics.
 
 The gate has let the request through (signed in, second factor done); here admins get Orthanc's
 own answer and everyone else the trimmed one (services/search.py). Each answer is audited with
@@ -25,6 +25,8 @@ ORTHANC_JSON = "application/json; charset=utf-8"  # the Content-Type of Orthanc'
 SINGULAR = {"patients": "patient", "studies": "study", "series": "series"}
 # Options of the resource lists and their /tools/find equivalents (Orthanc Explorer asks `full`).
 LIST_OPTIONS = {"expand": "Expand", "full": "Full", "short": "Short"}
+# The core's answer to DELETE /patients/{id}, as it writes it (jsoncpp's styled writer), byte for byte.
+PATIENT_DELETED = b'{\n   "RemainingAncestor" : null\n}'
 
 
 class CoreRefused(GateError):
@@ -50,6 +52,26 @@ def resource_list(runtime: Runtime, request: Request, plural: str) -> Response:
         options["RequestedTags"] = [t for t in request.query["requestedTags"].split(";") if t]
     return _audited(runtime, principal, request, "resource_list", lambda: runtime.search.listing(
         principal, SINGULAR[plural], options, since, limit, runtime.clock()), SINGULAR[plural])
+
+
+def patient_resource(runtime: Runtime, request: Request, patient_oid: str) -> Response:
+    """GET /patients/{id}: Orthanc's own answer for admins; for others, trimmed (SearchService.patient)."""
+    principal = caller(runtime, request)
+    if principal.is_admin:
+        return _passed_on(runtime, principal, request, "patient", lambda: runtime.core.get_raw(_with_query(request)))
+    return _audited(runtime, principal, request, "patient",
+                    lambda: runtime.search.patient(principal, patient_oid, _with_query(request), runtime.clock()))
+
+
+def patient_delete(runtime: Runtime, request: Request, patient_oid: str) -> Response:
+    """DELETE /patients/{id}, which the route above takes from the core too. The gate has decided
+    and audited it (admins, or a `full` grant on the patient); the core does it, and it is answered
+    as the core answers it (a patient has no ancestor left)."""
+    try:
+        runtime.core.delete(request.path)
+    except CoreError as exc:
+        raise CoreRefused(exc) from None
+    return Response(200, PATIENT_DELETED, ORTHANC_JSON)
 
 
 def tools_find(runtime: Runtime, request: Request) -> Response:
@@ -123,7 +145,8 @@ def _answered(runtime: Runtime, principal: Principal, request: Request, family: 
 def audit_answer(runtime: Runtime, principal: Principal, request: Request, family: str, count: int,
                  patient_ids: str) -> Response | None:
     """Record what a list or search answered (how many, whose); the 503 to send if it could not be."""
-    record = AuditRecord(ts=iso_utc(runtime.clock()), actor=principal.username or "", action="list",
+    record = AuditRecord(ts=iso_utc(runtime.clock()), actor=principal.username or "",
+                         action="view" if family == "patient" else "list",
                          outcome="allow", reason="admin" if principal.is_admin else "answer trimmed to grants",
                          roles=",".join(sorted(principal.roles)), source_ip=request.ip, method=request.method,
                          path=request.path[:512], route_class=family,
@@ -134,11 +157,11 @@ def audit_answer(runtime: Runtime, principal: Principal, request: Request, famil
 
 
 def _patients(data: Any) -> str:
-    """The PatientIDs an expanded answer names (ids-only answers name none)."""
-    if not isinstance(data, list):
+    """The PatientIDs an expanded answer (or one patient) names; ids-only answers name none."""
+    if not isinstance(data, (list, dict)):
         return ""
     found = set()
-    for item in data:
+    for item in data if isinstance(data, list) else [data]:
         if isinstance(item, dict):
             tags = item.get("PatientMainDicomTags") or item.get("MainDicomTags") or {}
             if "PatientID" in tags:

@@ -1,7 +1,9 @@
-"""Browser pages: `/` (where to go), sign-in, sign-out, password change, static assets."""
+"""Browser pages: `/` (where to go), sign-in, sign-out, password change, the set-password link, static
+assets."""
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from pathlib import Path
 from urllib.parse import quote
@@ -15,7 +17,8 @@ from plugin.identity.authenticate import SESSION_COOKIE, Identification
 from plugin.policies.csrf import csrf_ok, same_origin
 from plugin.policies.redirects import local_path
 from plugin.policies.types import Principal
-from plugin.services import accounts, mfa
+from plugin.services import accounts, mfa, password_links
+from plugin.services.dashboard import home_of
 from plugin.services.runtime import Runtime
 
 PLUGIN_DIR = Path(__file__).resolve().parents[1]
@@ -26,10 +29,12 @@ STATIC_TYPES = {"css": "text/css", "js": "text/javascript", "png": "image/png", 
 
 _templates = Environment(loader=FileSystemLoader(PLUGIN_DIR / "templates"),
                          autoescape=select_autoescape(["html"]), auto_reload=False)
+# The set-password pages: their address holds the link's secret, which no request may carry on.
+LINK_HEADERS = {"Referrer-Policy": "no-referrer", "Cache-Control": "no-store"}
 
 
-def render(name: str, status: int = 200, **context: object) -> Response:
-    return Response.html(_templates.get_template(name).render(**context), status)
+def render(name: str, status: int = 200, headers: dict[str, str] | None = None, **context: object) -> Response:
+    return Response.html(_templates.get_template(name).render(**context), status, headers)
 
 
 def _cookie(runtime: Runtime, value: str, max_age: int) -> str:
@@ -38,11 +43,10 @@ def _cookie(runtime: Runtime, value: str, max_age: int) -> str:
 
 
 def root(runtime: Runtime, request: Request) -> Response:
-    home = runtime.config.home_page
     identification = runtime.authenticator.identify(request.headers, request.ip)
     if identification.principal.is_anonymous:
-        return Response.redirect(f"/gate/login?next={home}")
-    return Response.redirect(next_step(identification.principal, home))
+        return Response.redirect("/gate/login?next=/")  # "/": whichever home is theirs, once signed in
+    return Response.redirect(destination(runtime, identification.principal, "/"))
 
 
 def ui_page(runtime: Runtime, request: Request, _name: str = "") -> Response:
@@ -64,11 +68,12 @@ def ui_page(runtime: Runtime, request: Request, _name: str = "") -> Response:
 
 
 def login_page(runtime: Runtime, request: Request) -> Response:
-    target = local_path(request.query.get("next"), runtime.config.home_page)
+    asked = local_path(request.query.get("next"), "")
     principal = runtime.authenticator.identify(request.headers, request.ip).principal
     if principal.via == "session":
-        return Response.redirect(next_step(principal, target))
-    return render("login.html", next=target, error="", username="")
+        return Response.redirect(destination(runtime, principal, asked))
+    # Without a page asked for, whose home it is is known only once signed in ("home" in the form).
+    return render("login.html", next=asked or runtime.config.home_page, home=not asked, error="", username="")
 
 
 def login(runtime: Runtime, request: Request) -> Response:
@@ -77,7 +82,7 @@ def login(runtime: Runtime, request: Request) -> Response:
         raise BadRequest("sign-in from another site is refused")
     form = request.form()
     username, password = form.get("username", ""), form.get("password", "")
-    target = local_path(form.get("next"), runtime.config.home_page)
+    asked = "" if form.get("home") else local_path(form.get("next"), "")
     config = runtime.config
     try:
         signed = accounts.sign_in(runtime.store, runtime.audit_now, runtime.authenticator, runtime.clock(), username,
@@ -87,28 +92,45 @@ def login(runtime: Runtime, request: Request) -> Response:
     except (Unauthenticated, DirectoryDown, RateLimited) as exc:
         if request.wants_json:
             raise
-        return render("login.html", status=200 if exc.status == 401 else exc.status, next=target,
-                      error=exc.message, username=username)
+        return render("login.html", status=200 if exc.status == 401 else exc.status,
+                      next=asked or config.home_page, home=not asked, error=exc.message, username=username)
     cookie = {"Set-Cookie": _cookie(runtime, signed.token, int(config.session_max_hours * 3600))}
     if request.wants_json:
         principal = signed.principal
         return Response.json({"username": principal.username, "roles": sorted(principal.roles),
                               "must_change_password": principal.must_change_password,
                               "mfa_pending": principal.mfa_pending, "csrf_token": signed.csrf_token}, headers=cookie)
-    return Response.redirect(next_step(signed.principal, target), cookie)
+    return Response.redirect(destination(runtime, signed.principal, asked), cookie)
 
 
 def page_visitor(runtime: Runtime, request: Request) -> Principal | Response:
     """Who opens a UI's page (Orthanc Explorer, the Web Viewer, OHIF), or where their browser goes
-    first: to sign in and back here, or to what signing in still owes. The way back keeps the
-    query as Orthanc handed it to the plugin (not decoded), so it comes back unchanged."""
-    principal = runtime.authenticator.identify(request.headers, request.ip).principal
+    first: to sign in and back here, or to what signing in still owes."""
+    visitor = page_identification(runtime, request)
+    return visitor if isinstance(visitor, Response) else visitor.principal
+
+
+def page_identification(runtime: Runtime, request: Request) -> Identification | Response:
+    """`page_visitor`, with what else identifying them told (the session's CSRF token). The way back
+    keeps the query as Orthanc handed it to the plugin (not decoded), so it comes back unchanged."""
+    identification = runtime.authenticator.identify(request.headers, request.ip)
+    principal = identification.principal
     here = request.path + ("?" + "&".join(f"{k}={v}" for k, v in request.query.items()) if request.query else "")
     if principal.is_anonymous:
         return Response.redirect(f"/gate/login?next={quote(here, safe='/')}")
     if principal.must_change_password or principal.mfa_pending:
         return Response.redirect(next_step(principal, here))
-    return principal
+    return identification
+
+
+def destination(runtime: Runtime, principal: Principal, asked: str = "") -> str:
+    """Where a signed-in browser goes: what signing in still owes first, then the page it asked for,
+    else its own home (the doctor dashboard for doctors, HomePage for everyone else). The one place
+    that decides; `asked` "/" or "" means no page in particular."""
+    owed = next_step(principal, "")
+    if owed:
+        return owed
+    return asked if asked not in ("", "/") else home_of(runtime.store, principal, runtime.config.home_page)
 
 
 def next_step(principal: Principal, target: str) -> str:
@@ -161,7 +183,7 @@ def change_password(runtime: Runtime, request: Request) -> Response:
     runtime.authenticator.invalidate()
     if request.wants_json:
         return Response.json({"changed": True, "other_sessions_ended": ended})
-    next_page = "/gate/mfa" if principal.mfa_pending else runtime.config.home_page
+    next_page = destination(runtime, dataclasses.replace(principal, must_change_password=False))
     if principal.must_change_password and not ended:
         return Response.redirect(next_page)  # the first sign-in goes straight on to its next step
     return render("password_changed.html", ended=ended, next=next_page)
@@ -175,7 +197,7 @@ def mfa_page(runtime: Runtime, request: Request) -> Response:
     if principal.must_change_password:
         return Response.redirect("/gate/password")
     if mfa.is_enrolled(runtime.store, principal.username or ""):
-        return render("mfa.html", enrolled=True, home=runtime.config.home_page)
+        return render("mfa.html", enrolled=True, home=destination(runtime, principal))
     return _enrolment_page(runtime, principal, identification.csrf_token, "")
 
 
@@ -192,7 +214,8 @@ def mfa_confirm(runtime: Runtime, request: Request) -> Response:
     runtime.authenticator.invalidate(("session", principal.session_id))
     if request.wants_json:
         return Response.json({"enrolled": True, "recovery_codes": codes})
-    return render("mfa.html", enrolled=True, recovery_codes=codes, home=runtime.config.home_page)
+    return render("mfa.html", enrolled=True, recovery_codes=codes,
+                  home=destination(runtime, dataclasses.replace(principal, mfa_pending=False)))
 
 
 def _session_form(runtime: Runtime, request: Request) -> tuple[Identification, dict[str, str]]:
@@ -211,6 +234,53 @@ def _enrolment_page(runtime: Runtime, principal: Principal, csrf_token: str | No
     # The SVG is made by segno from our own otpauth URI, not from anything the user typed.
     return render("mfa.html", enrolled=False, qr_svg=Markup(enrolment.qr_svg), secret=enrolment.secret,  # noqa: S704
                   csrf_token=csrf_token, error=error)
+
+
+def set_password_page(runtime: Runtime, request: Request, token: str) -> Response:
+    """The welcome e-mail's link: a form to choose a password, while the link is usable."""
+    try:
+        link = password_links.check(runtime.store, token, runtime.clock())
+    except password_links.LinkUnusable as exc:
+        return _link_gone(exc)
+    return _link_form(token, link.username, "")
+
+
+def set_password(runtime: Runtime, request: Request, token: str) -> Response:
+    """The form posted: the two passwords must match and follow the password rule; the link is spent.
+    There is no session to hold a CSRF token: a post that names another site is refused, as at
+    sign-in. (`Origin: null` is what this page's no-referrer policy makes a browser send; a forger
+    would need the link's secret, with which they could set the password themselves.)"""
+    if _names_another_site(request.headers):
+        raise BadRequest("a password set from another site is refused")
+    form = request.form()
+    new, confirm = form.get("new", ""), form.get("confirm", "")
+    now = runtime.clock()
+    try:
+        link = password_links.check(runtime.store, token, now)
+        if new != confirm:
+            return _link_form(token, link.username, "The two passwords differ; type the same one twice.", 400)
+        password_links.redeem(runtime.store, runtime.audit_now, token, new, now, request.ip)
+    except password_links.LinkUnusable as exc:
+        return _link_gone(exc)
+    except BadRequest as exc:
+        return _link_form(token, link.username, exc.message, 400)
+    runtime.authenticator.invalidate()  # the account's sessions ended; forget what was cached of them
+    return render("password_set.html", headers=LINK_HEADERS, username=link.username)
+
+
+def _link_form(token: str, username: str, error: str, status: int = 200) -> Response:
+    return render("set_password.html", status, LINK_HEADERS, token=token, username=username, error=error,
+                  min_length=accounts.MIN_PASSWORD_LENGTH)
+
+
+def _link_gone(exc: password_links.LinkUnusable) -> Response:
+    return render("password_link_gone.html", exc.status, LINK_HEADERS, message=exc.message)
+
+
+def _names_another_site(headers: dict[str, str]) -> bool:
+    host = headers.get("host", "")
+    return any(value and value != "null" and not same_origin({"host": host, "origin": value})
+               for value in (headers.get("origin"), headers.get("referer")))
 
 
 def static(runtime: Runtime, request: Request, name: str) -> Response:

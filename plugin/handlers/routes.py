@@ -3,7 +3,7 @@ registers with Orthanc and that the tests walk."""
 
 from __future__ import annotations
 
-from plugin.handlers import api, dicomweb, doctors, grants, ohif, orthanc, pages, referrals, users
+from plugin.handlers import api, dashboard, dicomweb, doctors, grants, ohif, orthanc, outbox, pages, referrals, users
 
 HEALTH = "/gate/health"
 
@@ -16,6 +16,11 @@ ROUTES = (
     ("/gate/password", {"GET": pages.password_page, "POST": pages.change_password}),
     ("/gate/mfa", {"GET": pages.mfa_page, "POST": pages.mfa_confirm}),
     ("/gate/static/([^/]+)", {"GET": pages.static}),
+    # The welcome e-mail's set-password link: open to anonymous callers (policies/routes.py).
+    ("/gate/set-password/([^/]+)", {"GET": pages.set_password_page, "POST": pages.set_password}),
+    # The doctor dashboard and the PDF report of a study it lists (handlers/dashboard.py).
+    ("/gate/doctor", {"GET": dashboard.doctor_page}),
+    ("/gate/doctor/studies/([^/]+)/report", {"GET": dashboard.report}),
     ("/gate/api/me", {"GET": api.me}),
     ("/gate/api/users", {"GET": users.users_collection, "POST": users.users_collection}),
     ("/gate/api/users/import", {"POST": users.import_users}),  # before the username route, which would take it
@@ -36,9 +41,14 @@ ROUTES = (
     ("/gate/api/referrals", {"GET": referrals.referrals}),
     ("/gate/api/review", {"GET": referrals.review_items}),
     ("/gate/api/review/([0-9]+)/resolve", {"POST": referrals.resolve}),
+    ("/gate/api/outbox", {"GET": outbox.list_messages}),
+    ("/gate/api/outbox/([0-9]+)/retry", {"POST": outbox.retry}),
     # Orthanc's own lists and searches, answered here so they can be trimmed (handlers/orthanc.py).
     # Not /instances: its POST is the core's upload (ORTHANC-FACTS.md), so the core keeps it.
     ("/(patients|studies|series)", {"GET": orthanc.resource_list}),
+    # A patient, trimmed to the studies a doctor holds (Orthanc Explorer's study page asks for it).
+    # The route takes DELETE from the core too, so it passes that on for admins.
+    ("/patients/([^/]+)", {"GET": orthanc.patient_resource, "DELETE": orthanc.patient_delete}),
     ("/tools/find", {"POST": orthanc.tools_find}),
     ("/tools/count-resources", {"POST": orthanc.tools_find}),
     ("/tools/lookup", {"POST": orthanc.tools_lookup}),

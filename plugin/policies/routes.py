@@ -8,6 +8,7 @@ characters, unknown or conflicting override methods) is marked malformed so the 
 
 from __future__ import annotations
 
+import dataclasses
 import re
 
 from plugin.policies.qido import read_query
@@ -51,6 +52,10 @@ TOOLS_FAMILIES = {
 ADMIN_FAMILIES = frozenset({"changes", "exports", "jobs", "modalities", "peers", "queries",
                             "plugins", "system", "statistics", "storage-commitment"})
 PUBLIC_GATE_PATHS = frozenset({"/gate/health", "/gate/login"})
+# The welcome e-mail's link, /gate/set-password/{token}: whoever holds the token may open it and
+# post its form (the handler checks the token); nothing else under /gate/set-password/.
+SET_PASSWORD = "set-password"  # noqa: S105 - a path segment, not a password
+SET_PASSWORD_METHODS = frozenset({"GET", "POST"})
 # The OHIF Viewer the plugin serves (handlers/ohif.py).
 OHIF_PREFIX = "ohif"
 
@@ -115,6 +120,10 @@ def classify(method: str, uri: str, query: dict[str, str], headers: dict[str, st
         return RouteInfo(family="malformed", action=Action.ADMIN, method=method.upper(), path=uri[:200],
                          malformed=str(exc))
     route = _classify_path(executed, path, query)
+    if route.family == "patients" and route.trimmed and uri.split("?", 1)[0] != path:
+        # Only the path as registered reaches the plugin's trimmed answer: any other spelling is
+        # decided on the patient's own grant, whoever answers it.
+        return dataclasses.replace(route, trimmed=False)
     if route.family == "ui_page" and uri.split("?", 1)[0] != path:
         # Orthanc matches the plugin's route on the path as sent: one it would not route to the Gate
         # is left to the gate's rule for Orthanc Explorer's files.
@@ -197,7 +206,9 @@ def _is_ui_page(segments: list[str]) -> bool:
 
 
 def _classify_gate(method: str, path: str) -> RouteInfo:
-    if path in PUBLIC_GATE_PATHS or path.startswith("/gate/static/"):
+    segments = path.split("/")[1:]
+    set_password = len(segments) == 3 and segments[1] == SET_PASSWORD and method in SET_PASSWORD_METHODS
+    if path in PUBLIC_GATE_PATHS or path.startswith("/gate/static/") or set_password:
         return RouteInfo("gate_public", Action.PUBLIC, method, path, carries_phi=False, own_route=True)
     # Our own API and pages authenticate, authorise and audit in their handlers.
     return RouteInfo("gate", Action.ADMIN, method, path, carries_phi=False, own_route=True)
@@ -249,7 +260,10 @@ def _classify_resource(method: str, path: str, segments: list[str]) -> RouteInfo
         action = Action.REPORT
     else:
         action = _action_for_method(method, Action.VIEW)
-    return RouteInfo(segments[0].lower(), action, method, path, level=level, resource_id=resource_id)
+    # GET /patients/{id}, exactly as handlers/routes.py registers it, is answered by the plugin,
+    # trimmed to the studies the caller holds (classify() checks the path came as written).
+    return RouteInfo(segments[0].lower(), action, method, path, level=level, resource_id=resource_id,
+                     trimmed=method == "GET" and len(segments) == 2 and segments[0] == "patients")
 
 
 def _classify_web_viewer(method: str, path: str, segments: list[str]) -> RouteInfo:

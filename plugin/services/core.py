@@ -27,6 +27,9 @@ class Core(Protocol):
 
     def get_raw(self, path: str) -> bytes: ...
 
+    def delete(self, path: str) -> None:
+        """DELETE `path` (Orthanc's SDK gives no answer body); raises CoreError."""
+
     def post_raw(self, path: str, body: bytes | str) -> bytes: ...
 
     def create_dicom(self, tags: dict[str, Any]) -> bytes:

@@ -56,8 +56,13 @@ def get_doctor(store: Store, doctor_id: int) -> dict[str, Any]:
         return doctor_view(_existing(db, doctor_id))
 
 
+# Queues a new doctor's welcome e-mail inside the registering transaction (services/notifications.py).
+Welcome = Callable[[DbSession, Doctor, float], int]
+
+
 def create_doctor(store: Store, audit: AuditSink, actor: Actor, now: float, prefixes: frozenset[str],
-                  data: dict[str, Any]) -> dict[str, Any]:
+                  data: dict[str, Any], welcome: Welcome | None = None) -> dict[str, Any]:
+    """Register a doctor; with `welcome`, their welcome e-mail is queued in the same transaction."""
     fields = _fields(data, prefixes, creating=True)
     with store.transaction() as db:
         _refuse_taken(db, fields)
@@ -68,6 +73,8 @@ def create_doctor(store: Store, audit: AuditSink, actor: Actor, now: float, pref
             doctors.add_doctor(db, doctor)
         except IntegrityError as exc:  # registered by another request since the check above
             raise _taken(fields) from exc
+        if welcome is not None:
+            welcome(db, doctor, now)
         view = doctor_view(doctor)
     audit(_event(now, actor, "doctor.create", f"registered doctor {doctor.id} {doctor.hpcsa_number}",
                  {"after": _audited(doctor)}))

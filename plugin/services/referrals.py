@@ -15,10 +15,12 @@ writes nothing.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session as DbSession
 
 from plugin.audit.record import AuditRecord, iso_utc
@@ -36,6 +38,7 @@ from plugin.store.models import Doctor, Grant, Referral, ReviewItem
 
 SYSTEM_ACTOR = "gate:referrals"
 CHANGE_BATCH = 100
+CURSOR_SAVE_SECONDS = 5.0
 ROUTE_CLASS = "referral"
 DAY = 86400.0
 
@@ -70,7 +73,7 @@ class ReferralService:
     def __init__(self, store: Store, core: Core, access: AccessService, audit: AuditSink,
                  settings: ReferralSettings, hpcsa_prefixes: frozenset[str], clock: Callable[[], float],
                  warn: Callable[[str], None], notify: StudyReadyNotifier | None = None,
-                 queued: Callable[[], None] = lambda: None) -> None:
+                 queued: Callable[[], None] = lambda: None, settle_seconds: float = 0.0) -> None:
         self._store = store
         self._core = core
         self._access = access
@@ -81,7 +84,11 @@ class ReferralService:
         self._warn = warn
         self._notify = notify
         self._queued = queued
+        self._settle = settle_seconds
         self._started = False  # Orthanc's index is open (ORTHANC_STARTED): the change log can be read
+        self._cursor: int | None = None  # the last change handled; the store has `_saved_cursor`
+        self._saved_cursor: int | None = None
+        self._saved_at = 0.0
 
     # -- following Orthanc's change log ------------------------------------------------------
 
@@ -95,40 +102,65 @@ class ReferralService:
                 referral_store.set_change_cursor(db, int(self._core.get("/changes?last").get("Last", 0)))
 
     def follow(self) -> int:
-        """Handle the changes since the cursor; the number of changes read (none before `start`)."""
-        with self._store.read() as db:
-            cursor = referral_store.change_cursor(db)
-        if cursor is None:
-            if self._started:
-                self.start()
-            return 0
+        """Handle the changes since the cursor; the number of changes read (none before `start`).
+
+        Waits `settle_seconds` first: a modality sending many small studies wakes this at each one,
+        and a short wait lets a burst be decided in one transaction (ingest_vs_plain in bench/).
+        """
+        if self._settle:
+            time.sleep(self._settle)
+        if self._cursor is None:
+            with self._store.read() as db:
+                self._cursor = self._saved_cursor = referral_store.change_cursor(db)
+            if self._cursor is None:
+                if self._started:
+                    self.start()
+                return 0
         read = 0
         while True:
-            answer = self._core.get(f"/changes?since={cursor}&limit={CHANGE_BATCH}")
+            answer = self._core.get(f"/changes?since={self._cursor}&limit={CHANGE_BATCH}")
             changes = answer.get("Changes") or []
+            if self._settings.enabled:
+                # New studies first, all in one transaction; a study's StableStudy comes after its
+                # NewStudy in the log, so it finds the referral decided.
+                self.arrive_all([str(c.get("ID", "")) for c in changes if c.get("ChangeType") == "NewStudy"])
+                for change in changes:
+                    if change.get("ChangeType") == "StableStudy":
+                        self._guarded(str(change.get("ID", "")), self.stable)
             for change in changes:
-                self._handle(change)
-                cursor = max(cursor, int(change.get("Seq", cursor)))
-                with self._store.transaction() as db:
-                    referral_store.set_change_cursor(db, cursor)
+                self._cursor = max(self._cursor, int(change.get("Seq", self._cursor)))
             read += len(changes)
             if answer.get("Done", True) or not changes:
+                self.save_cursor(force=False)
                 return read
 
-    def _handle(self, change: dict[str, Any]) -> None:
-        kind, study_oid = change.get("ChangeType"), str(change.get("ID", ""))
+    def save_cursor(self, force: bool = True) -> None:
+        """Write the cursor to the store, at most every CURSOR_SAVE_SECONDS (and when the Gate stops):
+        not per change, since a C-STORE makes several changes per instance. After a crash the few
+        changes since are read again and decide nothing twice (one referral per study, one message
+        per idempotency key)."""
+        if self._cursor is None or self._cursor == self._saved_cursor:
+            return
+        now = self._clock()
+        if not force and now - self._saved_at < CURSOR_SAVE_SECONDS:
+            return
+        with self._store.transaction() as db:
+            referral_store.set_change_cursor(db, self._cursor)
+        self._saved_cursor, self._saved_at = self._cursor, now
+
+    def _guarded(self, study_oid: str, step: Callable[[str], Any]) -> Any:
+        """Run one study's step; its failure is audited and skipped, except the store's (raised: the
+        cursor stays, and the change is handled again when the store is back)."""
         try:
-            if kind == "NewStudy" and self._settings.enabled:
-                self.arrive(study_oid)
-            elif kind == "StableStudy" and self._settings.enabled:
-                self.stable(study_oid)
-        except StoreUnavailable:
-            raise  # the cursor stays: the change is handled again when the store is back
+            return step(study_oid)
+        except (StoreUnavailable, SQLAlchemyError):
+            raise
         except CoreError as exc:
             if exc.status != 404:  # a study deleted since it arrived has nothing left to link
                 self._failed(study_oid, f"Orthanc answered {exc.status}")
         except Exception as exc:  # noqa: BLE001 - one bad study must not stop every later arrival
             self._failed(study_oid, type(exc).__name__)
+        return None
 
     def _failed(self, study_oid: str, why: str) -> None:
         self._warn(f"Gate: could not handle the arrival of study {study_oid} ({why}); it is not linked")
@@ -139,36 +171,63 @@ class ReferralService:
 
     def arrive(self, study_oid: str) -> str:
         """Decide a new study's referral; answers its status (linked, review, held, none), or "" when
-        it had one already."""
+        it had one already (or could not be read)."""
+        return self.arrive_all([study_oid]).get(study_oid, "")
+
+    def arrive_all(self, study_oids: list[str]) -> dict[str, str]:
+        """Decide the referrals of new studies, read from Orthanc first, then written in one
+        transaction (one commit for a burst of arrivals); each study's status by Orthanc id."""
+        read = [found for found in (self._guarded(oid, self._examine) for oid in study_oids) if found]
+        if not read:
+            return {}
+        now = self._clock()
+        statuses, events = {}, []
+        with self._store.transaction() as db:
+            doctors = referral_store.all_doctors(db)
+            for arrival, problems in read:
+                decided = self._guarded(arrival.study_oid, lambda _oid, a=arrival, p=problems: self._record(
+                    db, a, p, doctors, now))
+                if decided:
+                    statuses[arrival.study_oid], outcome = decided
+                    events.append(self.event(outcome[0], "success", outcome[1], arrival=arrival))
+        if "linked" in statuses.values():
+            self._access.invalidate()
+        for event in events:
+            self._audit(event)
+        return statuses
+
+    def _examine(self, study_oid: str) -> tuple[Arrival, tuple[str, ...]]:
+        """The study as its first instance gives it, and why its patient may not be the one seen before."""
         arrival = self.read(study_oid)
         seen = self._patient_seen_before(arrival)
         problems = rules.sa_id_contradictions(arrival.patient) + \
             (rules.patient_mismatches(seen, arrival.patient) if seen is not None else ())
-        now = self._clock()
-        with self._store.transaction() as db:
+        return arrival, problems
+
+    def _record(self, db: DbSession, arrival: Arrival, problems: tuple[str, ...], doctors: list[Doctor],
+                now: float) -> tuple[str, tuple[str, str]] | None:
+        """One study's referral, in its own savepoint of the shared transaction; None when it had one."""
+        with db.begin_nested():
             referral = Referral(study_uid=arrival.study_uid, orthanc_study_id=arrival.study_oid,
                                 patient_id=arrival.patient.patient_id[:128],
                                 accession_number=arrival.referral.accession_number[:64],
                                 written_name=_written_name(arrival.referral), status="held", matched_by="",
                                 reason="", created_at=now)
             if not referral_store.add_referral(db, referral):
-                return ""
+                return None
             if problems:
                 reason = "possible patient mismatch: " + "; ".join(problems)
                 referral.reason = reason[:512]
                 item = self.review(db, "patient", arrival, reason, (), now)
-                outcome = ("referral.held", f"study held for review item {item.id}: {reason}")
-            else:
-                outcome = self.decide(db, referral, arrival, now)
-            status = referral.status
-        if status == "linked":
-            self._access.invalidate()
-        self._audit(self.event(outcome[0], "success", outcome[1], arrival=arrival))
-        return status
+                return referral.status, ("referral.held", f"study held for review item {item.id}: {reason}")
+            outcome = self.decide(db, referral, arrival, now, doctors)
+            return referral.status, outcome
 
-    def decide(self, db: DbSession, referral: Referral, arrival: Arrival, now: float) -> tuple[str, str]:
+    def decide(self, db: DbSession, referral: Referral, arrival: Arrival, now: float,
+               registered: list[Doctor] | None = None) -> tuple[str, str]:
         """Match the referring physician: link, or a review item, or nothing to link."""
-        doctors = {doctor.id: doctor for doctor in referral_store.all_doctors(db)}
+        doctors = {doctor.id: doctor for doctor in (registered if registered is not None
+                                                    else referral_store.all_doctors(db))}
         match = rules.match_referral(arrival.referral, [candidate(d) for d in doctors.values()], self._prefixes)
         referral.reason = match.reason[:512]
         referral.matched_by = match.matched_by
@@ -217,9 +276,10 @@ class ReferralService:
 
     def _patient_seen_before(self, arrival: Arrival) -> rules.PatientTags | None:
         """The patient as Orthanc first recorded them under this PatientID (a patient's main tags are
-        those of the first study stored), when the patient has other studies; else None."""
+        those of the first study stored; a study's own copy is its own), when the patient has other
+        studies; else None."""
         patient = self._core.get(f"/patients/{arrival.patient_oid}")
-        if [study for study in patient.get("Studies") or [] if study != arrival.study_oid] == []:
+        if not [study for study in patient.get("Studies") or [] if study != arrival.study_oid]:
             return None
         return rules.patient_tags(patient.get("MainDicomTags") or {})
 
@@ -229,12 +289,13 @@ class ReferralService:
         """Queue "study ready" messages for the study's linked doctor; the number queued."""
         if self._notify is None or not self._settings.notify_doctors:
             return 0
+        with self._store.read() as db:
+            if not any(r.status == "linked" for r in referral_store.referrals_of_orthanc_study(db, study_oid)):
+                return 0
+        arrival = self.read(study_oid)  # not while holding the store's write lock
         now = self._clock()
         with self._store.transaction() as db:
             linked = [r for r in referral_store.referrals_of_orthanc_study(db, study_oid) if r.status == "linked"]
-            if not linked:
-                return 0
-            arrival = self.read(study_oid)
             queued = sum(self._queue_ready(db, referral, arrival, now) for referral in linked)
         if queued:
             self._queued()

@@ -13,10 +13,15 @@ from cryptography.fernet import Fernet
 from plugin.audit.log import AuditLog
 from plugin.audit.record import AuditRecord
 from plugin.config import GateConfig, ensure_secret_file
+from plugin.errors import StoreUnavailable
 from plugin.identity.attempts import SignInGuard
 from plugin.identity.authenticate import Authenticator
 from plugin.identity.directory import Directory
 from plugin.identity.mfa import Mfa
+from plugin.notify.cipher import contact_cipher
+from plugin.notify.email import SmtpSender
+from plugin.notify.outbox import OutboxWorker
+from plugin.notify.sms import SmsSender
 from plugin.policies.lockout import LockoutRule
 from plugin.policies.network import client_address
 from plugin.services.access import AccessService, ResourceLocator
@@ -26,6 +31,7 @@ from plugin.services.dicomweb_search import DicomWebSearchService
 from plugin.services.directory_accounts import DirectoryRecheck
 from plugin.services.gate import GateService
 from plugin.services.grants import GrantService
+from plugin.services.notifications import Notifications
 from plugin.services.periodic import Periodic
 from plugin.services.referrals import ReferralService
 from plugin.services.review import ReviewService
@@ -35,6 +41,8 @@ from plugin.store.db import Store
 
 # How often arrivals are looked for when no change callback woke the follower (a safety net).
 FOLLOW_SECONDS = 5.0
+# How long arrival waits after a new study before reading the change log (services/referrals.py).
+ARRIVAL_SETTLE_SECONDS = 0.1
 
 
 @dataclass
@@ -55,6 +63,8 @@ class Runtime:
     referrals: ReferralService
     review: ReviewService
     follower: Periodic  # reads Orthanc's change log for arrivals (services/referrals.py); woken by changes
+    notifications: Notifications
+    outbox: OutboxWorker
     recheck: DirectoryRecheck | None = None
     ui_pages: UiPages = NO_PAGES  # the UIs' entry pages the Gate serves (services/ui_pages.py)
 
@@ -82,6 +92,11 @@ class Runtime:
         if self.recheck is not None:
             self.recheck.stop()
         self.follower.stop(timeout=self.config.database_timeout_seconds * 2)
+        try:
+            self.referrals.save_cursor()
+        except StoreUnavailable:
+            pass  # the changes since the last save are read again at the next start
+        self.outbox.stop(timeout=self.config.outbox.send_timeout_seconds + 1)
         self.access.stop()
         self.audit.stop()
         self.store.dispose()
@@ -144,12 +159,28 @@ def build_runtime(config: GateConfig, log: Callable[[str], None], core: Core,
     durable = lambda record: audit.record(record, durable=True)  # noqa: E731
     grants = GrantService(store, access, core, durable)
     search = SearchService(core, access)
-    referrals = ReferralService(store, core, access, durable, config.referrals, config.hpcsa_prefixes, clock, log)
+    notifications = Notifications(config, contact_cipher(config.contact_key_file.read_bytes().strip()))
+    outbox = open_outbox(config, store, clock, log, durable)
+    # Arrival's audit rows describe no answer: queued, written in the writer's next batch.
+    referrals = ReferralService(store, core, access, audit.record, config.referrals, config.hpcsa_prefixes, clock, log,
+                                notify=notifications.study_ready, queued=outbox.wake,
+                                settle_seconds=ARRIVAL_SETTLE_SECONDS)
     follower = Periodic("gate-arrivals", FOLLOW_SECONDS, referrals.follow, "reading new studies", log)
     follower.start()
+    outbox.start()
     return Runtime(config, store, audit, authenticator, gate, open_mfa(config, store), clock, access, core,
                    search, grants, DicomWebSearchService(core, search, config.dicomweb), searches,
-                   referrals, ReviewService(store, referrals, access, durable), follower, recheck)
+                   referrals, ReviewService(store, referrals, access, durable), follower, notifications, outbox,
+                   recheck)
+
+
+def open_outbox(config: GateConfig, store: Store, clock: Callable[[], float], log: Callable[[str], None],
+                audit: Callable[[AuditRecord], object]) -> OutboxWorker:
+    """The worker that sends queued e-mails and SMS through the configured servers (none: they wait)."""
+    timeout = config.outbox.send_timeout_seconds
+    return OutboxWorker(store, contact_cipher(config.contact_key_file.read_bytes().strip()), config.outbox,
+                        SmtpSender(config.smtp, timeout) if config.smtp else None,
+                        SmsSender(config.sms, timeout) if config.sms else None, clock, log, audit)
 
 
 def sign_in_guard(config: GateConfig, store: Store) -> SignInGuard:

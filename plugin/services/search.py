@@ -23,7 +23,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from plugin.errors import BadRequest
+from plugin.errors import BadRequest, Forbidden
 from plugin.policies.types import Principal
 from plugin.services.access import LEVEL_OF_TYPE, PLURAL, AccessService
 from plugin.services.core import Core, CoreError, orthanc_id
@@ -184,6 +184,27 @@ class SearchService:
             if held.level is not None:
                 kept.append(match)
         return kept
+
+    def patient(self, principal: Principal, patient_oid: str, path: str, now: float) -> dict[str, Any]:
+        """GET /patients/{id} (Orthanc Explorer's study page asks for it): whole for a caller granted
+        the patient; for one granted some of the patient's studies, with only those in "Studies"
+        (the others' existence is not theirs to know); refused otherwise, and for an unknown id."""
+        located = self._access.locator.by_orthanc_id("patient", patient_oid)
+        if located is None:
+            raise Forbidden("no grant for this patient")
+        grants = self._access.grants_of(principal.username or "")
+        whole = grants.on_patient(located.patient_id, now).level is not None
+        visible = self.visible(principal, now).study_oids if not whole else frozenset()
+        answer = self._core.get(path)
+        studies = answer.get("Studies") if isinstance(answer, dict) else None
+        if whole or not isinstance(studies, list):
+            if not whole:
+                raise Forbidden("no grant for this patient")
+            return answer
+        kept = [study for study in studies if study in visible]
+        if not kept:
+            raise Forbidden("no grant for this patient")
+        return {**answer, "Studies": kept}
 
     def statistics(self, principal: Principal, now: float) -> dict[str, int]:
         """The caller's own counts (no disk sizes: those are the server's)."""

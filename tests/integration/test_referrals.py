@@ -252,3 +252,31 @@ def _sa_id(body: str) -> str:
             digit = digit - 9 if digit > 9 else digit
         total += digit
     return body + str((10 - total % 10) % 10)
+
+
+def test_a_doctor_granted_one_study_reads_its_patient_with_only_that_study(srv, doctors, folder):
+    """Orthanc Explorer's study page asks for the patient: a referral grants the study, not the
+    patient, so the patient comes trimmed to the studies the doctor holds."""
+    mine = push(srv, folder, Referral("TWO-STUDIES", patient_name="NAIDOO^PRIYA", referring="MULLER^ZOE"))
+    theirs = push(srv, folder, Referral("TWO-STUDIES", patient_name="NAIDOO^PRIYA",
+                                        referring="Dr Pieter van der Merwe"))
+    mine_oid, theirs_oid = referral_of(srv, mine)["orthanc_id"], referral_of(srv, theirs)["orthanc_id"]
+    patient = srv.admin("GET", f"/studies/{mine_oid}").json()["ParentPatient"]
+    assert sorted(srv.admin("GET", f"/patients/{patient}").json()["Studies"]) == sorted([mine_oid, theirs_oid])
+    for query in ("", "?full"):
+        answer = Caller(srv, "drzoe")("GET", f"/patients/{patient}{query}")
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["Studies"] == [mine_oid]
+        assert theirs_oid not in answer.text
+    assert Caller(srv, "drpieter")("GET", f"/patients/{patient}").json()["Studies"] == [theirs_oid]
+    assert Caller(srv, "drsusan")("GET", f"/patients/{patient}").status_code == 403
+    # Other spellings of the route: refused (they need a grant on the patient), or, where Orthanc
+    # hands them to the plugin's route, trimmed alike. Never the whole patient.
+    for spelling in (f"/patients/{patient}/", f"//patients/{patient}", f"/PATIENTS/{patient}",
+                     f"/patients/{patient}?_method=GET"):
+        answer = Caller(srv, "drzoe")("GET", spelling)
+        assert answer.status_code in (200, 400, 403, 404) and theirs_oid not in answer.text, spelling
+    assert Caller(srv, "drzoe")("DELETE", f"/patients/{patient}").status_code == 403
+    assert srv.admin("GET", f"/patients/{patient}").status_code == 200
+    rows = wait_for_audit(srv, "action = 'view' AND route_class = 'patient' AND actor = 'drzoe'")
+    assert rows and rows[-1]["patient_id"] == "TWO-STUDIES"

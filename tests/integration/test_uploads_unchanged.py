@@ -441,3 +441,37 @@ def test_the_change_log_is_the_same(pair: Pair):
         sorted(c for c in plain if c[0].startswith(BACKGROUND_CHANGES))
     assert {c[2] for c in plain if c[0] == "NewInstance"} == pair.stored
     assert {c[2] for c in plain if c[0] == "StableStudy"} == pair.studies
+
+
+# -- a patient: the Gate answers GET and DELETE /patients/{id} (trimmed for doctors) ---------------------
+
+@pytest.mark.parametrize("query", ["", "?full", "?short", "?requestedTags=PatientBirthDate"])
+@pytest.mark.parametrize("accept", [None, "application/xml"])
+def test_a_patient_reads_as_plain_orthanc_answers_it(pair: Pair, query: str, accept: str | None):
+    _settle(pair)
+    headers = {"Accept": accept} if accept else {}
+    for patient in pair.plain().send("GET", "/patients").json():
+        plain = pair.plain().send("GET", f"/patients/{patient}{query}", headers=headers)
+        gate = pair.gate(BASIC).send("GET", f"/patients/{patient}{query}", headers=headers)
+        assert (gate.status_code, gate.headers["Content-Type"]) == (plain.status_code, plain.headers["Content-Type"])
+        # When each server last changed the patient is its own.
+        assert TIMESTAMP.sub("T", gate.text) == TIMESTAMP.sub("T", plain.text)
+    unknown = "0" * 8 + "-" + "-".join(["0" * 8] * 4)
+    assert pair.gate(BASIC).send("GET", f"/patients/{unknown}").status_code == \
+        pair.plain().send("GET", f"/patients/{unknown}").status_code == 404
+
+
+def test_deleting_a_patient_answers_as_plain_orthanc_answers_it(pair: Pair):
+    """Last in this module: it removes what the comparisons above were made on."""
+    study_uid, series_uid = generate_uid(), generate_uid()
+    dicom = new_instance(study_uid, series_uid, 1)
+    answers = [side.send("POST", "/instances", dicom) for side in (pair.plain(), pair.gate(BASIC))]
+    assert [a.status_code for a in answers] == [200, 200]
+    patient = answers[0].json()["ParentPatient"]
+    plain = pair.plain().send("DELETE", f"/patients/{patient}")
+    gate = pair.gate(BASIC).send("DELETE", f"/patients/{patient}")
+    assert (gate.status_code, gate.headers["Content-Type"], gate.content) == \
+        (plain.status_code, plain.headers["Content-Type"], plain.content)
+    assert pair.gate(BASIC).send("GET", f"/patients/{patient}").status_code == 404
+    again = [side.send("DELETE", f"/patients/{patient}") for side in (pair.plain(), pair.gate(BASIC))]
+    assert again[0].status_code == again[1].status_code == 404

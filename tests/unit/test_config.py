@@ -335,3 +335,49 @@ def test_the_dicomweb_settings_read_what_the_plugins_key_lookup_depends_on():
     assert settings.root == "/dicomweb/" and settings.ssl and settings.default_private_creator == "Lunit"
     assert settings.dictionary_keywords == (("AbnormalityScore", 0x00091001),)
     assert dicomweb_settings({}) == DicomWebSettings()
+
+
+# -- referrals, outbox, SMTP and SMS ---------------------------------------------------------------
+
+def test_messages_are_off_and_referrals_on_by_default(tmp_path):
+    config = load_gate_config({"HttpPort": 8043}, tmp_path)
+    assert (config.smtp, config.sms) == (None, None)
+    assert config.referrals.enabled and config.referrals.default_level == "download"
+    assert config.referrals.grant_days is None and config.public_url == "http://localhost:8043"
+
+
+def test_mail_and_sms_servers_are_read_with_their_secrets_from_files(tmp_path):
+    (tmp_path / "smtp.secret").write_text("mail password\n")
+    (tmp_path / "click.secret").write_text("the key\n")
+    config = load_gate_config(gate({
+        "PublicUrl": "https://pacs.example.co.za/", "Referrals": {"DefaultLevel": "view_only", "GrantDays": 90},
+        "Smtp": {"Host": "smtp.example.co.za", "Security": "tls", "From": "pacs@example.co.za",
+                 "Username": "pacs", "PasswordFile": "smtp.secret"},
+        "Sms": {"Gateway": "clickatell", "ApiKeyFile": "click.secret"}}), tmp_path)
+    assert config.public_url == "https://pacs.example.co.za"
+    assert (config.referrals.default_level, config.referrals.grant_days) == ("view_only", 90)
+    assert (config.smtp.port, config.smtp.password) == (465, "mail password")
+    assert (config.sms.url, config.sms.api_key) == ("https://platform.clickatell.com/messages", "the key")
+
+
+@pytest.mark.parametrize(("section", "named"), [
+    ({"Referrals": {"Enable": True}}, "Gate.Referrals.Enable"),
+    ({"Referrals": {"DefaultLevel": "everything"}}, "Gate.Referrals.DefaultLevel"),
+    ({"Referrals": {"GrantDays": 0}}, "Gate.Referrals.GrantDays"),
+    ({"Outbox": {"MaxAttempts": 0}}, "Gate.Outbox"),
+    ({"Outbox": {"RetryBaseSeconds": 60, "RetryMaxSeconds": 10}}, "Gate.Outbox.RetryMaxSeconds"),
+    ({"PublicUrl": "pacs.example.co.za"}, "Gate.PublicUrl"),
+    ({"Smtp": {"Host": "smtp.example.co.za"}}, "Gate.Smtp"),
+    ({"Smtp": {"Host": "h", "From": "a@b.c", "Security": "ssl"}}, "Gate.Smtp.Security"),
+    ({"Smtp": {"Host": "h", "From": "a@b.c", "Username": "u"}}, "Gate.Smtp"),
+    ({"Smtp": {"Host": "h", "From": "a@b.c", "Username": "u", "PasswordFile": "missing"}}, "Gate.Smtp.PasswordFile"),
+    ({"Sms": {"Gateway": "twilio"}}, "Gate.Sms.Gateway"),
+    ({"Sms": {"Gateway": "clickatell"}}, "Gate.Sms"),
+    ({"Sms": {"Gateway": "bulksms", "Username": "u"}}, "Gate.Sms"),
+    ({"Sms": {"Gateway": "generic", "Url": "https://sms.example/send", "Body": '{"to":"{to}"}'}}, "Gate.Sms.Body"),
+    ({"Sms": {"Gateway": "generic", "Body": "{to} {text}"}}, "Gate.Sms.Url"),
+])
+def test_a_bad_referral_or_message_setting_stops_the_start_naming_the_key(tmp_path, section, named):
+    with pytest.raises(ConfigError) as caught:
+        load_gate_config(gate(section), tmp_path)
+    assert named in caught.value.message

@@ -71,6 +71,7 @@ def test_a_registered_doctor_is_kept_normalised_and_audited(store, sink, events,
     assert created == {"id": created["id"], "hpcsa_number": "MP0123456", "title": "Dr", "first_name": "Thandi",
                        "last_name": "Nkosi", "email": "T.Nkosi@clinic.example", "mobile": "+27825551234",
                        "practice": "Sandton Radiology", "aliases": ["NKOSI^THANDI", "Dr T Nkosi"], "username": None,
+                           "disabled": False, "hpcsa_active": True,
                        "created_at": "2023-11-14T22:13:20.000000Z", "updated_at": "2023-11-14T22:13:20.000000Z"}
     assert doctors.get_doctor(store, created["id"]) == created
     [event] = events

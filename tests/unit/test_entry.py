@@ -20,7 +20,7 @@ GET = 1
 def fake_orthanc(config: dict, core_version: tuple[int, int, int] = (1, 12, 7)) -> types.ModuleType:
     fake = types.ModuleType("orthanc")
     fake.HttpMethod = types.SimpleNamespace(GET=1, POST=2, PUT=3, DELETE=4)
-    fake.ChangeType = types.SimpleNamespace(DELETED=1, NEW_SERIES=5, NEW_STUDY=6, ORTHANC_STARTED=10,
+    fake.ChangeType = types.SimpleNamespace(DELETED=1, NEW_SERIES=5, NEW_STUDY=6, STABLE_STUDY=9, ORTHANC_STARTED=10,
                                             ORTHANC_STOPPED=11)
     fake.CheckVersionAdvanced = lambda *version: int(core_version >= version)
     fake.GetConfiguration = lambda: json.dumps(config)
@@ -116,10 +116,12 @@ def test_orthancs_changes_reach_the_resource_locator(load_entry, monkeypatch):
     seen: list[tuple] = []
     monkeypatch.setattr(locator, "study_added", lambda study: seen.append(("new", study)))
     monkeypatch.setattr(locator, "resource_deleted", lambda: seen.append(("deleted",)))
+    monkeypatch.setattr(entry._runtime.follower, "wake", lambda: seen.append(("arrivals",)))
     on_change(fake.ChangeType.NEW_SERIES, 2, "series-1")
     on_change(fake.ChangeType.NEW_STUDY, 1, "study-1")
     on_change(fake.ChangeType.DELETED, 3, "instance-1")
-    assert seen == [("new", "study-1"), ("deleted",)]
+    on_change(fake.ChangeType.STABLE_STUDY, 1, "study-1")
+    assert seen == [("new", "study-1"), ("arrivals",), ("deleted",), ("arrivals",)]
 
 
 def test_changes_without_a_runtime_are_ignored(load_entry, tmp_path):
@@ -129,6 +131,7 @@ def test_changes_without_a_runtime_are_ignored(load_entry, tmp_path):
     [on_change] = fake.on_change
     assert entry._runtime is None
     on_change(fake.ChangeType.NEW_STUDY, 1, "study-1")
+    on_change(fake.ChangeType.STABLE_STUDY, 1, "study-1")
     on_change(fake.ChangeType.DELETED, 1, "study-1")
     on_change(fake.ChangeType.ORTHANC_STOPPED, 0, "")
 

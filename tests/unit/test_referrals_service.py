@@ -42,7 +42,8 @@ class ArrivalCore:
                                                           "PatientSex")}, "Studies": []})
         record["Studies"].append(study)
         self.resources[f"/studies/{study}"] = {"ID": study, "ParentPatient": patient, "Series": [series],
-                                               "IsStable": stable, "MainDicomTags": {"StudyInstanceUID": study_uid}}
+                                               "IsStable": stable, "MainDicomTags": {"StudyInstanceUID": study_uid},
+                                               "PatientMainDicomTags": {**simplified}}
         self.resources[f"/series/{series}"] = {"Instances": [instance]}
         self.resources[f"/instances/{instance}/simplified-tags"] = simplified
         self.change("NewStudy", study)
@@ -67,8 +68,8 @@ class ArrivalCore:
 
 
 class Setup:
-    def __init__(self, store, clock, settings: ReferralSettings = ReferralSettings(default_level="view_only",
-                                                                                  grant_days=30)) -> None:
+    def __init__(self, store, clock, settings: ReferralSettings | None = None) -> None:
+        settings = settings or ReferralSettings(default_level="view_only", grant_days=30)
         self.store, self.clock = store, clock
         self.core = ArrivalCore()
         self.access = AccessService(store, ResourceLocator(self.core), clock=clock)
@@ -192,6 +193,7 @@ def test_a_failing_study_is_audited_and_skipped_and_later_ones_still_arrive(setu
     assert setup.service.follow() == 2
     assert setup.referral("5.1") is None and setup.referral("6.1").status == "linked"
     assert [e.action for e in setup.audited if e.outcome == "failure"] == ["referral.error"]
+    assert setup.service.arrive(bad) == ""
     assert setup.warnings and "P-5" not in setup.warnings[0]
 
 
@@ -207,7 +209,7 @@ def test_the_cursor_stays_when_the_store_is_down(setup, monkeypatch):
     def down(*args, **kwargs):
         raise StoreUnavailable("store unavailable: disk I/O error")
 
-    monkeypatch.setattr(setup.service, "arrive", down)
+    monkeypatch.setattr(setup.service, "arrive_all", down)
     with pytest.raises(StoreUnavailable):
         setup.service.follow()
     monkeypatch.undo()
@@ -293,3 +295,37 @@ def test_list_filters_are_checked(setup):
             setup.review.items(query)
     with pytest.raises(BadRequest):
         setup.review.referrals({"doctor": "abc"})
+
+
+def test_the_cursor_is_saved_now_and_then_and_a_crash_replays_without_deciding_twice(setup, store, clock):
+    setup.core.add_study("P-20", "20.1", ReferringPhysicianName="MULLER^ZOE")
+    setup.service.follow()
+    setup.core.add_study("P-21", "21.1", ReferringPhysicianName="MULLER^ZOE")
+    assert setup.service.follow() == 1  # handled; the cursor saved less than CURSOR_SAVE_SECONDS ago stays
+    restarted = ReferralService(store, setup.core, setup.access, lambda r: True, ReferralSettings(), PREFIXES,
+                                clock, lambda m: None)
+    assert restarted.follow() == 1  # the crash: that change is read again...
+    assert len(setup.grants("21.1")) == 1  # ...and decides nothing twice
+    clock.advance(6)
+    restarted.follow()
+    setup.core.add_study("P-22", "22.1", ReferringPhysicianName="MULLER^ZOE")
+    restarted.save_cursor()
+    again = ReferralService(store, setup.core, setup.access, lambda r: True, ReferralSettings(), PREFIXES,
+                            clock, lambda m: None)
+    assert again.follow() == 1 and setup.referral("22.1").status == "linked"
+
+
+def test_a_burst_of_arrivals_is_decided_in_one_transaction_and_a_failing_one_alone_is_skipped(setup, monkeypatch):
+    studies = [setup.core.add_study(f"P-3{n}", f"3{n}.1", ReferringPhysicianName="MULLER^ZOE") for n in range(5)]
+    original = setup.service.decide
+
+    def fails_for_the_third(db, referral, arrival, now, registered=None):
+        if arrival.study_oid == studies[2]:
+            raise ValueError("a bug")
+        return original(db, referral, arrival, now, registered)
+
+    monkeypatch.setattr(setup.service, "decide", fails_for_the_third)
+    statuses = setup.service.arrive_all(studies)
+    assert [statuses.get(s) for s in studies] == ["linked", "linked", None, "linked", "linked"]
+    assert setup.referral("32.1") is None  # its savepoint was rolled back, nothing half-written
+    assert [e.action for e in setup.audited if e.outcome == "failure"] == ["referral.error"]

@@ -14,7 +14,7 @@ import pytest
 
 from plugin.handlers.routes import ROUTES as OWNED
 from plugin.policies import routes
-from plugin.policies.routes import classify, effective_method, normalise_path
+from plugin.policies.routes import MalformedRequest, classify, effective_method, normalise_path
 from plugin.policies.types import Action
 
 PID = "b9c08539-26f93bde-c81ab0d7-bffaf2cb-a4d0bdd0"  # an Orthanc id (SHA-1 in five groups)
@@ -263,6 +263,24 @@ ROUTES: list[tuple[str, str, dict[str, str], dict[str, str], str, Action]] = [
     ("DELETE", "/gate/api/api-keys/7", {}, {}, "gate", A),
     ("POST", "/gate/logout", {}, {}, "gate", A),
     ("GET", "/gate/anything", {}, {}, "gate", A),
+    # The welcome e-mail's set-password link: its page and its form, for anyone holding the token.
+    ("GET", "/gate/set-password/Xq3_-9TkLm0aBcDeFgHiJkLmNoPqRsTuVwXyZ012345", {}, {}, "gate_public", P),
+    ("POST", "/gate/set-password/Xq3_-9TkLm0aBcDeFgHiJkLmNoPqRsTuVwXyZ012345", {}, {}, "gate_public", P),
+    ("GET", "/gate//set-password//tok/", {}, {}, "gate_public", P),
+    ("PUT", "/gate/set-password/tok", {}, {}, "gate", A),
+    ("DELETE", "/gate/set-password/tok", {}, {}, "gate", A),
+    ("HEAD", "/gate/set-password/tok", {}, {}, "gate", A),
+    ("GET", "/gate/set-password/tok", {"_method": "DELETE"}, {}, "gate", A),
+    ("POST", "/gate/set-password/tok", {}, {"x-http-method-override": "PUT"}, "gate", A),
+    ("GET", "/gate/set-password", {}, {}, "gate", A),
+    ("POST", "/gate/set-password", {}, {}, "gate", A),
+    ("GET", "/gate/set-password/tok/extra", {}, {}, "gate", A),
+    ("GET", "/gate/Set-Password/tok", {}, {}, "gate", A),
+    ("GET", "/gate/api/set-password/tok", {}, {}, "gate", A),
+    ("GET", "/Gate/set-password/tok", {}, {}, "unknown", A),
+    # The doctor dashboard and its reports: signed-in callers, decided by their handlers.
+    ("GET", "/gate/doctor", {}, {}, "gate", A),
+    ("GET", f"/gate/doctor/studies/{PID}/report", {}, {}, "gate", A),
     ("GET", "/share/tok", {}, {}, "share", V),
     ("GET", "/", {}, {}, "root", P),
     # -- unknown --------------------------------------------------------------------------------------
@@ -415,6 +433,7 @@ TRIMMED = {
     ("GET", "/patients/"), ("GET", "//patients"), ("GET", "/PATIENTS"),
     ("POST", "/tools/find"), ("POST", "/tools/count-resources"), ("POST", "/tools/lookup"), ("POST", "/TOOLS/FIND"),
     ("GET", "/statistics"),
+    ("GET", f"/patients/{PID}"),  # Orthanc Explorer's study page; other spellings need the patient's grant
 }
 
 
@@ -425,7 +444,11 @@ def test_every_trimmed_route_is_in_the_table():
 @pytest.mark.parametrize(("method", "path", "query", "headers", "family", "action"), ROUTES,
                          ids=[_row_id(r) for r in ROUTES])
 def test_only_the_routes_the_plugin_answers_are_trimmed(method, path, query, headers, family, action):
-    trimmed = (method, path) in TRIMMED and "_method" not in query
+    try:
+        executed = effective_method(method, query, headers)
+    except MalformedRequest:
+        executed = "malformed"
+    trimmed = (method, path) in TRIMMED and executed == method
     assert classify(method, path, query, headers).trimmed is trimmed
 
 
@@ -436,6 +459,10 @@ def test_only_the_routes_the_plugin_answers_are_trimmed(method, path, query, hea
     ("POST", "/tools/find/extra", {}),
     ("POST", "/statistics", {}),
     ("GET", "/dicom-web/studies", {"PatientID": "123"}),  # answered by the DICOMweb plugin, not trimmed
+    ("GET", f"/patients/{PID}/", {}),  # not the spelling the plugin's route takes
+    ("GET", f"/PATIENTS/{PID}", {}),
+    ("GET", f"/patients/{PID}/studies", {}),
+    ("DELETE", f"/patients/{PID}", {}),
 ])
 def test_routes_next_to_trimmed_ones_are_not_trimmed(method, path, query):
     assert not classify(method, path, query, {}).trimmed
@@ -543,7 +570,8 @@ def test_other_routes_carry_no_search_keys(path):
 
 
 @pytest.mark.parametrize("path", ["/", "/gate/health", "/gate/login", "/gate/static/gate.css", "/gate/api/me",
-                                  "/share/tok", "/app/explorer.html", "/ohif/", "/ohif/viewer"])
+                                  "/share/tok", "/app/explorer.html", "/ohif/", "/ohif/viewer", "/gate/doctor",
+                                  f"/gate/doctor/studies/{PID}/report", "/gate/set-password/tok"])
 def test_own_routes_are_marked_and_carry_no_phi(path):
     route = classify("GET", path, {}, {})
     assert route.own_route and not route.carries_phi
@@ -573,6 +601,19 @@ def test_every_ui_page_the_classifier_owns_is_a_route_of_the_plugin():
     for path in ("/app/explorer.HTML", "/app/.html", "/app/libs/x.html", "/web-viewer/libs/x.html"):
         assert not classify("GET", path, {}, {}).own_route
         assert not any(re.fullmatch(regex, path) for regex, _handlers in OWNED if "html" in regex), path
+
+
+def test_anonymous_gate_routes_are_routes_of_the_plugin_with_those_methods():
+    """What the classifier opens to anonymous callers under /gate/ is a route the plugin answers (its
+    handler checks the token), and only for the methods that route has."""
+    for method, path, query, headers, family, _action in ROUTES:
+        if family != "gate_public" or query or headers or not path.startswith("/gate/set-password"):
+            continue
+        folded = normalise_path(path)
+        owned = [handlers for regex, handlers in OWNED[:-1] if re.fullmatch(regex, folded)]  # not the catch-all
+        assert owned and method in owned[0], (method, path)
+    owned_methods = next(handlers for regex, handlers in OWNED if regex == "/gate/set-password/([^/]+)")
+    assert set(owned_methods) == routes.SET_PASSWORD_METHODS
 
 
 def test_the_method_recorded_is_the_one_orthanc_runs():
