@@ -15,6 +15,8 @@ import requests
 from pydicom.uid import generate_uid
 
 from tests.conftest import Server
+from tests.harness import storescu
+from tests.referral_studies import Referral, write_study
 
 DOCTOR_ROLE = ["referring_doctor"]
 PASSWORD = "a doctor's long password"
@@ -199,3 +201,23 @@ def _zip_members(body: bytes) -> list[tuple[bytes, bytes]]:
     except zipfile.BadZipFile:
         return []
 
+
+
+# -- referrals: doctors registered and studies pushed as a modality would ------------------------------
+
+def register_doctors(srv: Server, records: dict[str, dict]) -> dict[str, int]:
+    """Register each doctor through the API; their ids by the caller's key."""
+    ids = {}
+    for key, fields in records.items():
+        answer = srv.admin("POST", "/gate/api/doctors", json=fields)
+        assert answer.status_code == 201, answer.text
+        ids[key] = answer.json()["id"]
+    return ids
+
+
+def push_study(srv: Server, folder: Path, referral: Referral, instances: int = 1) -> str:
+    """A new study saying `referral`, pushed with storescu; its StudyInstanceUID."""
+    study_uid, files = write_study(folder, referral, instances)
+    pushed = storescu(srv.proc.dicom_port, files)
+    assert pushed.returncode == 0, pushed.stderr
+    return study_uid

@@ -110,7 +110,8 @@ def test_an_admin_registers_lists_finds_changes_and_deletes_a_doctor(server: Ser
     assert {key: value for key, value in doctor.items() if key not in ("id", "created_at", "updated_at")} == {
         "hpcsa_number": number, "title": "Dr", "first_name": "Thandi", "last_name": "Nkosi",
         "email": "T.Nkosi@clinic.example", "mobile": "+27825551234", "practice": f"Sandton {token}",
-        "aliases": ["NKOSI^THANDI", "Dr T Nkosi"], "username": f"thandi-{token}"}
+        "aliases": ["NKOSI^THANDI", "Dr T Nkosi"], "username": f"thandi-{token}", "disabled": False,
+        "hpcsa_active": True}
     assert doctor["created_at"].endswith("Z") and doctor["created_at"] == doctor["updated_at"]
     path = f"{COLLECTION}/{doctor['id']}"
     assert server.admin("GET", path).json() == doctor

@@ -35,7 +35,7 @@ def test_doctor_signs_in_and_explorer_lists_only_their_patient(explorer_server: 
     page.fill('input[name="username"]', DOCTOR)
     page.fill('input[name="password"]', DOCTOR_PASSWORD)
     page.click('button[type="submit"]')
-    page.wait_for_url("**/app/explorer.html*")
+    page.wait_for_url("**/gate/doctor")  # a doctor's home is their dashboard
 
     page.goto(explorer_server.url("/app/explorer.html#find-patients"))
     page.wait_for_selector("#all-patients li a")

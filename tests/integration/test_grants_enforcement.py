@@ -650,8 +650,12 @@ def test_a_study_grant_opens_that_study_and_no_other_of_the_patient(study_only):
                  f"/dicom-web/series?StudyInstanceUID={granted.uid}",
                  wado(granted.uid, series.uid, instance.uid)):
         assert reader("GET", path).status_code == 200, path
-    # The patient resource lists every study of the patient: it needs a grant on the patient.
-    for path in (f"/patients/{peter.oid}", f"/patients/{peter.oid}/studies", f"/patients/{peter.oid}/archive",
+    # The patient itself (Orthanc Explorer's study page asks for it) lists only the granted study.
+    patient = reader("GET", f"/patients/{peter.oid}")
+    assert patient.status_code == 200 and patient.json()["Studies"] == [granted.oid]
+    assert not any(s.oid in patient.text for s in siblings)
+    # The patient's other resources list or hold every study of the patient: they need a grant on the patient.
+    for path in (f"/patients/{peter.oid}/studies", f"/patients/{peter.oid}/archive",
                  f"/studies/{granted.oid}/patient", f"/series/{series.oid}/patient",
                  f"/instances/{instance.oid}/patient",
                  *(f"/studies/{s.oid}" for s in siblings),

@@ -11,16 +11,15 @@ import threading
 import time
 from email import message_from_bytes, policy
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 
 import pytest
 import requests
 from aiosmtpd.controller import Controller
 
 from tests.conftest import Server, start_gate
-from tests.harness import free_port, storescu
-from tests.integration.grants_support import PASSWORD, Caller
-from tests.referral_studies import Referral, write_study
+from tests.harness import free_port
+from tests.integration.grants_support import PASSWORD, Caller, push_study, register_doctors
+from tests.referral_studies import Referral
 
 pytestmark = pytest.mark.integration
 
@@ -128,18 +127,10 @@ def srv(tmp_path_factory: pytest.TempPathFactory, mailbox, sms):
 
 @pytest.fixture(scope="module")
 def doctors(srv: Server) -> dict[str, int]:
-    ids = {}
-    for key, fields in (("zoe", ZOE), ("texter", TEXTER)):
-        answer = srv.admin("POST", "/gate/api/doctors", json=fields)
-        assert answer.status_code == 201, answer.text
-        ids[key] = answer.json()["id"]
-    return ids
+    return register_doctors(srv, {"zoe": ZOE, "texter": TEXTER})
 
 
-def push(srv: Server, folder: Path, referral: Referral) -> str:
-    study_uid, files = write_study(folder, referral)
-    assert storescu(srv.proc.dicom_port, files).returncode == 0
-    return study_uid
+push = push_study
 
 
 def ready_mails(box: Mailbox) -> list:
@@ -170,7 +161,7 @@ def test_a_stable_linked_study_is_mailed_and_texted_once(srv, doctors, mailbox, 
     for secret in ("DLAMINI", "THABO", PATIENT_ID, "ACC-77"):
         assert secret not in content.upper()
     # Stable once: nothing more comes for this study, even after another stable period.
-    time.sleep(2.5)
+    time.sleep(1.5)
     assert len(ready_mails(box)) == before_mails + 1 and len(sms.received) == before_sms + 1
     sent = srv.admin("GET", "/gate/api/outbox?status=sent").json()["messages"]
     assert sorted(m["channel"] for m in sent if m["study_uid"] == study_uid) == ["email", "sms"]
@@ -180,7 +171,7 @@ def test_a_stable_linked_study_is_mailed_and_texted_once(srv, doctors, mailbox, 
 def test_a_study_held_for_review_sends_nothing(srv, doctors, mailbox, sms, tmp_path):
     before = (len(ready_mails(mailbox[0])), len(sms.received))
     push(srv, tmp_path, Referral("NOBODY-1", referring="NOBODY^SOMEONE"))
-    time.sleep(3)  # past StableAge and several outbox rounds
+    time.sleep(2)  # past StableAge and several outbox rounds
     assert (len(ready_mails(mailbox[0])), len(sms.received)) == before
 
 
@@ -230,7 +221,7 @@ def test_ten_messages_queued_while_the_gateway_is_down_survive_a_restart_and_arr
     srv.proc.start()
     sms.start()
     arrived = sms.wait(before + 10, seconds=30)[before:]
-    time.sleep(2)  # several more outbox rounds: nothing may come twice
+    time.sleep(1)  # several more outbox rounds: nothing may come twice
     assert len(sms.received) - before == 10
     assert all(m["body"]["to"] == ["27835550000"] for m in arrived)
     sent = [m for m in srv.admin("GET", "/gate/api/outbox?status=sent&limit=1000").json()["messages"]

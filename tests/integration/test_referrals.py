@@ -1,19 +1,25 @@
 """Referrals on a real Orthanc: studies made with pydicom, pushed with storescu, each carrying one
 referral variant, land where they should (a grant, a review item, or nothing), as the API says and
 as the doctor finds by opening the study; a review decision links; a patient seen before with
-another birth date is held; bad input never links and never breaks arrival."""
+another birth date is held; bad input never links and never breaks arrival. And a referring
+doctor's morning in Chromium on a phone: the new study marked new on their dashboard, opened in a
+viewer, downloaded (screenshots in var/artifacts/referrals/)."""
 
 from __future__ import annotations
 
+import io
+import sqlite3
 import time
+import zipfile
 from pathlib import Path
 
 import pytest
 import requests
+from playwright.sync_api import Page
 
 from tests.conftest import ADMIN, Server, start_gate, wait_for_audit
 from tests.harness import storescu
-from tests.integration.grants_support import PASSWORD, Caller
+from tests.integration.grants_support import PASSWORD, Caller, push_study, register_doctors
 from tests.referral_studies import Referral, write_study
 
 pytestmark = pytest.mark.integration
@@ -28,8 +34,12 @@ DOCTORS = {
             "username": "drzoe"},
     "botha": {"hpcsa_number": "MP0100004", "title": "Dr", "first_name": "Johan", "last_name": "Botha",
               "username": "drbotha", "hpcsa_active": False},
+    "naledi": {"hpcsa_number": "MP0400001", "title": "Dr", "first_name": "Naledi", "last_name": "Mokoena",
+               "username": "drnaledi"},
 }
 REFERRALS = {"Enabled": True, "DefaultLevel": "download", "GrantDays": 30}
+# The must-show's timing line is also kept here (var/ is not in git).
+ARTIFACTS = Path(__file__).resolve().parents[2] / "var" / "artifacts" / "referrals"
 
 
 @pytest.fixture(scope="module")
@@ -46,12 +56,7 @@ def srv(tmp_path_factory: pytest.TempPathFactory):
 
 @pytest.fixture(scope="module")
 def doctors(srv: Server) -> dict[str, int]:
-    ids = {}
-    for key, fields in DOCTORS.items():
-        answer = srv.admin("POST", "/gate/api/doctors", json=fields)
-        assert answer.status_code == 201, answer.text
-        ids[key] = answer.json()["id"]
-    return ids
+    return register_doctors(srv, DOCTORS)
 
 
 @pytest.fixture(scope="module")
@@ -59,11 +64,7 @@ def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("referral-studies")
 
 
-def push(srv: Server, folder: Path, referral: Referral) -> str:
-    study_uid, files = write_study(folder, referral)
-    pushed = storescu(srv.proc.dicom_port, files)
-    assert pushed.returncode == 0, pushed.stderr
-    return study_uid
+push = push_study
 
 
 def referral_of(srv: Server, study_uid: str, seconds: float = 10.0) -> dict:
@@ -217,8 +218,12 @@ def test_arrival_is_audited_and_the_grant_is_usable_within_a_second(srv, doctors
         assert time.monotonic() - stored < 10, "the grant never became usable"
         time.sleep(0.01)
     usable_ms = (time.monotonic() - stored) * 1000
-    print(f"autolink: first instance stored to grant usable {usable_ms:.0f} ms "
-          f"(storescu itself took {(stored - started) * 1000:.0f} ms)")
+    line = (f"autolink: first instance stored to grant usable {usable_ms:.0f} ms "
+            f"(storescu itself took {(stored - started) * 1000:.0f} ms)")
+    print(line)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with open(ARTIFACTS / "autolink.log", "a", encoding="utf-8") as log:
+        log.write(f"{time.strftime('%Y-%m-%dT%H:%M:%S')} {line}\n")
     rows = wait_for_audit(srv, "action = 'referral.link' AND study_uid = ?", (study_uid,))
     assert rows and rows[0]["actor"] == "gate:referrals" and rows[0]["patient_id"] == "TIMING-1"
 
@@ -280,3 +285,68 @@ def test_a_doctor_granted_one_study_reads_its_patient_with_only_that_study(srv, 
     assert srv.admin("GET", f"/patients/{patient}").status_code == 200
     rows = wait_for_audit(srv, "action = 'view' AND route_class = 'patient' AND actor = 'drzoe'")
     assert rows and rows[-1]["patient_id"] == "TWO-STUDIES"
+
+
+# -- the doctor's morning, in Chromium on a phone ------------------------------------------------------
+
+PHONE = {"width": 360, "height": 740}
+
+
+def push_linked(srv: Server, folder: Path, referral: Referral) -> str:
+    """Push a study naming the doctor; its Orthanc id once arrival has linked it."""
+    study_uid = push_study(srv, folder, referral, instances=3)
+    deadline = time.monotonic() + 10
+    while True:
+        found = srv.admin("GET", f"/gate/api/referrals?study_uid={study_uid}").json()["referrals"]
+        if found and found[0]["status"] == "linked":
+            return found[0]["orthanc_id"]
+        assert time.monotonic() < deadline, found
+        time.sleep(0.05)
+
+
+def shot(page: Page, name: str) -> None:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+def test_a_doctor_finds_a_new_referral_on_a_phone_opens_and_downloads_it(srv, doctors, browser, tmp_path):
+    yesterday = push_linked(srv, tmp_path, Referral("PHONE-1", patient_name="KHUMALO^AYANDA",
+                                                    referring="Dr. Mokoena^N", description="CHEST XRAY"))
+    context = browser.new_context(viewport=PHONE, is_mobile=True, has_touch=True, accept_downloads=True)
+    page = context.new_page()
+    failures: list[str] = []
+    page.on("response", lambda r: failures.append(f"{r.status} {r.url}") if r.status >= 400 else None)
+    try:
+        page.goto(srv.url("/"))
+        page.wait_for_url("**/gate/login**")
+        page.fill('input[name="username"]', "drnaledi")
+        page.fill('input[name="password"]', PASSWORD)
+        page.click('button[type="submit"]')
+        page.wait_for_url("**/gate/doctor")
+        assert page.inner_text("#signed-in-as") == "drnaledi"
+        # The doctor's previous visit ended now (the visit before the study that comes next).
+        with sqlite3.connect(srv.proc.database) as db:
+            db.execute("UPDATE users SET previous_visit_at = ? WHERE username = 'drnaledi'", (time.time(),))
+        time.sleep(1.1)  # Orthanc's LastUpdate has a one-second resolution
+        today = push_linked(srv, tmp_path, Referral("PHONE-2", patient_name="MOLOI^LERATO",
+                                                    referring="MOKOENA^NALEDI^^DR", description="CT BRAIN"))
+        page.reload()
+        new = page.locator(f'li.study[data-study="{today}"]')
+        old = page.locator(f'li.study[data-study="{yesterday}"]')
+        assert new.locator(".badge").inner_text() == "New"
+        assert old.locator(".badge").count() == 0
+        assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]  # no sideways scrolling
+        shot(page, "dashboard-phone")
+
+        with page.expect_download() as download:
+            new.locator("a.download").click()
+        archive = zipfile.ZipFile(io.BytesIO(Path(download.value.path()).read_bytes()))
+        assert len([name for name in archive.namelist() if name.lower().endswith(".dcm")]) == 3
+
+        new.locator("a.open-explorer").click()
+        page.wait_for_selector("#study.ui-page-active #study-info li", timeout=15000)
+        assert "CT BRAIN" in page.inner_text("#study.ui-page-active")
+        shot(page, "explorer-study-phone")
+        assert failures == [], failures
+    finally:
+        context.close()
