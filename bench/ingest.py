@@ -2,7 +2,8 @@
 a new study, measured against plain Orthanc in the same run.
 
 (a) C-STORE throughput. Plain Orthanc and the Gate side by side; on the Gate the referring doctor
-    is registered, so every study links. --instances small CT instances (in studies of 10) are
+    is registered, so every study links. --instances small CT instances (in studies of --per-study,
+    default 10: small studies are the hard case, one arrival per ten instances) are
     pushed with DCMTK's storescu over one association (TCP_NODELAY=1 on both ends), fresh UIDs
     each round, rounds interleaved (medians kept). `ingest_vs_plain` is the Gate's instances per
     second over plain Orthanc's (goal: >= 0.9).
@@ -45,11 +46,11 @@ class BenchError(RuntimeError):
     pass
 
 
-def studies(folder: Path, instances: int, tag: str) -> list[Path]:
+def studies(folder: Path, instances: int, tag: str, per_study: int = PER_STUDY) -> list[Path]:
     files: list[Path] = []
-    for number in range(0, instances, PER_STUDY):
+    for number in range(0, instances, per_study):
         _, paths = write_study(folder, Referral(f"{tag}-{number}", referring=REFERRING),
-                               min(PER_STUDY, instances - number))
+                               min(per_study, instances - number))
         files += paths
     return files
 
@@ -63,7 +64,7 @@ def push_rate(proc: OrthancProcess, files: list[Path]) -> float:
     return len(files) / elapsed
 
 
-def throughput(tmp: Path, instances: int, rounds: int, gate: OrthancProcess) -> float:
+def throughput(tmp: Path, instances: int, rounds: int, gate: OrthancProcess, per_study: int) -> float:
     plain = OrthancProcess(tmp / "plain", script=None)
     rates: dict[str, list[float]] = {"plain": [], "gate": []}
     try:
@@ -72,12 +73,12 @@ def throughput(tmp: Path, instances: int, rounds: int, gate: OrthancProcess) -> 
         push_rate(gate, studies(tmp / "warm-gate", PER_STUDY, "WARM"))
         for number in range(rounds):
             for name, proc in (("plain", plain), ("gate", gate)):
-                files = studies(tmp / f"{name}-{number}", instances, f"R{number}")
+                files = studies(tmp / f"{name}-{number}", instances, f"R{number}", per_study)
                 rates[name].append(push_rate(proc, files))
     finally:
         plain.stop()
     median = {name: statistics.median(values) for name, values in rates.items()}
-    print(f"\n(a) C-STORE of {instances} instances, instances/s, median of {rounds} round(s)")
+    print(f"\n(a) C-STORE of {instances} instances in studies of {per_study}, instances/s, median of {rounds} round(s)")
     for name, value in median.items():
         print(f"    {name:<8}{value:.0f}")
     return median["gate"] / median["plain"]
@@ -115,6 +116,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--instances", type=int, default=500, help="instances pushed per round in (a)")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds in (a) (median kept)")
+    parser.add_argument("--per-study", type=int, default=PER_STUDY, help="instances per study in (a)")
     parser.add_argument("--studies", type=int, default=100, help="studies timed in (b)")
     parser.add_argument("--quick", action="store_true", help="a smoke run: short, small")
     args = parser.parse_args()
@@ -133,7 +135,7 @@ def main() -> int:
                                        headers={"Authorization": f"Bearer {key}"})
             if registered.status_code != 201:
                 raise BenchError(f"could not register the doctor: {registered.text[:200]}")
-            ratio = throughput(Path(tmp), args.instances, args.rounds, gate)
+            ratio = throughput(Path(tmp), args.instances, args.rounds, gate, args.per_study)
             delays = autolink(Path(tmp), gate, args.studies)
         finally:
             gate.stop()
