@@ -204,7 +204,15 @@ class SearchService:
         kept = [study for study in studies if study in visible]
         if not kept:
             raise Forbidden("no grant for this patient")
-        return {**answer, "Studies": kept}
+        trimmed = {**answer, "Studies": kept}
+        # When the patient last changed, and whether it is complete, tell of the other studies too:
+        # taken from the studies kept instead.
+        held = [self._core.get(f"/studies/{study}") for study in kept]
+        if "LastUpdate" in answer:
+            trimmed["LastUpdate"] = max(str(study.get("LastUpdate", "")) for study in held)
+        if "IsStable" in answer:
+            trimmed["IsStable"] = all(bool(study.get("IsStable")) for study in held)
+        return trimmed
 
     def statistics(self, principal: Principal, now: float) -> dict[str, int]:
         """The caller's own counts (no disk sizes: those are the server's)."""

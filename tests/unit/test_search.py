@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from plugin.errors import BadRequest
+from plugin.errors import BadRequest, Forbidden
 from plugin.policies.grants import GrantSet, GrantTerm
 from plugin.policies.levels import AccessLevel
 from plugin.policies.types import Principal
@@ -669,3 +669,27 @@ def test_response_content_naming_id_is_orthancs_refusal_passed_on(search, access
     with pytest.raises(CoreError) as refused:
         search.find(DOCTOR, {"Level": "Study", "Query": {}, "ResponseContent": ["ID", "Labels"]}, T0)
     assert refused.value.status == 400
+
+
+# -- one patient (Orthanc Explorer's study page) ------------------------------------------------------
+
+def test_a_patient_is_whole_for_its_grantee_and_trimmed_for_a_study_grantee(search, access, core, ids):
+    patient = ids["1.1"].patient
+    core.resources[f"/patients/{patient}"].update(LastUpdate="20261204T120000", IsStable=False)
+    core.resources[f"/studies/{ids['1.1'].study}"].update(LastUpdate="20261201T080000", IsStable=True)
+    access.grants = GrantSet.of([("PAT-1", GrantTerm(V))], [])
+    whole = search.patient(DOCTOR, patient, f"/patients/{patient}", T0)
+    assert whole["Studies"] == [ids["1.1"].study, ids["1.2"].study] and whole["LastUpdate"] == "20261204T120000"
+    access.grants = GrantSet.of([], [("1.1", GrantTerm(V))])
+    trimmed = search.patient(DOCTOR, patient, f"/patients/{patient}", T0)
+    # Only the study held, and nothing that tells of the other (when it changed, whether it is complete).
+    assert trimmed["Studies"] == [ids["1.1"].study]
+    assert (trimmed["LastUpdate"], trimmed["IsStable"]) == ("20261201T080000", True)
+    assert trimmed["MainDicomTags"]["PatientID"] == "PAT-1"
+
+
+def test_a_patient_is_refused_without_any_of_its_studies_and_when_unknown(search, access, ids):
+    access.grants = GrantSet.of([], [("2.1", GrantTerm(V))])
+    for patient in (ids["1.1"].patient, orthanc_id("NOBODY")):
+        with pytest.raises(Forbidden):
+            search.patient(DOCTOR, patient, f"/patients/{patient}", T0)
