@@ -16,6 +16,8 @@ from pathlib import Path
 import pytest
 import requests
 from playwright.sync_api import Page
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
 from tests.conftest import ADMIN, Server, start_gate, wait_for_audit
 from tests.harness import storescu
@@ -350,3 +352,38 @@ def test_a_doctor_finds_a_new_referral_on_a_phone_opens_and_downloads_it(srv, do
         assert failures == [], failures
     finally:
         context.close()
+
+
+def test_a_report_attached_to_a_linked_study_opens_from_the_dashboard_for_its_doctor_only(srv, doctors, folder):
+    study_uid = push(srv, folder, Referral("REPORT-1", patient_name="MOKOENA^THABO", referring="MULLER^ZOE"))
+    oid = referral_of(srv, study_uid)["orthanc_id"]
+    pdf = b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
+    stored = srv.admin("POST", "/instances", data=_encapsulated_pdf("REPORT-1", "MOKOENA^THABO", study_uid, pdf))
+    assert stored.status_code == 200, stored.text
+    zoe, pieter = Caller(srv, "drzoe"), Caller(srv, "drpieter")
+    page = zoe("GET", "/gate/doctor?q=REPORT-1", headers={"Accept": "text/html"})
+    assert page.status_code == 200 and f"/gate/doctor/studies/{oid}/report" in page.text
+    report = zoe("GET", f"/gate/doctor/studies/{oid}/report")
+    assert report.status_code == 200 and report.headers["Content-Type"] == "application/pdf"
+    assert report.content == pdf
+    assert pieter("GET", f"/gate/doctor/studies/{oid}/report").status_code == 404
+    theirs = pieter("GET", "/gate/doctor", headers={"Accept": "text/html"})
+    assert theirs.status_code == 200 and f"/gate/doctor/studies/{oid}/report" not in theirs.text
+
+
+def _encapsulated_pdf(patient_id: str, patient_name: str, study_uid: str, pdf: bytes) -> bytes:
+    """A PDF report as DICOM Encapsulated PDF, in its own series of the study."""
+    encapsulated_pdf = "1.2.840.10008.5.1.4.1.1.104.1"
+    ds = Dataset()
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.MediaStorageSOPClassUID = encapsulated_pdf
+    ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds.SOPClassUID, ds.SOPInstanceUID = encapsulated_pdf, ds.file_meta.MediaStorageSOPInstanceUID
+    ds.PatientID, ds.PatientName, ds.PatientBirthDate, ds.PatientSex = patient_id, patient_name, "19700101", "F"
+    ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.Modality = study_uid, generate_uid(), "DOC"
+    ds.MIMETypeOfEncapsulatedDocument = "application/pdf"
+    ds.EncapsulatedDocument = pdf + (b"\x00" if len(pdf) % 2 else b"")
+    buffer = io.BytesIO()
+    ds.save_as(buffer, enforce_file_format=True)
+    return buffer.getvalue()
