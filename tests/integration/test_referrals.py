@@ -148,6 +148,13 @@ def test_a_study_without_a_usable_referrer_links_nothing(srv, doctors, folder, n
     assert "Traceback" not in srv.proc.log_text()
 
 
+def test_no_arrival_so_far_failed(srv, doctors):
+    """After every variant above (bad input included): no arrival raised, none was skipped."""
+    log = srv.proc.log_text()
+    assert "Traceback" not in log and "could not handle the arrival" not in log
+    assert wait_for_audit(srv, "action = 'referral.error'", seconds=0) == []
+
+
 def test_same_surname_candidates_are_offered_and_a_reviewer_links_one(srv, doctors, folder):
     study_uid = push(srv, folder, Referral("REV-PICK", referring="Dr van der Merwe"))
     found = referral_of(srv, study_uid)
