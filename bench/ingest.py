@@ -115,7 +115,7 @@ def autolink(tmp: Path, gate: OrthancProcess, count: int) -> list[float]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--instances", type=int, default=500, help="instances pushed per round in (a)")
-    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds in (a) (median kept)")
+    parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds in (a) (median kept)")
     parser.add_argument("--per-study", type=int, default=PER_STUDY, help="instances per study in (a)")
     parser.add_argument("--studies", type=int, default=100, help="studies timed in (b)")
     parser.add_argument("--quick", action="store_true", help="a smoke run: short, small")

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session as DbSession
 
 from plugin.audit.record import AuditRecord, iso_utc
@@ -207,21 +207,23 @@ class ReferralService:
     def _record(self, db: DbSession, arrival: Arrival, problems: tuple[str, ...], doctors: list[Doctor],
                 now: float) -> tuple[str, tuple[str, str]] | None:
         """One study's referral, in its own savepoint of the shared transaction; None when it had one."""
-        with db.begin_nested():
-            referral = Referral(study_uid=arrival.study_uid, orthanc_study_id=arrival.study_oid,
-                                patient_id=arrival.patient.patient_id[:128],
-                                accession_number=arrival.referral.accession_number[:64],
-                                written_name=_written_name(arrival.referral), status="held", matched_by="",
-                                reason="", created_at=now)
-            if not referral_store.add_referral(db, referral):
-                return None
-            if problems:
-                reason = "possible patient mismatch: " + "; ".join(problems)
-                referral.reason = reason[:512]
-                item = self.review(db, "patient", arrival, reason, (), now)
-                return referral.status, ("referral.held", f"study held for review item {item.id}: {reason}")
-            outcome = self.decide(db, referral, arrival, now, doctors)
-            return referral.status, outcome
+        try:
+            with db.begin_nested():
+                referral = Referral(study_uid=arrival.study_uid, orthanc_study_id=arrival.study_oid,
+                                    patient_id=arrival.patient.patient_id[:128],
+                                    accession_number=arrival.referral.accession_number[:64],
+                                    written_name=_written_name(arrival.referral), status="held", matched_by="",
+                                    reason="", created_at=now)
+                referral_store.add_referral(db, referral)
+                if problems:
+                    reason = "possible patient mismatch: " + "; ".join(problems)
+                    referral.reason = reason[:512]
+                    item = self.review(db, "patient", arrival, reason, (), now)
+                    return referral.status, ("referral.held", f"study held for review item {item.id}: {reason}")
+                outcome = self.decide(db, referral, arrival, now, doctors)
+                return referral.status, outcome
+        except IntegrityError:
+            return None  # decided already: one referral per study
 
     def decide(self, db: DbSession, referral: Referral, arrival: Arrival, now: float,
                registered: list[Doctor] | None = None) -> tuple[str, str]:

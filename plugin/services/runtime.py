@@ -41,8 +41,9 @@ from plugin.store.db import Store
 
 # How often arrivals are looked for when no change callback woke the follower (a safety net).
 FOLLOW_SECONDS = 5.0
-# How long arrival waits after a new study before reading the change log (services/referrals.py).
-ARRIVAL_SETTLE_SECONDS = 0.1
+# How long arrival waits after a new study before reading the change log (services/referrals.py):
+# a burst of small studies is decided in one transaction (bench/ingest.py), well within the second.
+ARRIVAL_SETTLE_SECONDS = 0.3
 
 
 @dataclass

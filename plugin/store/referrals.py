@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from sqlalchemy import select, update
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session as DbSession
 
 from plugin.store.models import ChangeCursor, Doctor, Referral, ReviewItem
@@ -22,15 +21,11 @@ def set_change_cursor(db: DbSession, seq: int) -> None:
         db.flush()
 
 
-def add_referral(db: DbSession, referral: Referral) -> bool:
-    """False when the study has its referral already (another node, or a replay, decided first)."""
-    try:
-        with db.begin_nested():
-            db.add(referral)
-            db.flush()
-    except IntegrityError:
-        return False
-    return True
+def add_referral(db: DbSession, referral: Referral) -> None:
+    """Raises IntegrityError when the study has its referral already (another node, or a replay,
+    decided first): call it inside a savepoint."""
+    db.add(referral)
+    db.flush()
 
 
 def referral_of_study(db: DbSession, study_uid: str) -> Referral | None:
