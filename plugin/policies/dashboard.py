@@ -23,7 +23,7 @@ MAX_TEXT = 64
 MODALITIES = ("CT", "MR", "US", "CR", "DX", "MG", "NM", "PT", "XA", "RF", "OT", "DOC")
 _MODALITY = re.compile(r"[A-Z0-9]{1,16}")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-_ISO_DATE = re.compile(r"(\d{4})-?(\d{2})-?(\d{2})")
+_ISO_DATE = re.compile(r"([0-9]{4})-?([0-9]{2})-?([0-9]{2})")
 _DIGITS = re.compile(r"[0-9]{1,6}")
 
 

@@ -6,6 +6,7 @@ series, download, report); the report itself only for the caller's studies, audi
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 import pytest
@@ -34,8 +35,6 @@ PDF = b"%PDF-1.4 a report\n%%EOF"  # odd length: stored padded with one NUL
 
 def orthanc_stamp(epoch: float) -> str:
     """LastUpdate as Orthanc writes it (UTC, to the second)."""
-    import time
-
     return time.strftime("%Y%m%dT%H%M%S", time.gmtime(epoch))
 
 
