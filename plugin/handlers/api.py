@@ -14,6 +14,7 @@ from plugin.errors import (
 from plugin.handlers.http import Request, Response
 from plugin.identity.authenticate import Identification
 from plugin.policies.types import Principal
+from plugin.services.dashboard import home_of
 from plugin.services.health import health_report
 from plugin.services.runtime import Runtime
 
@@ -47,14 +48,15 @@ def caller_identification(runtime: Runtime, request: Request) -> Identification:
 
 
 def me(runtime: Runtime, request: Request) -> Response:
-    """Who the caller is, where their home page is, the CSRF token their session's forms carry (the
-    UI extensions sign out with it), and with `?studies=ID` (or patients, series, instances) the
-    access level they hold there: `null` for anything not theirs or not there, and for admins,
-    whom grants do not concern."""
+    """Who the caller is, where their home page is (a doctor's: their dashboard), the CSRF token
+    their session's forms carry (the UI extensions sign out with it), and with `?studies=ID` (or
+    patients, series, instances) the access level they hold there: `null` for anything not theirs
+    or not there, and for admins, whom grants do not concern."""
     identification = caller_identification(runtime, request)
     principal = identification.principal
     answer = {"username": principal.username, "roles": sorted(principal.roles), "via": principal.via,
-              "must_change_password": principal.must_change_password, "home": runtime.config.home_page,
+              "must_change_password": principal.must_change_password,
+              "home": home_of(runtime.store, principal, runtime.config.home_page),
               "csrf_token": identification.csrf_token if principal.via == "session" else None}
     asked = [(kind, request.query[kind]) for kind in RESOURCE_KINDS if kind in request.query]
     if len(asked) > 1:

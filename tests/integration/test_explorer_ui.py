@@ -109,7 +109,7 @@ def test_a_doctor_sees_only_what_their_level_allows(ui_server: Server, browser, 
         watched.shot(f"{username}-lookup")
         shown = [s for s in ADMIN_ONLY if _visible(watched.page, s)]
         assert shown == [] and not _visible(watched.page, ".warning-insecure"), shown
-        assert watched.page.get_attribute("#lookup #gate-home", "href") == "/app/explorer.html"
+        assert watched.page.get_attribute("#lookup #gate-home", "href") == "/gate/doctor"  # a doctor's home
         can_download = LEVEL_OF[username] != "view_only"
         for page_id in ("patient", "study", "series", "instance"):
             _open(watched, ui_server, page_id, patient[page_id])
@@ -248,7 +248,7 @@ def test_me_answers_the_level_held_on_a_resource(ui_server: Server, patient):
     answer = session.post(ui_server.url("/gate/login"), json={"username": "drdown", "password": PASSWORD}, timeout=10)
     assert answer.status_code == 200
     me = session.get(ui_server.url("/gate/api/me"), timeout=10).json()
-    assert me["home"] == "/app/explorer.html" and me["csrf_token"] == answer.json()["csrf_token"]
+    assert me["home"] == "/gate/doctor" and me["csrf_token"] == answer.json()["csrf_token"]
     for kind, key in (("patients", "patient"), ("studies", "study"), ("series", "series"), ("instances", "instance")):
         access = session.get(ui_server.url(f"/gate/api/me?{kind}={patient[key]}"), timeout=10).json()["access"]
         assert access["level"] == "download", kind
