@@ -126,7 +126,7 @@ def test_a_browser_opening_the_server_lands_on_the_login_form(server: Server, tm
 def test_non_admin_user_sees_their_own_identity(server: Server):
     me = server.doctor("GET", "/gate/api/me").json()
     assert me == {"username": DOCTOR, "roles": ["referring_doctor"], "via": "basic",
-                  "must_change_password": False, "home": "/app/explorer.html", "csrf_token": None}
+                  "must_change_password": False, "home": "/gate/doctor", "csrf_token": None}  # a doctor's home
     # ...and the static UI files, which carry no patient data.
     assert server.doctor("GET", "/app/explorer.html").status_code == 200
 
