@@ -12,6 +12,7 @@ from typing import Any
 
 from plugin.audit.record import AuditRecord, iso_utc
 from plugin.errors import BadRequest, Conflict, NotFound
+from plugin.policies import doctors as paging
 from plugin.services.access import AccessService
 from plugin.services.accounts import AuditSink
 from plugin.services.core import CoreError
@@ -27,7 +28,6 @@ REVIEW_KINDS = ("referral", "patient")
 ACTIONS = {"referral": ("link", "dismiss"), "patient": ("confirm_patient", "dismiss")}
 RESOLVE_FIELDS = frozenset({"action", "doctor", "note"})
 MAX_NOTE = 500
-MAX_LIMIT = 1000
 
 
 def referral_view(referral: Referral) -> dict[str, Any]:
@@ -178,15 +178,14 @@ def _choice(query: dict[str, str], name: str, allowed: tuple[str, ...], default:
 def _number(value: str | None, name: str) -> int | None:
     if value in (None, ""):
         return None
-    if not value.isdigit() or len(value) > 9:
+    if not paging.PAGE_NUMBER.fullmatch(value):
         raise BadRequest(f'"{name}" must be a whole number')
     return int(value)
 
 
 def _page(query: dict[str, str]) -> tuple[int, int]:
-    offset = _number(query.get("offset"), "offset") or 0
-    limit = _number(query.get("limit"), "limit")
-    limit = 100 if limit is None else limit
-    if not 1 <= limit <= MAX_LIMIT:
-        raise BadRequest(f'"limit" must be between 1 and {MAX_LIMIT}')
-    return offset, limit
+    """(offset, limit), by the rule every list of ours pages by (policies/doctors.page)."""
+    try:
+        return paging.page(query.get("offset"), query.get("limit"))
+    except paging.Invalid as exc:
+        raise BadRequest(str(exc)) from exc

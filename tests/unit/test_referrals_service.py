@@ -290,11 +290,13 @@ def test_dismissing_links_nothing(setup, clock):
 
 
 def test_list_filters_are_checked(setup):
-    for query in ({"status": "x"}, {"kind": "x"}, {"limit": "0"}, {"limit": "x"}, {"offset": "-1"}):
+    for query in ({"status": "x"}, {"kind": "x"}, {"limit": "0"}, {"limit": "x"}, {"offset": "-1"},
+                  {"offset": "\u00b2"}, {"limit": "1001"}):
         with pytest.raises(BadRequest):
             setup.review.items(query)
-    with pytest.raises(BadRequest):
-        setup.review.referrals({"doctor": "abc"})
+    for doctor in ("abc", "\u00b2"):  # a superscript two is a digit to str.isdigit, not to int()
+        with pytest.raises(BadRequest):
+            setup.review.referrals({"doctor": doctor})
 
 
 def test_the_cursor_is_saved_now_and_then_and_a_crash_replays_without_deciding_twice(setup, store, clock):
