@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from cryptography.fernet import Fernet
+from cryptography.fernet import Fernet, MultiFernet
 
 from plugin.audit.log import AuditLog
 from plugin.audit.record import AuditRecord
@@ -160,8 +160,10 @@ def build_runtime(config: GateConfig, log: Callable[[str], None], core: Core,
     durable = lambda record: audit.record(record, durable=True)  # noqa: E731
     grants = GrantService(store, access, core, durable)
     search = SearchService(core, access)
-    notifications = Notifications(config, contact_cipher(config.contact_key_file.read_bytes().strip()))
-    outbox = open_outbox(config, store, clock, log, durable)
+    # One cipher: what Notifications encrypts into the outbox, the worker decrypts.
+    cipher = contact_cipher(config.contact_key_file.read_bytes().strip())
+    notifications = Notifications(config, cipher)
+    outbox = open_outbox(config, store, cipher, clock, log, durable)
     # Arrival's audit rows describe no answer: queued, written in the writer's next batch.
     referrals = ReferralService(store, core, access, audit.record, config.referrals, config.hpcsa_prefixes, clock, log,
                                 notify=notifications.study_ready, queued=outbox.wake,
@@ -175,11 +177,11 @@ def build_runtime(config: GateConfig, log: Callable[[str], None], core: Core,
                    recheck)
 
 
-def open_outbox(config: GateConfig, store: Store, clock: Callable[[], float], log: Callable[[str], None],
-                audit: Callable[[AuditRecord], object]) -> OutboxWorker:
+def open_outbox(config: GateConfig, store: Store, cipher: MultiFernet, clock: Callable[[], float],
+                log: Callable[[str], None], audit: Callable[[AuditRecord], object]) -> OutboxWorker:
     """The worker that sends queued e-mails and SMS through the configured servers (none: they wait)."""
     timeout = config.outbox.send_timeout_seconds
-    return OutboxWorker(store, contact_cipher(config.contact_key_file.read_bytes().strip()), config.outbox,
+    return OutboxWorker(store, cipher, config.outbox,
                         SmtpSender(config.smtp, timeout) if config.smtp else None,
                         SmsSender(config.sms, timeout) if config.sms else None, clock, log, audit)
 
