@@ -9,11 +9,13 @@ from pathlib import Path
 from typing import TextIO
 
 from plugin.audit.log import append_now
+from plugin.audit.record import AuditRecord, iso_utc
 from plugin.audit.verify import verify_store
 from plugin.config import GateConfig, config_base, load_gate_config, read_orthanc_config
 from plugin.errors import GateError
 from plugin.services import mfa, user_import, users
-from plugin.services.runtime import checkpoint_file, ensure_secrets, open_mfa, open_store
+from plugin.services.runtime import checkpoint_file, configured_cipher, ensure_secrets, open_mfa, open_store
+from plugin.store import contacts
 from plugin.store.db import Store
 
 
@@ -132,6 +134,24 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
     return 1
 
 
+def cmd_contacts_reencrypt(args: argparse.Namespace) -> int:
+    """After a new ContactKeyFile is made and the old one listed in ContactPreviousKeyFiles: rewrite
+    every encrypted contact detail (and TOTP secret) with the new key, so the old one can go."""
+    config = _config(args.config)
+    store = _store(config)
+    with store.transaction() as db:
+        done, unreadable = contacts.reencrypt(db, configured_cipher(config))
+    _audit(store)(AuditRecord(ts=iso_utc(time.time()), actor="gatectl", action="contacts.reencrypt",
+                              outcome="success" if not unreadable else "failure",
+                              reason=f"{done} values re-encrypted, {unreadable} unreadable with the configured keys"))
+    print(f"{done} values re-encrypted with {config.contact_key_file}")
+    if unreadable:
+        print(f"{unreadable} values could not be read with any configured key; they were left as they are",
+              file=sys.stderr)
+        return 1
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="gatectl", description=__doc__)
     sub = top.add_subparsers(dest="command", required=True)
@@ -161,6 +181,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("name")
     command("audit-verify", cmd_audit_verify, "prove the audit chain; non-zero and the bad row if broken")
     command("db-upgrade", cmd_db_upgrade, "apply store migrations")
+    command("contacts-reencrypt", cmd_contacts_reencrypt, "re-encrypt contact details and TOTP secrets with "
+            "ContactKeyFile (after a key rotation; older keys in ContactPreviousKeyFiles)")
     command("ensure-admin", cmd_ensure_admin, "create the first admin with a one-time password if none exists")
     return top
 

@@ -40,6 +40,7 @@ _KEYS: tuple[_Key, ...] = (
     _Key("AuditCheckpointSeconds", float, 300.0, 1),
     _Key("AuditCheckpointKeyFile", str, None),
     _Key("ContactKeyFile", str, None),
+    _Key("ContactPreviousKeyFiles", list, []),
     _Key("HomePage", str, "/app/explorer.html"),
     _Key("Ldap", dict, None),
     _Key("MfaRequiredRoles", list, ["admin"]),
@@ -57,6 +58,7 @@ _KEYS: tuple[_Key, ...] = (
     _Key("Outbox", dict, {}),
     _Key("Smtp", dict, None),
     _Key("Sms", dict, None),
+    _Key("Shares", dict, {}),
 )
 
 DEFAULT_USER_FILTER = ("(&(|(objectClass=person)(objectClass=inetOrgPerson))"
@@ -119,6 +121,23 @@ _SMS_KEYS: dict[str, tuple[type, Any]] = {
     "Method": (str, "POST"),  # generic
     "Headers": (dict, {}),  # generic; values may use {api_key}
     "Body": (str, None),  # generic: a template with {to}, {text} (JSON-escaped) and {from}
+}
+# The "Shares" sub-section: patients' links to their studies.
+_SHARE_KEYS: dict[str, tuple[type, Any]] = {
+    "Enabled": (bool, True),
+    "DefaultValidHours": (float, 168.0),
+    "MaxValidHours": (float, 720.0),
+    "SessionMinutes": (float, 30.0),  # a viewing session, after the link is opened
+    "PasswordFailures": (float, 5.0),  # wrong passwords that lock a share ...
+    "PasswordLockMinutes": (float, 15.0),  # ... for this long
+    "BadLinksPerAddress": (float, 30.0),  # wrong links from one address that throttle it ...
+    "BadLinkMinutes": (float, 15.0),  # ... counted over, and throttled for, this long
+    "ReminderHours": (float, None),  # a reminder this long before expiry; none: no reminder
+    "PatientAccessLog": (bool, False),  # the share page lists who opened the studies (POPIA s23)
+    "AccessLogNames": (bool, False),  # ... naming the clinicians (else role and practice only)
+    "ContactPhone": (str, None),  # the practice's contact details on the share pages
+    "ContactEmail": (str, None),
+    "ContactAddress": (str, None),
 }
 SMS_GATEWAYS = ("clickatell", "bulksms", "generic")
 SMTP_SECURITY = ("starttls", "tls", "none")
@@ -239,6 +258,24 @@ class SmsSettings:
 
 
 @dataclass(frozen=True)
+class ShareSettings:
+    enabled: bool = True
+    default_valid_hours: float = 168.0
+    max_valid_hours: float = 720.0
+    session_minutes: float = 30.0
+    password_failures: int = 5
+    password_lock_minutes: float = 15.0
+    bad_links_per_address: int = 30
+    bad_link_minutes: float = 15.0
+    reminder_hours: float | None = None
+    patient_access_log: bool = False
+    access_log_names: bool = False
+    contact_phone: str = ""
+    contact_email: str = ""
+    contact_address: str = ""
+
+
+@dataclass(frozen=True)
 class GateConfig:
     database_url: str
     database_timeout_seconds: float
@@ -274,6 +311,8 @@ class GateConfig:
     outbox: OutboxSettings = OutboxSettings()
     smtp: SmtpSettings | None = None
     sms: SmsSettings | None = None
+    shares: ShareSettings = ShareSettings()
+    contact_previous_key_files: tuple[Path, ...] = ()
 
     @property
     def audit_spool_file(self) -> Path:
@@ -428,6 +467,8 @@ def load_gate_config(orthanc: dict[str, Any], base_dir: str | Path) -> GateConfi
         outbox=_outbox_settings(values["Outbox"]),
         smtp=_smtp_settings(values["Smtp"], base) if values["Smtp"] is not None else None,
         sms=_sms_settings(values["Sms"], base) if values["Sms"] is not None else None,
+        shares=_share_settings(values["Shares"]),
+        contact_previous_key_files=_previous_keys(values["ContactPreviousKeyFiles"], base),
     )
 
 
@@ -458,6 +499,39 @@ def _referral_settings(section: dict[str, Any]) -> ReferralSettings:
     if values["GrantDays"] is not None and values["GrantDays"] <= 0:
         raise ConfigError("Gate.Referrals.GrantDays must be more than 0 (leave it out for grants that do not expire)")
     return ReferralSettings(values["Enabled"], values["DefaultLevel"], values["GrantDays"], values["NotifyDoctors"])
+
+
+def _share_settings(section: dict[str, Any]) -> ShareSettings:
+    values = _sub_section("Shares", section, _SHARE_KEYS)
+    for key in ("DefaultValidHours", "MaxValidHours", "SessionMinutes", "PasswordLockMinutes", "BadLinkMinutes"):
+        if values[key] <= 0:
+            raise ConfigError(f"Gate.Shares.{key} must be more than 0")
+    if values["DefaultValidHours"] > values["MaxValidHours"]:
+        raise ConfigError("Gate.Shares.DefaultValidHours must be at most MaxValidHours")
+    if values["PasswordFailures"] < 1 or values["BadLinksPerAddress"] < 1:
+        raise ConfigError("Gate.Shares.PasswordFailures and BadLinksPerAddress must be at least 1")
+    if values["ReminderHours"] is not None and not 0 < values["ReminderHours"] < values["MaxValidHours"]:
+        raise ConfigError("Gate.Shares.ReminderHours must be more than 0 and less than MaxValidHours "
+                          "(leave it out for no reminder)")
+    return ShareSettings(values["Enabled"], values["DefaultValidHours"], values["MaxValidHours"],
+                         values["SessionMinutes"], int(values["PasswordFailures"]), values["PasswordLockMinutes"],
+                         int(values["BadLinksPerAddress"]), values["BadLinkMinutes"], values["ReminderHours"],
+                         values["PatientAccessLog"], values["AccessLogNames"],
+                         (values["ContactPhone"] or "").strip(), (values["ContactEmail"] or "").strip(),
+                         (values["ContactAddress"] or "").strip())
+
+
+def _previous_keys(values: list[Any], base: Path) -> tuple[Path, ...]:
+    """Older contact keys, still read (never written with) until `gatectl contacts-reencrypt` is run."""
+    paths = []
+    for value in values:
+        if not isinstance(value, str) or not value.strip():
+            raise ConfigError("Gate.ContactPreviousKeyFiles must be a list of file paths")
+        path = (base / value).resolve()
+        if not path.is_file():
+            raise ConfigError(f"Gate.ContactPreviousKeyFiles: file not found: {path}")
+        paths.append(path)
+    return tuple(paths)
 
 
 def _outbox_settings(section: dict[str, Any]) -> OutboxSettings:

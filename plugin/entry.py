@@ -33,6 +33,7 @@ from plugin.handlers import api  # noqa: E402
 from plugin.handlers.http import Request, Response, error_response  # noqa: E402
 from plugin.handlers.pages import STATIC_DIR  # noqa: E402
 from plugin.handlers.routes import DICOMWEB_ROOT, DICOMWEB_SEARCH_ROUTES, HEALTH, ROUTES  # noqa: E402
+from plugin.policies.shares import redacted_path  # noqa: E402
 from plugin.services.runtime import Runtime, build_runtime  # noqa: E402
 from plugin.services.ui_pages import read_pages  # noqa: E402
 
@@ -116,7 +117,9 @@ def _answer(handler, req: Request, groups: tuple) -> Response:  # noqa: ANN001
     except GateError as exc:
         return error_response(exc)
     except Exception as exc:  # noqa: BLE001 - never a stack trace in an answer
-        orthanc_api.log_error(f"Gate: error in {req.method} {req.path.split('/')[1:3]}: {type(exc).__name__}")
+        # Never the token of a share link (the second segment of /share/{token}) in the log.
+        where = redacted_path(req.path).split("/")[1:3]
+        orthanc_api.log_error(f"Gate: error in {req.method} {where}: {type(exc).__name__}")
         return Response.json({"error": "internal_error", "message": "internal error; see the server log"}, 500)
 
 

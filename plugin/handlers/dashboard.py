@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import Any
 
+from plugin.errors import BadRequest, Forbidden
 from plugin.handlers import ohif
 from plugin.handlers.api import caller_identification
 from plugin.handlers.http import Request, Response
 from plugin.handlers.pages import page_identification, render
+from plugin.i18n import LANGUAGES
 from plugin.identity.authenticate import Identification
+from plugin.policies.csrf import csrf_ok
 from plugin.policies.dashboard import MODALITIES, iso_day, read_search
 from plugin.services.dashboard import DashboardService
 from plugin.services.runtime import Runtime
@@ -66,3 +70,60 @@ def _service(runtime: Runtime) -> DashboardService:
 def _viewers(runtime: Runtime) -> Viewers:
     found = runtime.ui_pages.found
     return Viewers(EXPLORER_PAGE in found, WEB_VIEWER_PAGE in found, (ohif.APP_DIR / ohif.INDEX).is_file())
+
+
+# The choices the dashboard's share form offers for how long a link lasts (hours), within MaxValidHours.
+SHARE_HOURS = (24, 72, 168, 336, 720)
+
+
+def share_study(runtime: Runtime, request: Request, study_id: str) -> Response:
+    """GET: the form that makes a patient's share link for one study (holders of `share` on it, and
+    admins). POST: the link made (its token shown this once, and sent if asked)."""
+    visitor = _visitor(runtime, request)
+    if isinstance(visitor, Response):
+        return visitor
+    principal = visitor.principal
+    study = _service(runtime).shareable(principal, study_id, runtime.clock())
+    hours = [h for h in SHARE_HOURS if h <= runtime.config.shares.max_valid_hours]
+    if request.method == "GET":
+        return _share_form(visitor, study, hours, {}, "")
+    form = request.form()
+    if principal.via != "session" or not csrf_ok("POST", "session", request.headers, visitor.csrf_token,
+                                                 form.get("csrf_token")):
+        raise Forbidden("cross-site request refused")
+    try:
+        created = runtime.shares.create(principal, share_request(form, study.orthanc_id), runtime.clock(), request.ip)
+    except BadRequest as exc:
+        return _share_form(visitor, study, hours, form, exc.message, 400)
+    return render("share_created.html", 200, principal=principal, study=study, share=created,
+                  csrf_token=visitor.csrf_token)
+
+
+def share_request(form: dict[str, str], study_oid: str) -> dict[str, Any]:
+    """The share form's fields as the API's create request."""
+    data: dict[str, Any] = {"studies": [study_oid], "language": form.get("language", "en"),
+                            "one_time": form.get("one_time") == "on"}
+    try:
+        data["valid_hours"] = float(form.get("valid_hours", ""))
+    except ValueError:
+        raise BadRequest('"valid_hours" must be one of the offered choices') from None
+    if form.get("password"):
+        data["password"] = form["password"]
+    if form.get("max_downloads", "").strip():
+        try:
+            data["max_downloads"] = int(form["max_downloads"])
+        except ValueError:
+            raise BadRequest('"max_downloads" must be a whole number') from None
+    recipient = {key: form[key].strip() for key in ("email", "mobile") if form.get(key, "").strip()}
+    if recipient:
+        data["recipient"] = recipient
+        data["notify"] = form.get("send", "on") == "on"
+    if form.get("consent"):
+        data["consent"] = {"method": form["consent"], "note": form.get("consent_note", "")}
+    return data
+
+
+def _share_form(visitor: Identification, study: Any, hours: list[int], form: dict[str, str], error: str,
+                status: int = 200) -> Response:
+    return render("share_form.html", status, principal=visitor.principal, study=study, hours=hours, form=form,
+                  error=error, csrf_token=visitor.csrf_token, languages=LANGUAGES)

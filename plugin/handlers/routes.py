@@ -3,7 +3,20 @@ registers with Orthanc and that the tests walk."""
 
 from __future__ import annotations
 
-from plugin.handlers import api, dashboard, dicomweb, doctors, grants, ohif, orthanc, outbox, pages, referrals, users
+from plugin.handlers import (
+    api,
+    dashboard,
+    dicomweb,
+    doctors,
+    grants,
+    ohif,
+    orthanc,
+    outbox,
+    pages,
+    referrals,
+    shares,
+    users,
+)
 
 HEALTH = "/gate/health"
 
@@ -21,6 +34,7 @@ ROUTES = (
     # The doctor dashboard and the PDF report of a study it lists (handlers/dashboard.py).
     ("/gate/doctor", {"GET": dashboard.doctor_page}),
     ("/gate/doctor/studies/([^/]+)/report", {"GET": dashboard.report}),
+    ("/gate/doctor/studies/([^/]+)/share", {"GET": dashboard.share_study, "POST": dashboard.share_study}),
     ("/gate/api/me", {"GET": api.me}),
     ("/gate/api/users", {"GET": users.users_collection, "POST": users.users_collection}),
     ("/gate/api/users/import", {"POST": users.import_users}),  # before the username route, which would take it
@@ -41,6 +55,8 @@ ROUTES = (
     ("/gate/api/referrals", {"GET": referrals.referrals}),
     ("/gate/api/review", {"GET": referrals.review_items}),
     ("/gate/api/review/([0-9]+)/resolve", {"POST": referrals.resolve}),
+    ("/gate/api/shares", {"GET": shares.shares_collection, "POST": shares.shares_collection}),
+    ("/gate/api/shares/([0-9]+)", {"GET": shares.share_resource, "DELETE": shares.share_resource}),
     ("/gate/api/outbox", {"GET": outbox.list_messages}),
     ("/gate/api/outbox/([0-9]+)/retry", {"POST": outbox.retry}),
     # Orthanc's own lists and searches, answered here so they can be trimmed (handlers/orthanc.py).
@@ -60,6 +76,15 @@ ROUTES = (
     # The OHIF Viewer: its pages (any route of the app answers its index.html) and files.
     ("/ohif", {"GET": ohif.viewer}),
     ("/ohif/(.*)", {"GET": ohif.viewer}),
+    # A patient's share pages: the viewing session's own pages first, then the link itself (a token
+    # is 43 characters and never one of these words), then one "not a valid link" page for the rest.
+    ("/share/view", {"GET": shares.view}),
+    ("/share/preview/([^/]+)", {"GET": shares.preview}),
+    ("/share/report/([^/]+)", {"GET": shares.report}),
+    ("/share/download", {"POST": shares.download}),
+    ("/share/close", {"POST": shares.close}),
+    ("/share/([^/]+)", {"GET": shares.link, "POST": shares.link}),
+    ("/share/(.*)", {"GET": shares.not_found}),
     ("/gate/(.*)", {"GET": api.not_found, "POST": api.not_found, "PUT": api.not_found,
                     "DELETE": api.not_found}),
 )

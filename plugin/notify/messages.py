@@ -15,9 +15,10 @@ from pathlib import Path
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
+from plugin import i18n
 from plugin.store.outbox import NewMessage
 
-__all__ = ["NewMessage", "StudyNotice", "study_ready_messages", "welcome_messages"]
+__all__ = ["NewMessage", "StudyNotice", "share_messages", "study_ready_messages", "welcome_messages"]
 
 TEMPLATES = Path(__file__).resolve().parents[1] / "templates"
 DOCTOR_PAGE = "/gate/doctor"
@@ -110,3 +111,39 @@ def _sms_safe(text: str) -> str:
     ascii_text = unicodedata.normalize("NFKD", text.translate(_TYPOGRAPHY)).encode("ascii", "ignore").decode()
     ascii_text = _NOT_GSM_BASIC.sub("", _one_line(ascii_text))
     return ascii_text[:MAX_SMS_PRACTICE].strip() or "Orthanc Gate"
+
+
+def share_messages(share_id: int, email: str, mobile: str, link: str, expires_at: float, language: str,
+                   practice_name: str, has_password: bool, *, reminder: bool = False) -> list[NewMessage]:
+    """A patient's share link (or its reminder before expiry), in the share's language: an e-mail to
+    the address and an SMS to the number given. Neither holds the patient's name or any ID number;
+    the password, if any, never travels with the link. Keyed `share:{id}:{channel}` (a reminder:
+    `share-reminder:{id}:{channel}`), so each goes once."""
+    _ = i18n.gettext_for(language)
+    expires = i18n.day(expires_at, language)
+    kind = "share_reminder" if reminder else "share"
+    key = f"share-reminder:{share_id}" if reminder else f"share:{share_id}"
+    practice = _one_line(practice_name)
+    messages = []
+    if email:
+        subject = (_("%(practice)s: your image link expires soon") if reminder
+                   else _("%(practice)s: your medical images")) % {"practice": practice}
+        context = {"subject": subject, "practice_name": practice_name, "link": link, "expires": expires,
+                   "has_password": has_password, "lang": language}
+        env = i18n.environment(language)
+        messages.append(NewMessage(f"{key}:email", "email", kind, email, subject,
+                                   env.get_template(f"email/{kind}.txt").render(**context),
+                                   env.get_template(f"email/{kind}.html").render(**context)))
+    if mobile:
+        template = (_("%(practice)s: reminder, your link to your medical images stops working on %(expires)s: "
+                      "%(link)s") if reminder
+                    else _("%(practice)s: your medical images are ready. View them until %(expires)s: %(link)s"))
+        text = template % {"practice": _sms_safe(practice_name), "expires": _sms_safe_text(expires), "link": link}
+        messages.append(NewMessage(f"{key}:sms", "sms", kind, mobile, "", text, ""))
+    return messages
+
+
+def _sms_safe_text(text: str) -> str:
+    """Any text of an SMS (a date in Afrikaans or isiZulu) in the GSM basic alphabet's ASCII."""
+    ascii_text = unicodedata.normalize("NFKD", text.translate(_TYPOGRAPHY)).encode("ascii", "ignore").decode()
+    return _NOT_GSM_BASIC.sub("", _one_line(ascii_text))

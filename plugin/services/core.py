@@ -38,6 +38,14 @@ class Core(Protocol):
     def tag_name(self, tag: int, private_creator: str = "") -> str | None:
         """The keyword of a tag in Orthanc's dictionary (a private one: under that creator), None if none."""
 
+    def preview_image(self, instance_oid: str, size: int) -> tuple[bytes, str]:
+        """An instance rendered by Orthanc to fit `size` pixels, as (bytes, content type): a JPEG
+        where Orthanc's image codecs can make one, else the PNG Orthanc rendered; raises CoreError."""
+
+    def archives_many(self) -> bool:
+        """Whether the core streams a ZIP of several resources to a GET (/tools/create-archive,
+        Orthanc 1.12.2 and later)."""
+
 
 def orthanc_id(*dicom_ids: str) -> str:
     """The id Orthanc gives a resource: SHA-1 of its DICOM identifiers joined by "|" (PatientID for a

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from plugin.audit.record import AuditRecord, iso_utc
-from plugin.errors import NotFound, StoreUnavailable
+from plugin.errors import Forbidden, NotFound, StoreUnavailable
 from plugin.policies.dashboard import (
     STUDIES_PER_PAGE,
     StudySearch,
@@ -34,15 +34,12 @@ from plugin.services.access import ORTHANC_ID, AccessService
 from plugin.services.accounts import AuditSink
 from plugin.services.core import Core, CoreError
 from plugin.services.search import SearchService
+from plugin.services.study_contents import report_pdf, study_contents
 from plugin.services.visits import record_visit
 from plugin.store import dashboard as dashboard_store
 from plugin.store.db import Store
 from plugin.store.doctors import doctor_by_username
 
-ENCAPSULATED_PDF = "1.2.840.10008.5.1.4.1.1.104.1"
-ENCAPSULATED_DOCUMENT = "0042-0011"
-# Series that hold no image Orthanc can render as a preview.
-NOT_IMAGES = frozenset({"SR", "KO", "PR", "DOC", "RWV", "SEG", "REG"})
 # What the search box looks in: any of these matching the words finds the study.
 SEARCHED_TAGS = ("PatientName", "PatientID", "AccessionNumber", "StudyDescription")
 
@@ -65,6 +62,7 @@ class StudyCard:
     image_series: str | None  # that series (for the Web Viewer)
     can_download: bool
     has_report: bool
+    can_share: bool = False  # the `share` level (or an admin): may make a patient's share link
 
 
 @dataclass(frozen=True)
@@ -131,21 +129,32 @@ class DashboardService:
             self._refusals(self._report_record(principal, "deny", "no grant for this study", study_oid, "", "",
                                                now, ip, path))
             raise NotFound("no such report")
-        instance = self._series_summary(study_oid).report_instance
-        if instance is None:
+        instance = study_contents(self._core, study_oid).report_instance
+        content = report_pdf(self._core, instance) if instance is not None else None
+        if content is None:
             raise NotFound("no such report")
-        try:
-            content = self._core.get_raw(f"/instances/{instance}/content/{ENCAPSULATED_DOCUMENT}")
-        except CoreError:
-            raise NotFound("no such report") from None
         reason = "admin" if principal.is_admin else f"grant {level.label if level else ''}"
         record = self._report_record(principal, "allow", reason, study_oid, located.patient_id,
                                      located.study_uid or "", now, ip, path, instance)
         if not self._audit(record):
             raise StoreUnavailable("the audit could not be written; the report is not shown")
-        # A PDF of odd length is padded with one NUL to the even length DICOM requires.
-        return Report(content[:-1] if content.endswith(b"\x00") else content, located.study_uid or "",
-                      located.patient_id)
+        return Report(content, located.study_uid or "", located.patient_id)
+
+    def shareable(self, principal: Principal, study_oid: str, now: float) -> StudyCard:
+        """A study the caller may make a patient's share link for: NotFound when they may not see
+        it, Forbidden when they see it below the `share` level."""
+        located = self._access.locator.by_orthanc_id("study", study_oid) if ORTHANC_ID.match(study_oid) else None
+        level = None if located is None or principal.is_admin else \
+            self._access.level_on(principal, "study", study_oid, now)
+        if located is None or (level is None and not principal.is_admin):
+            raise NotFound("no such study")
+        if level is not None and level < AccessLevel.SHARE:
+            raise Forbidden(f"sharing this study needs the share level; you hold {level.label}")
+        try:
+            study = self._core.get(f"/studies/{study_oid}")
+        except CoreError:
+            raise NotFound("no such study") from None
+        return self._card(principal, study, False, now)
 
     # -- the studies -------------------------------------------------------------------------------
 
@@ -189,7 +198,7 @@ class DashboardService:
 
     def _card(self, principal: Principal, study: dict[str, Any], new: bool, now: float) -> StudyCard:
         oid = study["ID"]
-        summary = self._series_summary(oid)
+        summary = study_contents(self._core, oid)
         level = None if principal.is_admin else self._access.level_on(principal, "study", oid, now)
         return StudyCard(
             orthanc_id=oid, study_uid=_tag(study, "MainDicomTags", "StudyInstanceUID"),
@@ -201,35 +210,8 @@ class DashboardService:
             accession=_tag(study, "MainDicomTags", "AccessionNumber"), is_new=new,
             preview_instance=summary.preview_instance, image_series=summary.image_series,
             can_download=principal.is_admin or (level is not None and level >= AccessLevel.DOWNLOAD),
-            has_report=summary.report_instance is not None)
-
-    def _series_summary(self, study_oid: str) -> _SeriesSummary:
-        """What the study's series hold: modalities, an image to preview, a PDF report. A series is
-        judged by its first instance's SOP class (Orthanc keeps it as the instance's metadata)."""
-        try:
-            series_list = self._core.get(f"/studies/{study_oid}/series")
-        except CoreError:
-            return _SeriesSummary((), None, None, None)
-        modalities: set[str] = set()
-        preview = image_series = report = None
-        for series in series_list if isinstance(series_list, list) else ():
-            modality = _tag(series, "MainDicomTags", "Modality").upper()
-            if modality:
-                modalities.add(modality)
-            instances = [i for i in series.get("Instances", ()) if isinstance(i, str)]
-            if not instances:
-                continue
-            if self._sop_class(instances[0]) == ENCAPSULATED_PDF:
-                report = report or instances[0]
-            elif preview is None and modality not in NOT_IMAGES:
-                preview, image_series = instances[len(instances) // 2], series.get("ID")
-        return _SeriesSummary(tuple(sorted(modalities)), preview, image_series, report)
-
-    def _sop_class(self, instance_oid: str) -> str:
-        try:
-            return self._core.get_raw(f"/instances/{instance_oid}/metadata/SopClassUid").decode("ascii", "replace")
-        except CoreError:
-            return ""
+            has_report=summary.report_instance is not None,
+            can_share=principal.is_admin or (level is not None and level >= AccessLevel.SHARE))
 
     # -- audit -------------------------------------------------------------------------------------
 
@@ -255,14 +237,6 @@ class DashboardService:
                            path=path[:512], route_class="doctor_report", level="study",
                            orthanc_id=study_oid[:128], patient_id=patient_id[:128], study_uid=study_uid[:128],
                            detail=json.dumps({"instance": instance}) if instance else "")
-
-
-@dataclass(frozen=True)
-class _SeriesSummary:
-    modalities: tuple[str, ...]
-    preview_instance: str | None
-    image_series: str | None
-    report_instance: str | None
 
 
 def _date_time_arrival(study: dict[str, Any]) -> tuple[str, str, str]:

@@ -28,6 +28,9 @@ from plugin.services.uploads import UploadGuard, refused_upload_record
 from plugin.store.db import Store
 
 MAX_CACHED_DECISIONS = 50000
+TICKET_MARK = "gate_download="  # the share download ticket's cookie (services/share_visits.py)
+# (method, uri, query, headers, ip) -> None: no ticket for this request; True/False: its ticket decides.
+TicketCheck = Callable[[str, str, dict[str, str], dict[str, str], str], bool | None]
 
 
 @dataclass(frozen=True)
@@ -51,8 +54,12 @@ def audit_record(principal: Principal, route: RouteInfo, ip: str, now: float, ou
 class GateService:
     def __init__(self, store: Store, authenticator: Authenticator, audit: AuditLog, access: AccessService,
                  decision_cache_seconds: float, clock: Callable[[], float] = time.time,
-                 uploads: UploadGuard | None = None, searches_trimmed: Callable[[], bool] = lambda: False) -> None:
+                 uploads: UploadGuard | None = None, searches_trimmed: Callable[[], bool] = lambda: False,
+                 tickets: TicketCheck | None = None) -> None:
         self._health = store.health
+        # A patient's counted download reaches a core archive route with a single-use ticket
+        # (services/share_visits.py): asked only of requests that carry one.
+        self._tickets = tickets
         # Whether server-wide DICOMweb searches are answered trimmed (services/dicomweb.py).
         self._searches_trimmed = searches_trimmed
         self._auth = authenticator
@@ -98,6 +105,10 @@ class GateService:
         route = classify(method, uri, query, headers)
         if route.family == "dicomweb_search" and self._searches_trimmed():
             route = trimmed_search(route)
+        if self._tickets is not None and TICKET_MARK in headers.get("cookie", ""):
+            opened = self._tickets(method, uri, query, headers, ip)
+            if opened is not None:
+                return opened
         if route.own_route:
             # Our own routes identify, authorise and audit the caller in their handlers; asking
             # here too would check a Basic password (and wait on the directory) twice.

@@ -36,6 +36,8 @@ from plugin.services.periodic import Periodic
 from plugin.services.referrals import ReferralService
 from plugin.services.review import ReviewService
 from plugin.services.search import SearchService
+from plugin.services.share_visits import ShareVisits
+from plugin.services.shares import ShareService
 from plugin.services.ui_pages import NO_PAGES, UiPages
 from plugin.store.db import Store
 
@@ -66,6 +68,8 @@ class Runtime:
     follower: Periodic  # reads Orthanc's change log for arrivals (services/referrals.py); woken by changes
     notifications: Notifications
     outbox: OutboxWorker
+    shares: ShareService  # patients' share links, the practice's side
+    share_visits: ShareVisits  # ... and the patient's
     recheck: DirectoryRecheck | None = None
     ui_pages: UiPages = NO_PAGES  # the UIs' entry pages the Gate serves (services/ui_pages.py)
 
@@ -145,8 +149,9 @@ def build_runtime(config: GateConfig, log: Callable[[str], None], core: Core,
     access = AccessService(store, ResourceLocator(core, config.resource_cache_entries), clock,
                            config.grant_poll_seconds, log)
     searches = DicomWebSearches(core, log)
+    visits = ShareVisits(store, core, access.locator, config, audit, clock)
     gate = GateService(store, authenticator, audit, access, config.decision_cache_seconds, clock,
-                       searches_trimmed=searches.trimmed)
+                       searches_trimmed=searches.trimmed, tickets=visits.redeem)
     recheck = None
     if directory is not None and ldap is not None:
         for warning in ldap.warnings:
@@ -161,20 +166,21 @@ def build_runtime(config: GateConfig, log: Callable[[str], None], core: Core,
     grants = GrantService(store, access, core, durable)
     search = SearchService(core, access)
     # One cipher: what Notifications encrypts into the outbox, the worker decrypts.
-    cipher = contact_cipher(config.contact_key_file.read_bytes().strip())
+    cipher = configured_cipher(config)
     notifications = Notifications(config, cipher)
     outbox = open_outbox(config, store, cipher, clock, log, durable)
     # Arrival's audit rows describe no answer: queued, written in the writer's next batch.
     referrals = ReferralService(store, core, access, audit.record, config.referrals, config.hpcsa_prefixes, clock, log,
                                 notify=notifications.study_ready, queued=outbox.wake,
                                 settle_seconds=ARRIVAL_SETTLE_SECONDS)
+    shares = ShareService(store, access, config, cipher, durable, outbox.wake)
     follower = Periodic("gate-arrivals", FOLLOW_SECONDS, referrals.follow, "reading new studies", log)
     follower.start()
     outbox.start()
     return Runtime(config, store, audit, authenticator, gate, open_mfa(config, store), clock, access, core,
                    search, grants, DicomWebSearchService(core, search, config.dicomweb), searches,
                    referrals, ReviewService(store, referrals, access, durable), follower, notifications, outbox,
-                   recheck)
+                   shares, visits, recheck)
 
 
 def open_outbox(config: GateConfig, store: Store, cipher: MultiFernet, clock: Callable[[], float],
@@ -197,4 +203,10 @@ def sign_in_guard(config: GateConfig, store: Store) -> SignInGuard:
 def open_mfa(config: GateConfig, store: Store) -> Mfa:
     """TOTP secrets are encrypted with the same key as contact details (ContactKeyFile); wrong codes
     count towards the same lockout and throttling as wrong passwords."""
-    return Mfa(store, config.contact_key_file.read_bytes().strip(), config.mfa_issuer, sign_in_guard(config, store))
+    return Mfa(store, configured_cipher(config), config.mfa_issuer, sign_in_guard(config, store))
+
+
+def configured_cipher(config: GateConfig) -> MultiFernet:
+    """The contact-details cipher: ContactKeyFile first, then any ContactPreviousKeyFiles."""
+    return contact_cipher(config.contact_key_file.read_bytes(),
+                          [path.read_bytes() for path in config.contact_previous_key_files])

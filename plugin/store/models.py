@@ -278,3 +278,71 @@ class PasswordToken(Base):
     created_at: Mapped[float] = mapped_column(Float)
     expires_at: Mapped[float] = mapped_column(Float)
     used_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+
+
+class Share(Base):
+    """A patient's link to some of their studies: only the SHA-256 of its token is kept. Stopped by
+    expiry, revocation, its download limit, or (one-time links) its first opening; the recipient's
+    contact details are Fernet tokens (ContactKeyFile)."""
+
+    __tablename__ = "shares"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    patient_id: Mapped[str] = mapped_column(String(128), index=True)  # the DICOM PatientID of its studies
+    created_by: Mapped[str] = mapped_column(String(128), index=True)
+    created_at: Mapped[float] = mapped_column(Float)
+    expires_at: Mapped[float] = mapped_column(Float)
+    password_hash: Mapped[str | None] = mapped_column(String(256), nullable=True)  # argon2id
+    max_downloads: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    downloads: Mapped[int] = mapped_column(Integer, default=0)
+    one_time: Mapped[bool] = mapped_column(Boolean, default=False)
+    opens: Mapped[int] = mapped_column(Integer, default=0)  # share sessions opened (a landing is not one)
+    first_opened_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    last_opened_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    language: Mapped[str] = mapped_column(String(8), default="en")
+    recipient_email: Mapped[str | None] = mapped_column(Text, nullable=True)  # Fernet token
+    recipient_mobile: Mapped[str | None] = mapped_column(Text, nullable=True)  # Fernet token
+    consent: Mapped[str] = mapped_column(Text, default="null")  # JSON: who recorded it, when, how
+    revoked_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    revoked_by: Mapped[str | None] = mapped_column(String(128), nullable=True)
+
+
+class ShareStudy(Base):
+    __tablename__ = "share_studies"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    share_id: Mapped[int] = mapped_column(ForeignKey("shares.id"), index=True)
+    study_uid: Mapped[str] = mapped_column(String(128))
+    orthanc_study_id: Mapped[str] = mapped_column(String(64))
+    position: Mapped[int] = mapped_column(Integer)
+
+
+class ShareSession(Base):
+    """A browser's viewing session of a share (cookie scoped to /share/): checked against its share
+    at every request, so revoking the share ends it at once."""
+
+    __tablename__ = "share_sessions"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)  # SHA-256 hex of the cookie
+    share_id: Mapped[int] = mapped_column(ForeignKey("shares.id"), index=True)
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    language: Mapped[str] = mapped_column(String(8))
+    source_ip: Mapped[str] = mapped_column(String(64), default="")
+    created_at: Mapped[float] = mapped_column(Float)
+    expires_at: Mapped[float] = mapped_column(Float, index=True)
+
+
+class ShareTicket(Base):
+    """One counted download: a single-use ticket for exactly one archive route of the core, which
+    streams the ZIP itself (a Python plugin on Orthanc 1.10 can only answer whole buffers)."""
+
+    __tablename__ = "share_tickets"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    ticket_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    share_id: Mapped[int] = mapped_column(ForeignKey("shares.id"), index=True)
+    target: Mapped[str] = mapped_column(String(2048))  # the exact path (and query) it opens
+    created_at: Mapped[float] = mapped_column(Float)
+    expires_at: Mapped[float] = mapped_column(Float)
+    used_at: Mapped[float | None] = mapped_column(Float, nullable=True)

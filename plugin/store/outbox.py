@@ -15,7 +15,7 @@ from plugin.policies.outbox import is_dead, retry_delay
 from plugin.store.models import OutboxMessage
 
 CHANNELS = ("email", "sms")
-STATUSES = ("pending", "sending", "sent", "dead")
+STATUSES = ("pending", "sending", "sent", "dead", "cancelled")
 MAX_ERROR = 512
 
 
@@ -35,17 +35,18 @@ class NewMessage:
     doctor_id: int | None = None
 
 
-def enqueue(db: DbSession, message: NewMessage, cipher: MultiFernet, now: float) -> bool:
-    """Queue the message in the caller's transaction (it is sent only if that commits). False when a
-    message with its idempotency key exists already: another node or an earlier run queued it."""
+def enqueue(db: DbSession, message: NewMessage, cipher: MultiFernet, now: float, send_at: float | None = None) -> bool:
+    """Queue the message in the caller's transaction (it is sent only if that commits), to go at once
+    or not before `send_at` (a reminder). False when a message with its idempotency key exists
+    already: another node or an earlier run queued it."""
     if message.channel not in CHANNELS:
         raise ValueError(f"unknown outbox channel {message.channel!r}")
     payload = json.dumps({"subject": message.subject, "text": message.text, "html": message.html})
     row = OutboxMessage(idempotency_key=message.idempotency_key, channel=message.channel, kind=message.kind,
                         recipient=cipher.encrypt(message.recipient.encode()).decode(),
                         payload=cipher.encrypt(payload.encode()).decode(), status="pending", attempts=0,
-                        next_attempt_at=now, claimed_at=None, last_error="", study_uid=message.study_uid,
-                        doctor_id=message.doctor_id, created_at=now, sent_at=None)
+                        next_attempt_at=max(now, send_at or now), claimed_at=None, last_error="",
+                        study_uid=message.study_uid, doctor_id=message.doctor_id, created_at=now, sent_at=None)
     try:
         with db.begin_nested():  # only this insert is undone when the key is taken
             db.add(row)
@@ -53,6 +54,16 @@ def enqueue(db: DbSession, message: NewMessage, cipher: MultiFernet, now: float)
     except IntegrityError:
         return False
     return True
+
+
+def cancel_pending(db: DbSession, idempotency_keys: list[str]) -> int:
+    """Messages not sent yet that must no longer go (a revoked share's reminder); how many."""
+    if not idempotency_keys:
+        return 0
+    return db.execute(update(OutboxMessage)
+                      .where(OutboxMessage.idempotency_key.in_(idempotency_keys), OutboxMessage.status == "pending")
+                      .values(status="cancelled", next_attempt_at=0.0)
+                      .execution_options(synchronize_session=False)).rowcount
 
 
 def claim_due(db: DbSession, now: float, limit: int, channels: tuple[str, ...] = CHANNELS) -> list[OutboxMessage]:

@@ -428,3 +428,47 @@ def test_the_pages_are_ours_no_cdn(dash):
     html = page(signed_in(srv), srv).text
     assert not re.search(r'(src|href)="(https?:)?//', html)
     assert io.BytesIO(html.encode()).getbuffer().nbytes < 200_000
+
+
+# -- sharing with the patient (runs last: it raises the doctor's level on the newer study) ------------
+
+
+def test_a_share_holder_makes_a_patient_link_from_the_dashboard(dash):
+    """Holders of `share` on a study get "Share with patient": a form whose answer shows the link
+    once; below that level the form is refused (403), and a study not theirs is not found (404)."""
+    srv, studies = dash["server"], dash["studies"]
+    created = srv.admin("POST", "/gate/api/grants", json={"doctor": dash["doctor_id"], "level": "share",
+                                                          "study_uid": dash["uids"]["newer"]})
+    assert created.status_code == 201, created.text
+    try:
+        session = signed_in(srv)
+        html = page(session, srv).text
+        assert f'href="/gate/doctor/studies/{studies["newer"]}/share"' in card(html, studies["newer"])
+        assert "/share" not in card(html, studies["older"])
+        assert session.get(srv.url(f"/gate/doctor/studies/{studies['older']}/share"),
+                           timeout=30).status_code == 403
+        assert session.get(srv.url(f"/gate/doctor/studies/{studies['other']}/share"),
+                           timeout=30).status_code == 404
+        form_page = session.get(srv.url(f"/gate/doctor/studies/{studies['newer']}/share"), timeout=30)
+        assert form_page.status_code == 200 and 'id="share-form"' in form_page.text
+        csrf = re.search(r'name="csrf_token" value="([^"]+)"', form_page.text).group(1)
+        fields = {"valid_hours": "72", "password": "", "max_downloads": "2", "language": "af", "email": "",
+                  "mobile": "", "consent": "verbal", "consent_note": "at the desk"}
+        forged = session.post(srv.url(f"/gate/doctor/studies/{studies['newer']}/share"), data=fields, timeout=30)
+        assert forged.status_code == 403  # no CSRF token: refused
+        bad = session.post(srv.url(f"/gate/doctor/studies/{studies['newer']}/share"),
+                           data={**fields, "csrf_token": csrf, "max_downloads": "0"}, timeout=30)
+        assert bad.status_code == 400 and 'id="share-error"' in bad.text and "max_downloads" in bad.text
+        made = session.post(srv.url(f"/gate/doctor/studies/{studies['newer']}/share"),
+                            data={**fields, "csrf_token": csrf}, timeout=30)
+        assert made.status_code == 200, made.text[:300]
+        url = re.search(r'id="share-url" href="([^"]+)"', made.text).group(1)
+        token = url.rsplit("/share/", 1)[1]
+        landing = requests.get(srv.url(f"/share/{token}"), timeout=30)
+        assert landing.status_code == 200 and 'lang="af"' in landing.text
+        mine = [s for s in session.get(srv.url("/gate/api/shares"), headers={"Accept": "application/json"},
+                                       timeout=30).json()["shares"]]
+        assert [(s["created_by"], s["max_downloads"], s["consent"]["method"]) for s in mine] == [(DOCTOR, 2, "verbal")]
+        assert [s["orthanc_id"] for s in mine[0]["studies"]] == [studies["newer"]]
+    finally:
+        srv.admin("DELETE", f"/gate/api/grants/{created.json()['id']}")

@@ -37,6 +37,7 @@ class FakeCore:
     calls: list[tuple[str, str]] = field(default_factory=list)  # (method, path)
     finds: list[dict[str, Any]] = field(default_factory=list)  # bodies posted to /tools/find
     fail: set[str] = field(default_factory=set)  # paths answered with an error (a core that refuses)
+    streams_many_archives: bool = False  # Orthanc 1.12.2+: GET /tools/create-archive
 
     # -- building the catalogue ----------------------------------------------------------------
 
@@ -114,6 +115,14 @@ class FakeCore:
 
     def post_raw(self, path: str, body: bytes | str) -> bytes:
         return json.dumps(self.post(path, body)).encode()
+
+    def preview_image(self, instance_oid: str, size: int) -> tuple[bytes, str]:
+        self.get(f"/instances/{instance_oid}")  # a CoreError for an instance that is not there
+        self.calls.append(("GET", f"/instances/{instance_oid}/rendered"))
+        return f"jpeg of {instance_oid} at {size}".encode(), "image/jpeg"
+
+    def archives_many(self) -> bool:
+        return self.streams_many_archives
 
     # -- answers -------------------------------------------------------------------------------
 

@@ -17,8 +17,9 @@ from plugin.policies.dashboard import DASHBOARD_PATH, STUDIES_PER_PAGE, VISIT_GA
 from plugin.policies.types import Principal
 from plugin.services.access import AccessService, ResourceLocator
 from plugin.services.core import CoreError
-from plugin.services.dashboard import ENCAPSULATED_PDF, DashboardService, home_of
+from plugin.services.dashboard import DashboardService, home_of
 from plugin.services.search import SearchService
+from plugin.services.study_contents import ENCAPSULATED_PDF
 from plugin.store import accounts
 from plugin.store import grants as grant_store
 from plugin.store.db import Store
