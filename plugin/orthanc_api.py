@@ -9,6 +9,8 @@ from __future__ import annotations
 import atexit
 import json
 import os
+import re
+from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
@@ -251,9 +253,15 @@ def send(output: Any, response: Response) -> None:
         # Not output.Redirect(): it forces a cacheable 301 and drops the headers set above.
         output.SendHttpStatusCode(response.status)
     else:
-        if response.content_type and not core_labels_status_bodies():
+        body = response.body
+        if core_labels_status_bodies():
+            # The core sends this body as text/plain, whatever we say: a page (the share link's
+            # "gone" and "not found", say) is sent as its readable text rather than as markup.
+            if response.content_type.startswith("text/html"):
+                body = page_text(body)
+        elif response.content_type:
             output.SetHttpHeader("Content-Type", response.content_type)
-        _send_status(output, response.status, response.body)
+        _send_status(output, response.status, body)
 
 
 _core_version: tuple[int, ...] | None = None
@@ -275,6 +283,48 @@ def core_labels_status_bodies() -> bool:
     """From Orthanc 1.12.2 on, a status sent with a body always gets `Content-Type: text/plain`
     from the core, added beside any header we set; setting ours too would send two."""
     return core_version() >= (1, 12, 2)
+
+
+class _PageText(HTMLParser):
+    """An HTML page's visible text, a line per block (its head, styles and scripts left out)."""
+
+    BLOCKS = frozenset({"p", "div", "h1", "h2", "h3", "li", "tr", "br", "header", "footer", "section", "dt", "dd",
+                        "form", "label", "button", "main", "nav", "ul", "dl"})
+    HIDDEN = frozenset({"head", "style", "script", "title"})
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.parts: list[str] = []
+        self._hidden = 0
+
+    def handle_starttag(self, tag: str, attrs: list) -> None:  # noqa: ARG002 - HTMLParser's signature
+        if tag in self.HIDDEN:
+            self._hidden += 1
+        elif tag in self.BLOCKS:
+            self.parts.append("\n")
+        if tag == "a":
+            href = dict(attrs).get("href") or ""
+            if href.startswith(("tel:", "mailto:")):
+                self.parts.append(" ")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in self.HIDDEN:
+            self._hidden = max(0, self._hidden - 1)
+        elif tag in self.BLOCKS:
+            self.parts.append("\n")
+
+    def handle_data(self, data: str) -> None:
+        if not self._hidden:
+            # Runs of white space are one space, kept at the ends: "a <b>b</b> c" stays "a b c".
+            self.parts.append(re.sub(r"\s+", " ", data))
+
+
+def page_text(html: bytes) -> bytes:
+    parser = _PageText()
+    parser.feed(html.decode("utf-8", "replace"))
+    parser.close()
+    lines = (" ".join(line.split()) for line in "".join(parser.parts).splitlines())
+    return ("\n".join(line for line in lines if line) + "\n").encode("utf-8")
 
 
 def _send_status(output: Any, status: int, body: bytes) -> None:

@@ -88,7 +88,9 @@ def link(runtime: Runtime, request: Request, token: str) -> Response:
         return Response.redirect(VIEW_PAGE, {**SHARE_HEADERS, "Set-Cookie": _session_cookie(runtime, opened)})
     landing = visits.landing(token, request.ip, request.path)
     error = "locked" if opened.locked else "wrong_password"
-    status = 403 if opened.locked else 401
+    # The form again with its message, as 200: from Orthanc 1.12.2 an error status's body is sent as
+    # text/plain (orthanc_api.send), which would take the form away from a patient who mistyped.
+    status = 403 if opened.locked else 200
     headers = {"Retry-After": str(math.ceil(opened.retry_after))} if opened.locked else {}
     return _landing(runtime, lang, landing.share, landing.study_count, error, opened.retry_after, status, headers)
 

@@ -260,6 +260,28 @@ def test_before_orthanc_1_12_2_we_label_status_bodies(api):
     assert output.calls[2] == ("SetHttpHeader", "Content-Type", "application/json")
 
 
+@pytest.mark.parametrize("api", ["1.12.2", "mainline"], indirect=True)
+def test_from_orthanc_1_12_2_an_error_page_goes_as_its_readable_text(api):
+    """The core sends a status's body as text/plain: a share link's 410 page is sent as its words
+    (and the practice's contacts), not as markup a browser would show raw."""
+    page = ('<!doctype html><html lang="af"><head><title>Weg</title><style>p{x:y}</style></head><body>'
+            '<h1>Hierdie skakel werk nie meer nie</h1><p>Kontak die praktyk &amp; vra vir \n  \'n nuwe een.</p>'
+            '<footer><a href="tel:+27315550100">+27 31 555 0100</a></footer><script>x()</script></body></html>')
+    output = Output()
+    api.send(output, Response.html(page, 410))
+    assert not any(call[:2] == ("SetHttpHeader", "Content-Type") for call in output.calls)
+    assert output.calls[-1] == ("SendHttpStatus", 410, "Hierdie skakel werk nie meer nie\nKontak die praktyk & vra vir "
+                                "'n nuwe een.\n+27 31 555 0100\n".encode())
+
+
+@pytest.mark.parametrize("api", ["1.10.1"], indirect=True)
+def test_before_orthanc_1_12_2_an_error_page_stays_html(api):
+    output = Output()
+    api.send(output, Response.html("<p>gone</p>", 410))
+    assert ("SetHttpHeader", "Content-Type", "text/html; charset=utf-8") in output.calls
+    assert output.calls[-1] == ("SendHttpStatus", 410, b"<p>gone</p>")
+
+
 # -- errors of Orthanc's core become the status the core itself would answer ----------------------------
 
 
