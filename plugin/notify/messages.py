@@ -25,7 +25,7 @@ DOCTOR_PAGE = "/gate/doctor"
 NOT_GIVEN = "not given"
 MAX_SMS_PRACTICE = 40
 # Printable ASCII outside the GSM 03.38 basic alphabet (each costs two characters, or is missing).
-_NOT_GSM_BASIC = re.compile(r"[`\[\\\]^{|}~]")
+_NOT_GSM_BASIC = re.compile(r"[`\[\\\]^{|}~\x00-\x1f\x7f]")  # and control characters (ESC shifts GSM-7)
 _TYPOGRAPHY = str.maketrans({"\u2013": "-", "\u2014": "-", "\u2018": "'", "\u2019": "'", "\u201c": '"',
                              "\u201d": '"'})
 

@@ -97,6 +97,15 @@ def same_hash(stored: str, secret: str) -> bool:
     return hmac.compare_digest(stored.encode(), secret_hash(secret).encode())
 
 
+def encodable(text: str) -> bool:
+    """Whether a string can be written as UTF-8 (JSON can carry a lone surrogate, which cannot)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def looks_like_token(text: str) -> bool:
     return TOKEN_SHAPE.fullmatch(text) is not None
 
@@ -215,7 +224,11 @@ def _expiry(data: Mapping[str, Any], now: float, default_hours: float, max_hours
         return now + default_hours * 3600
     if given[0] == "valid_hours":
         hours = data["valid_hours"]
-        if isinstance(hours, bool) or not isinstance(hours, int | float) or not math.isfinite(hours) or hours <= 0:
+        try:
+            hours = float(hours) if not isinstance(hours, bool) and isinstance(hours, int | float) else math.nan
+        except OverflowError:  # a JSON integer too large for a float
+            hours = math.inf
+        if not math.isfinite(hours) or hours <= 0:
             raise ShareInvalid('"valid_hours" must be a number of hours more than 0')
         expires = now + hours * 3600
     else:
@@ -232,19 +245,19 @@ def _instant(value: Any) -> float:
         raise ShareInvalid('"expires_at" must be an ISO 8601 date and time, e.g. "2026-12-31T17:00:00+02:00"')
     try:
         when = dt.datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
-    except ValueError:
+        if when.tzinfo is None:
+            when = when.astimezone()  # a time without a zone is the server's local time
+        return when.timestamp()
+    except (ValueError, OverflowError, OSError):  # unreadable, or beyond what this platform's clock holds
         raise ShareInvalid('"expires_at" must be an ISO 8601 date and time, e.g. "2026-12-31T17:00:00+02:00"') \
             from None
-    if when.tzinfo is None:
-        when = when.astimezone()  # a time without a zone is the server's local time
-    return when.timestamp()
 
 
 def _password(value: Any) -> str | None:
     if value in (None, ""):
         return None
-    if not isinstance(value, str):
-        raise ShareInvalid('"password" must be a string')
+    if not isinstance(value, str) or not encodable(value):
+        raise ShareInvalid('"password" must be a string of Unicode characters')
     if len(value) > MAX_PASSWORD:
         raise ShareInvalid(f'"password" is at most {MAX_PASSWORD} characters')
     if len(value) < MIN_PASSWORD:

@@ -36,6 +36,7 @@ from plugin.policies.shares import (
     State,
     archive_target,
     cookie_value,
+    encodable,
     looks_like_token,
     new_secret,
     redacted_path,
@@ -452,7 +453,7 @@ class ShareVisits:
 
 
 def _password_ok(stored: str, typed: str) -> bool:
-    if not typed or len(typed) > MAX_PASSWORD:
+    if not typed or len(typed) > MAX_PASSWORD or not encodable(typed):
         return False  # never hashed: a 10,000-character "password" costs nothing and is wrong
     return verify_password(stored, typed)
 

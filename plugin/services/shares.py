@@ -20,7 +20,7 @@ from plugin.config import GateConfig
 from plugin.errors import BadRequest, Forbidden, NotFound, StoreUnavailable
 from plugin.identity.secrets import hash_password
 from plugin.notify.messages import share_messages
-from plugin.policies.doctors import page
+from plugin.policies.doctors import Invalid, page
 from plugin.policies.levels import AccessLevel
 from plugin.policies.outbox import mask_email, mask_phone
 from plugin.policies.shares import (
@@ -70,7 +70,9 @@ class ShareService:
                                         principal.username or "")
         except ShareInvalid as exc:
             raise BadRequest(str(exc)) from None
-        studies = [self._shareable(principal, ref, now) for ref in wanted.studies]
+        # One study named twice (by its UID and its Orthanc id) is shared once.
+        studies = list({found.study_oid: found for found in (self._shareable(principal, ref, now)
+                                                              for ref in wanted.studies)}.values())
         patients = {found.patient_id for found in studies}
         if len(patients) != 1:
             raise BadRequest("a share holds studies of one patient; these belong to several")
@@ -91,7 +93,10 @@ class ShareService:
 
     def list(self, principal: Principal, query: dict[str, str], now: float) -> dict[str, Any]:
         """Admins see every share; anyone else the shares they created."""
-        offset, limit = page(query.get("offset"), query.get("limit"))
+        try:
+            offset, limit = page(query.get("offset"), query.get("limit"))
+        except Invalid as exc:
+            raise BadRequest(str(exc)) from None
         with self._store.read() as db:
             rows, total = share_store.list_shares(db, None if principal.is_admin else principal.username,
                                                   offset, limit)
