@@ -18,6 +18,7 @@ from plugin.handlers.http import Request, Response, record_id
 from plugin.handlers.users import _json_object
 from plugin.policies.csrf import csrf_ok
 from plugin.policies.routes import SAFE_METHODS
+from plugin.policies.shares import PAGE_WORDS
 from plugin.policies.types import Principal
 from plugin.services.runtime import Runtime
 from plugin.services.share_visits import (
@@ -74,19 +75,25 @@ def link(runtime: Runtime, request: Request, token: str) -> Response:
     """GET: the landing page (nothing counted). POST: the password, then the viewing session."""
     visits = runtime.share_visits
     chosen = request.query.get("lang") if request.method == "GET" else None
+    if token in PAGE_WORDS:
+        # A session page's address asked the wrong way (/share/report, say): no link, and no wrong
+        # link counted against the address either.
+        return _page(runtime, i18n.language_or_default(chosen), "share/not_found.html", 404)
+    wanted = None
     try:
         if request.method == "GET":
             landing = visits.landing(token, request.ip, request.path)
             lang = i18n.language_or_default(chosen or landing.share.language)
             return _landing(runtime, lang, landing.share, landing.study_count)
         form = request.form()
-        lang = i18n.language_or_default(form.get("lang"))
-        opened = visits.open(token, form.get("password", ""), lang, request.ip, request.path)
+        wanted = form.get("lang")  # the landing form's language; none: the share's
+        opened = visits.open(token, form.get("password", ""), wanted, request.ip, request.path)
     except (ShareUnknown, ShareGone, ShareThrottled) as exc:
-        return _refusal(runtime, exc, chosen or (request.form().get("lang") if request.method == "POST" else None))
+        return _refusal(runtime, exc, chosen or wanted)
     if isinstance(opened, Opened):
         return Response.redirect(VIEW_PAGE, {**SHARE_HEADERS, "Set-Cookie": _session_cookie(runtime, opened)})
     landing = visits.landing(token, request.ip, request.path)
+    lang = i18n.language_or_default(wanted or landing.share.language)
     error = "locked" if opened.locked else "wrong_password"
     # The form again with its message, as 200: from Orthanc 1.12.2 an error status's body is sent as
     # text/plain (orthanc_api.send), which would take the form away from a patient who mistyped.

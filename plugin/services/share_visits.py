@@ -31,6 +31,7 @@ from plugin.errors import GateError, StoreUnavailable
 from plugin.identity.secrets import verify_password
 from plugin.policies.lockout import Attempts, LockoutRule, after_failure, retry_after
 from plugin.policies.shares import (
+    LANGUAGE_CODES,
     MAX_PASSWORD,
     TICKET_SECONDS,
     State,
@@ -185,17 +186,19 @@ class ShareVisits:
     def landing(self, token: str, ip: str, path: str) -> Landing:
         """What the landing page shows; raises ShareUnknown, ShareGone or ShareThrottled."""
         now = self._clock()
-        share = self._share_of_token(token, ip, path, now)
+        # As for opening: a one-time link opened once already is gone here too (nothing is counted).
+        share = self._share_of_token(token, ip, path, now, opening=True)
         with self._store.read() as db:
             count = len(share_store.studies_of(db, share.id))
         self._note(share, ip, path, now, "share.landing", "allow", "landing page (counts nothing)")
         return Landing(share, count)
 
-    def open(self, token: str, password: str, language: str, ip: str, path: str) -> Opened | PasswordRefused:
+    def open(self, token: str, password: str, language: str | None, ip: str, path: str) -> Opened | PasswordRefused:
         """The landing form posted: check the password (if the share has one), then open a viewing
-        session. Counts an open; a one-time link opens once."""
+        session in `language` (none or unknown: the share's). Counts an open; a one-time link opens once."""
         now = self._clock()
         share = self._share_of_token(token, ip, path, now, opening=True)
+        language = language if language in LANGUAGE_CODES else share.language
         key = f"share:{share.id}"
         if share.password_hash is not None:
             with self._store.read() as db:
