@@ -7,18 +7,14 @@ from __future__ import annotations
 
 import json
 import re
-import threading
 import time
-from email import message_from_bytes, policy
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import requests
-from aiosmtpd.controller import Controller
 
 from tests.conftest import Server, start_gate
-from tests.harness import free_port
 from tests.integration.grants_support import PASSWORD, Caller, push_study, register_doctors
+from tests.integration.message_sinks import Mailbox
 from tests.referral_studies import Referral
 
 pytestmark = pytest.mark.integration
@@ -28,82 +24,6 @@ ZOE = {"hpcsa_number": "MP0300001", "title": "Prof", "first_name": "Zoë", "last
        "username": "drzoe", "email": "zoe.muller@clinic.example", "mobile": "082 555 1234"}
 TEXTER = {"hpcsa_number": "MP0300002", "first_name": "Sipho", "last_name": "Ndlovu", "mobile": "+27 83 555 0000"}
 PATIENT_NAME, PATIENT_ID = "DLAMINI^THABO", "8001015009087"
-
-
-class Mailbox:
-    """aiosmtpd's handler: every message received, parsed."""
-
-    def __init__(self) -> None:
-        self.messages: list = []
-
-    async def handle_DATA(self, server, session, envelope) -> str:  # noqa: ANN001, N802 - aiosmtpd's API
-        self.messages.append(message_from_bytes(envelope.content, policy=policy.default))
-        return "250 OK"
-
-    def wait(self, count: int, seconds: float = 20.0) -> list:
-        deadline = time.monotonic() + seconds
-        while len(self.messages) < count and time.monotonic() < deadline:
-            time.sleep(0.05)
-        return list(self.messages)
-
-
-class SmsSink:
-    """A gateway stand-in on a fixed port: records each request; can be stopped and started again."""
-
-    def __init__(self, port: int) -> None:
-        self.port = port
-        self.received: list[dict] = []
-        self._server: ThreadingHTTPServer | None = None
-
-    def start(self) -> None:
-        sink = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 - http.server's API
-                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-                sink.received.append({"path": self.path, "headers": dict(self.headers), "body": json.loads(body)})
-                answer = b'{"messages": [{"apiMessageId": "x", "accepted": true}]}'
-                self.send_response(202)
-                self.send_header("Content-Length", str(len(answer)))
-                self.end_headers()
-                self.wfile.write(answer)
-
-            def log_message(self, *args) -> None:
-                pass
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-
-    def wait(self, count: int, seconds: float = 20.0) -> list[dict]:
-        deadline = time.monotonic() + seconds
-        while len(self.received) < count and time.monotonic() < deadline:
-            time.sleep(0.05)
-        return list(self.received)
-
-
-@pytest.fixture(scope="module")
-def mailbox():
-    box = Mailbox()
-    controller = Controller(box, hostname="127.0.0.1", port=free_port())
-    controller.start()
-    try:
-        yield box, controller.port
-    finally:
-        controller.stop()
-
-
-@pytest.fixture(scope="module")
-def sms():
-    sink = SmsSink(free_port())
-    sink.start()
-    yield sink
-    sink.stop()
 
 
 @pytest.fixture(scope="module")

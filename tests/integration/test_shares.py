@@ -17,11 +17,10 @@ import zipfile
 import pydicom
 import pytest
 import requests
-from aiosmtpd.controller import Controller
 
 from plugin import i18n
 from tests.conftest import DOCTOR, Server, audit_rows, start_gate, upload_dicomdir, wait_for_audit
-from tests.harness import REPO, free_port, storescu
+from tests.harness import REPO, storescu
 from tests.integration.grants_support import PatientData, Resource, catalog, grant
 from tests.integration.share_support import (
     PREVIEW,
@@ -33,7 +32,6 @@ from tests.integration.share_support import (
     ticket_of,
     wait_until,
 )
-from tests.integration.test_notifications import Mailbox, SmsSink
 
 pytestmark = pytest.mark.integration
 
@@ -67,25 +65,6 @@ ARCHIBALD_CT = "1.3.6.1.4.1.5962.1.1.0.0.0.1196530851.28319.0.1"
 
 
 # -- the server ------------------------------------------------------------------------------------
-
-@pytest.fixture(scope="module")
-def mailbox():
-    box = Mailbox()
-    controller = Controller(box, hostname="127.0.0.1", port=free_port())
-    controller.start()
-    try:
-        yield box, controller.port
-    finally:
-        controller.stop()
-
-
-@pytest.fixture(scope="module")
-def sms():
-    sink = SmsSink(free_port())
-    sink.start()
-    yield sink
-    sink.stop()
-
 
 @pytest.fixture(scope="module")
 def gate(tmp_path_factory: pytest.TempPathFactory, mailbox, sms):

@@ -398,8 +398,13 @@ def test_no_session_without_its_audit(env):
 
 # -- the viewing session ---------------------------------------------------------------------------
 
-@pytest.mark.parametrize("header", ["", "theme=dark", "gate_share=", f"gate_share={new_secret()}",
-                                    "gate_share=not-a-cookie", f"xgate_share={new_secret()}"])
+# Fixed values (a well-formed cookie that was never issued): test ids must be the same in every
+# collection, which pytest-xdist's workers compare.
+UNISSUED = "Jx3VqPzWm8Rk2TfYb6NcLd0HsA4gE7uK9oQiXyZ1wBv"
+
+
+@pytest.mark.parametrize("header", ["", "theme=dark", "gate_share=", f"gate_share={UNISSUED}",
+                                    "gate_share=not-a-cookie", f"xgate_share={UNISSUED}"])
 def test_no_session_without_a_known_cookie(env, header):
     _share_id, token = env.share()
     env.open(token)
