@@ -83,10 +83,14 @@ class ShareService:
                                           [(found.study_uid or "", found.study_oid or "") for found in studies])
             queued = self._queue_messages(db, share, wanted, link, now)
             view = self._view(db, share, now)
-        self._record(principal, ip, now, "share.create", share, view["studies"],
-                     {"queued": queued, "expires_at": view["expires_at"], "password": view["password"],
-                      "max_downloads": share.max_downloads, "one_time": share.one_time,
-                      "consent": json.loads(share.consent)})
+        try:
+            self._record(principal, ip, now, "share.create", share, view["studies"],
+                         {"queued": queued, "expires_at": view["expires_at"], "password": view["password"],
+                          "max_downloads": share.max_downloads, "one_time": share.one_time,
+                          "consent": json.loads(share.consent)})
+        except StoreUnavailable:
+            self._withdraw(share.id, principal, now)
+            raise
         if queued:
             self._queued()
         return {**view, "url": link, "token": token, "queued_messages": queued}
@@ -129,6 +133,17 @@ class ShareService:
         return view
 
     # -- steps -------------------------------------------------------------------------------------
+
+    def _withdraw(self, share_id: int, principal: Principal, now: float) -> None:
+        """A share whose creation could not be audited must not work: it is revoked and its messages
+        cancelled. Best effort: a store that refuses this refuses the outbox's claims too."""
+        try:
+            with self._store.transaction() as db:
+                share_store.revoke(db, share_id, principal.username or "", now)
+                outbox_store.cancel_pending(db, [f"{kind}:{share_id}:{channel}" for kind in ("share", "share-reminder")
+                                                 for channel in ("email", "sms")])
+        except StoreUnavailable:
+            pass
 
     def _shareable(self, principal: Principal, ref: str, now: float) -> Located:
         """A study the caller may share: 404 when they may not see it (or it is not there), 403 when

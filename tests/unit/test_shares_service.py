@@ -255,6 +255,16 @@ def test_no_answer_without_the_audit(env):
         env.create()
 
 
+def test_a_share_whose_creation_was_not_audited_is_withdrawn_and_sends_nothing(env):
+    env.audit_ok = False
+    with pytest.raises(StoreUnavailable):
+        env.create(recipient={"email": EMAIL, "mobile": "0821234567"})
+    with env.store.read() as db:
+        (row,) = db.execute(select(Share)).scalars().all()
+    assert row.revoked_at is not None
+    assert {m.status for m in env.outbox()} == {"cancelled"} and len(env.outbox()) == 2
+
+
 # -- messages --------------------------------------------------------------------------------------
 
 def test_notify_queues_an_email_and_an_sms_keyed_by_the_share(env):
