@@ -94,7 +94,7 @@ def share_study(runtime: Runtime, request: Request, study_id: str) -> Response:
     try:
         created = runtime.shares.create(principal, share_request(form, study.orthanc_id), runtime.clock(), request.ip)
     except BadRequest as exc:
-        return _share_form(visitor, study, hours, form, exc.message, 400)
+        return _share_form(visitor, study, hours, form, exc.message)
     return render("share_created.html", 200, principal=principal, study=study, share=created,
                   csrf_token=visitor.csrf_token)
 
@@ -123,7 +123,9 @@ def share_request(form: dict[str, str], study_oid: str) -> dict[str, Any]:
     return data
 
 
-def _share_form(visitor: Identification, study: Any, hours: list[int], form: dict[str, str], error: str,
-                status: int = 200) -> Response:
-    return render("share_form.html", status, principal=visitor.principal, study=study, hours=hours, form=form,
+def _share_form(visitor: Identification, study: Any, hours: list[int], form: dict[str, str],
+                error: str) -> Response:
+    """The form (again with its message after a mistake: 200, so that Orthanc 1.12.2+, which sends an
+    error status's body as text/plain, still shows it as a form)."""
+    return render("share_form.html", 200, principal=visitor.principal, study=study, hours=hours, form=form,
                   error=error, csrf_token=visitor.csrf_token, languages=LANGUAGES)

@@ -258,18 +258,20 @@ def set_password(runtime: Runtime, request: Request, token: str) -> Response:
     try:
         link = password_links.check(runtime.store, token, now)
         if new != confirm:
-            return _link_form(token, link.username, "The two passwords differ; type the same one twice.", 400)
+            return _link_form(token, link.username, "The two passwords differ; type the same one twice.")
         password_links.redeem(runtime.store, runtime.audit_now, token, new, now, request.ip)
     except password_links.LinkUnusable as exc:
         return _link_gone(exc)
     except BadRequest as exc:
-        return _link_form(token, link.username, exc.message, 400)
+        return _link_form(token, link.username, exc.message)
     runtime.authenticator.invalidate()  # the account's sessions ended; forget what was cached of them
     return render("password_set.html", headers=LINK_HEADERS, username=link.username)
 
 
-def _link_form(token: str, username: str, error: str, status: int = 200) -> Response:
-    return render("set_password.html", status, LINK_HEADERS, token=token, username=username, error=error,
+def _link_form(token: str, username: str, error: str) -> Response:
+    """The form, again with its message after a mistake: 200, as the sign-in page does. From Orthanc
+    1.12.2 an error status's body goes as text/plain (orthanc_api.send): the form would be gone."""
+    return render("set_password.html", 200, LINK_HEADERS, token=token, username=username, error=error,
                   min_length=accounts.MIN_PASSWORD_LENGTH)
 
 

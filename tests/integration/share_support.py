@@ -147,3 +147,11 @@ def wait_until(condition, seconds: float = 10.0, interval: float = 0.05):  # noq
         if value or time.monotonic() > deadline:
             return value
         time.sleep(interval)
+
+
+def error_page_type(srv) -> str:  # noqa: ANN001 - a tests.conftest.Server
+    """What an error status's page arrives as: from Orthanc 1.12.2 the core sends any error body as
+    text/plain, so the Gate sends the page's text (plugin/orthanc_api.py page_text)."""
+    version = srv.admin("GET", "/system").json()["Version"]
+    parts = tuple(int(p) for p in version.split(".")) if version != "mainline" else (999,)
+    return "text/plain" if parts >= (1, 12, 2) else "text/html"
