@@ -41,6 +41,7 @@ from plugin.policies.shares import (
     looks_like_token,
     new_secret,
     redacted_path,
+    same_hash,
     secret_hash,
     state,
     ticket_opens,
@@ -377,6 +378,10 @@ class ShareVisits:
         if looks_like_token(token):
             with self._store.read() as db:
                 share = share_store.share_by_token_hash(db, secret_hash(token))
+        # The store finds the row by the token's hash; the hash found is compared again here in
+        # constant time, so no decision rests on how a database compares strings.
+        if share is not None and not same_hash(share.token_hash, token):
+            share = None
         if share is None:
             self._count_failure(f"share-ip:{ip}", self._bad_link_rule, now)
             record = AuditRecord(ts=iso_utc(now), actor="anonymous", action="share.landing", outcome="deny",
