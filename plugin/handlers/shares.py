@@ -114,7 +114,7 @@ def view(runtime: Runtime, request: Request) -> Response:
     studies = [SimpleNamespace(
         date=i18n.dicom_day(card.study_date, visit.language), modalities=", ".join(card.modalities),
         description=card.description,
-        previews=[SimpleNamespace(url=f"/share/preview/{instance}", alt=_preview_alt(card, n, visit.language))
+        previews=[SimpleNamespace(url=f"/share/preview/{instance}", alt=_preview_alt(n, visit.language))
                   for n, instance in enumerate(card.previews, 1)],
         report_url=f"/share/report/{card.orthanc_id}" if card.has_report else None) for card in cards]
     left = None if share.max_downloads is None else max(0, share.max_downloads - share.downloads)
@@ -238,7 +238,7 @@ def _session_cookie(runtime: Runtime, opened: Opened) -> str:
             f"SameSite=Strict{secure}")
 
 
-def _preview_alt(card: Any, number: int, lang: str) -> str:
+def _preview_alt(number: int, lang: str) -> str:
     _ = i18n.gettext_for(lang)
     return _("Image %(number)s of the study") % {"number": number}
 

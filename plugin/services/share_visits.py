@@ -134,12 +134,6 @@ class Visit:
 
 
 @dataclass(frozen=True)
-class Preview:
-    url: str
-    alt: str
-
-
-@dataclass(frozen=True)
 class StudyCard:
     orthanc_id: str
     study_date: str  # DICOM DA
