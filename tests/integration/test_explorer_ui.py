@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import requests
 from playwright.sync_api import Page
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from tests.conftest import ADMIN, ADMIN_PASSWORD, Server, start_gate, upload_dicomdir
 from tests.harness import REPO, OrthancProcess
@@ -90,7 +91,11 @@ class Watched:
 
 def _open(watched: Watched, srv: Server, page_id: str, uuid: str) -> None:
     watched.page.goto(srv.url(f"/app/explorer.html#{page_id}?uuid={uuid}"))
-    watched.page.wait_for_selector(f"#{page_id}.ui-page-active #{page_id}-info li", timeout=15000)
+    try:
+        watched.page.wait_for_selector(f"#{page_id}.ui-page-active #{page_id}-info li", timeout=15000)
+    except PlaywrightTimeout:
+        # Say what the page saw (refusals, errors), not only that it timed out.
+        raise AssertionError(f"{page_id} page not shown at {watched.page.url}; seen: {watched.failures}") from None
 
 
 def _visible(page: Page, selector: str) -> bool:
