@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from plugin.services.core import CoreError, orthanc_id
+from plugin.services.study_contents import ENCAPSULATED_PDF
 
 __all__ = ["FakeCore", "StudyIds", "orthanc_id"]
 
@@ -38,6 +39,8 @@ class FakeCore:
     finds: list[dict[str, Any]] = field(default_factory=list)  # bodies posted to /tools/find
     fail: set[str] = field(default_factory=set)  # paths answered with an error (a core that refuses)
     streams_many_archives: bool = False  # Orthanc 1.12.2+: GET /tools/create-archive
+    sop_classes: dict[str, str] = field(default_factory=dict)  # instance -> its SopClassUid metadata
+    documents: dict[str, bytes] = field(default_factory=dict)  # instance -> its EncapsulatedDocument
 
     # -- building the catalogue ----------------------------------------------------------------
 
@@ -65,6 +68,23 @@ class FakeCore:
             "MainDicomTags": {"SOPInstanceUID": sop_uid}}
         return StudyIds(patient, study, series, instance, patient_id, study_uid, series_uid, sop_uid)
 
+    def add_report(self, ids: StudyIds, content: bytes = b"%PDF-1.4 a report\n%%EOF", modality: str = "DOC") -> str:
+        """A series of one Encapsulated PDF instance in the study (padded to an even length, as DICOM
+        stores it); its Orthanc id."""
+        series_uid, sop_uid = f"{ids.study_uid}.9", f"{ids.study_uid}.9.1"
+        series = orthanc_id(ids.patient_id, ids.study_uid, series_uid)
+        instance = orthanc_id(ids.patient_id, ids.study_uid, series_uid, sop_uid)
+        # First, so the report's series is seen before the images (it must not become the preview).
+        self.resources[f"/studies/{ids.study}"]["Series"].insert(0, series)
+        self.resources[f"/series/{series}"] = {
+            "ID": series, "Type": "Series", "ParentStudy": ids.study, "Instances": [instance],
+            "MainDicomTags": {"SeriesInstanceUID": series_uid, "Modality": modality}}
+        self.resources[f"/instances/{instance}"] = {
+            "ID": instance, "Type": "Instance", "ParentSeries": series, "MainDicomTags": {"SOPInstanceUID": sop_uid}}
+        self.sop_classes[instance] = ENCAPSULATED_PDF
+        self.documents[instance] = content + b"\x00" * (len(content) % 2)
+        return instance
+
     def remove_study(self, ids: StudyIds) -> None:
         """Delete a study (its series and instances too), and its patient when it was their last."""
         study = self.resources.pop(f"/studies/{ids.study}")
@@ -89,6 +109,11 @@ class FakeCore:
         self.calls.append(("GET", path))
         if path in self.fail:
             raise CoreError(500, "refused")
+        if path.startswith("/studies/") and path.endswith("/series"):
+            study = self.resources.get(path.removesuffix("/series"))
+            if study is None:
+                raise CoreError(404, "Unknown resource")
+            return json.loads(json.dumps([self.resources[f"/series/{s}"] for s in study["Series"]]))
         if path.endswith("/statistics"):
             return self._statistics(path.removesuffix("/statistics"))
         base, _, options = path.partition("?")
@@ -111,6 +136,14 @@ class FakeCore:
         raise CoreError(404, "Unknown resource")
 
     def get_raw(self, path: str) -> bytes:
+        if path.endswith("/metadata/SopClassUid") or path.endswith("/content/0042-0011"):
+            self.calls.append(("GET", path))
+            table = self.sop_classes if path.endswith("SopClassUid") else self.documents
+            instance = path.split("/")[2]
+            if instance not in table:
+                raise CoreError(404, "Unknown resource")
+            value = table[instance]
+            return value.encode() if isinstance(value, str) else value
         return json.dumps(self.get(path)).encode()
 
     def post_raw(self, path: str, body: bytes | str) -> bytes:

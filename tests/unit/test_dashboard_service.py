@@ -16,10 +16,8 @@ from plugin.errors import NotFound, StoreUnavailable
 from plugin.policies.dashboard import DASHBOARD_PATH, STUDIES_PER_PAGE, VISIT_GAP_SECONDS, read_search
 from plugin.policies.types import Principal
 from plugin.services.access import AccessService, ResourceLocator
-from plugin.services.core import CoreError
 from plugin.services.dashboard import DashboardService, home_of
 from plugin.services.search import SearchService
-from plugin.services.study_contents import ENCAPSULATED_PDF
 from plugin.store import accounts
 from plugin.store import grants as grant_store
 from plugin.store.db import Store
@@ -40,13 +38,7 @@ def orthanc_stamp(epoch: float) -> str:
 
 
 class DashboardCore(FakeCore):
-    """The fake core, with what the dashboard also asks: a study's series, an instance's SOP class
-    (metadata) and one element's bytes (content)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.sop_classes: dict[str, str] = {}
-        self.documents: dict[str, bytes] = {}
+    """The fake core, with studies of several slices, dates and descriptions, and StudyDate ranges."""
 
     def add(self, patient_id: str, study_uid: str, *, date: str = "20240101", time: str = "", modality: str = "CT",
             name: str = "", description: str = "", accession: str = "", arrived: float = T0 - 86400,
@@ -67,33 +59,6 @@ class DashboardCore(FakeCore):
             self.sop_classes[instance] = CT_IMAGE
         return ids
 
-    def add_report(self, ids: StudyIds, content: bytes = PDF, modality: str = "DOC") -> str:
-        """A series of one Encapsulated PDF instance in the study; its Orthanc id."""
-        series_uid, sop_uid = f"{ids.study_uid}.9", f"{ids.study_uid}.9.1"
-        series = orthanc_id(ids.patient_id, ids.study_uid, series_uid)
-        instance = orthanc_id(ids.patient_id, ids.study_uid, series_uid, sop_uid)
-        # First, so the report's series is seen before the images (it must not become the preview).
-        self.resources[f"/studies/{ids.study}"]["Series"].insert(0, series)
-        self.resources[f"/series/{series}"] = {
-            "ID": series, "Type": "Series", "ParentStudy": ids.study, "Instances": [instance],
-            "MainDicomTags": {"SeriesInstanceUID": series_uid, "Modality": modality}}
-        self.resources[f"/instances/{instance}"] = {
-            "ID": instance, "Type": "Instance", "ParentSeries": series, "MainDicomTags": {"SOPInstanceUID": sop_uid}}
-        self.sop_classes[instance] = ENCAPSULATED_PDF
-        self.documents[instance] = content + b"\x00" * (len(content) % 2)
-        return instance
-
-    def get(self, path: str) -> Any:
-        if path.startswith("/studies/") and path.endswith("/series"):
-            self.calls.append(("GET", path))
-            if path in self.fail:
-                raise CoreError(500, "refused")
-            study = self.resources.get(path.removesuffix("/series"))
-            if study is None:
-                raise CoreError(404, "Unknown resource")
-            return json.loads(json.dumps([self.resources[f"/series/{s}"] for s in study["Series"]]))
-        return super().get(path)
-
     def _find(self, request: dict[str, Any]) -> list[Any]:
         """As the fake's, with StudyDate ranges ("a-b", "a-", "-b") as Orthanc reads them."""
         query = dict(request.get("Query", {}))
@@ -105,20 +70,6 @@ class DashboardCore(FakeCore):
         found = super()._find({**request, "Query": query, "Expand": True})
         kept = [s for s in found if (low or "0") <= s["MainDicomTags"].get("StudyDate", "") <= (high or "9")]
         return kept if request.get("Expand") else [s["ID"] for s in kept]
-
-    def get_raw(self, path: str) -> bytes:
-        parts = path.split("/")
-        if path.endswith("/metadata/SopClassUid"):
-            self.calls.append(("GET", path))
-            if parts[2] not in self.sop_classes:
-                raise CoreError(404, "Unknown resource")
-            return self.sop_classes[parts[2]].encode()
-        if path.endswith("/content/0042-0011"):
-            self.calls.append(("GET", path))
-            if parts[2] not in self.documents:
-                raise CoreError(404, "Unknown resource")
-            return self.documents[parts[2]]
-        return super().get_raw(path)
 
 
 @pytest.fixture

@@ -26,7 +26,7 @@ from plugin.policies.shares import MAX_PASSWORD, State, looks_like_token, new_se
 from plugin.policies.types import Principal
 from plugin.services import share_visits as visits_module
 from plugin.services.access import AccessService, ResourceLocator
-from plugin.services.core import CoreError, orthanc_id
+from plugin.services.core import orthanc_id
 from plugin.services.share_visits import (
     AccessEntry,
     Opened,
@@ -38,7 +38,6 @@ from plugin.services.share_visits import (
     ShareVisits,
 )
 from plugin.services.shares import ShareService
-from plugin.services.study_contents import ENCAPSULATED_PDF
 from plugin.store.models import Doctor, Share, ShareSession, ShareTicket, User
 from tests.unit.conftest import T0
 from tests.unit.fake_core import FakeCore, StudyIds
@@ -57,46 +56,9 @@ def _cheap(cheap_argon2) -> None:
 
 @dataclass
 class ShareCore(FakeCore):
-    """The fake core, with what a share page also asks: a study's series, an instance's SOP class, an
-    encapsulated document's bytes, and POST /tools/create-archive (the in-memory ZIP)."""
+    """The fake core, with POST /tools/create-archive (the in-memory ZIP) too."""
 
-    sop_classes: dict[str, str] = field(default_factory=dict)
-    documents: dict[str, bytes] = field(default_factory=dict)
     archive_bodies: list[Any] = field(default_factory=list)
-
-    def add_report(self, ids: StudyIds, content: bytes = PDF) -> str:
-        series_uid, sop_uid = f"{ids.study_uid}.9", f"{ids.study_uid}.9.1"
-        series = orthanc_id(ids.patient_id, ids.study_uid, series_uid)
-        instance = orthanc_id(ids.patient_id, ids.study_uid, series_uid, sop_uid)
-        self.resources[f"/studies/{ids.study}"]["Series"].insert(0, series)
-        self.resources[f"/series/{series}"] = {
-            "ID": series, "Type": "Series", "ParentStudy": ids.study, "Instances": [instance],
-            "MainDicomTags": {"SeriesInstanceUID": series_uid, "Modality": "DOC"}}
-        self.resources[f"/instances/{instance}"] = {
-            "ID": instance, "Type": "Instance", "ParentSeries": series, "MainDicomTags": {"SOPInstanceUID": sop_uid}}
-        self.sop_classes[instance] = ENCAPSULATED_PDF
-        self.documents[instance] = content + b"\x00" * (len(content) % 2)
-        return instance
-
-    def get(self, path: str) -> Any:
-        if path.startswith("/studies/") and path.endswith("/series"):
-            self.calls.append(("GET", path))
-            study = self.resources.get(path.removesuffix("/series"))
-            if study is None:
-                raise CoreError(404, "Unknown resource")
-            return json.loads(json.dumps([self.resources[f"/series/{s}"] for s in study["Series"]]))
-        return super().get(path)
-
-    def get_raw(self, path: str) -> bytes:
-        parts = path.split("/")
-        if path.endswith("/metadata/SopClassUid") or path.endswith("/content/0042-0011"):
-            self.calls.append(("GET", path))
-            table = self.sop_classes if path.endswith("SopClassUid") else self.documents
-            if parts[2] not in table:
-                raise CoreError(404, "Unknown resource")
-            value = table[parts[2]]
-            return value.encode() if isinstance(value, str) else value
-        return super().get_raw(path)
 
     def post_raw(self, path: str, body: bytes | str) -> bytes:
         if path == "/tools/create-archive":
