@@ -57,6 +57,8 @@ ROUTES = (
     ("/gate/api/review/([0-9]+)/resolve", {"POST": referrals.resolve}),
     ("/gate/api/shares", {"GET": shares.shares_collection, "POST": shares.shares_collection}),
     ("/gate/api/shares/([0-9]+)", {"GET": shares.share_resource, "DELETE": shares.share_resource}),
+    # Orthanc Explorer 2's Share button, answered with one of our share links (handlers/shares.py).
+    ("/auth/tokens/([^/]+)", {"PUT": shares.explorer_share}),
     ("/gate/api/outbox", {"GET": outbox.list_messages}),
     ("/gate/api/outbox/([0-9]+)/retry", {"POST": outbox.retry}),
     # Orthanc's own lists and searches, answered here so they can be trimmed (handlers/orthanc.py).

@@ -12,13 +12,13 @@ from types import SimpleNamespace
 from typing import Any
 
 from plugin import i18n
-from plugin.errors import Forbidden
+from plugin.errors import BadRequest, Forbidden
 from plugin.handlers.api import caller_identification
 from plugin.handlers.http import Request, Response, record_id
 from plugin.handlers.users import _json_object
 from plugin.policies.csrf import csrf_ok
 from plugin.policies.routes import SAFE_METHODS
-from plugin.policies.shares import PAGE_WORDS
+from plugin.policies.shares import PAGE_WORDS, ShareInvalid, explorer_share_request
 from plugin.policies.types import Principal
 from plugin.services.runtime import Runtime
 from plugin.services.share_visits import (
@@ -56,6 +56,18 @@ def share_resource(runtime: Runtime, request: Request, share_id: str) -> Respons
     if request.method == "GET":
         return Response.json(runtime.shares.get(principal, number, runtime.clock()))
     return Response.json(runtime.shares.revoke(principal, number, runtime.clock(), request.ip))
+
+
+def explorer_share(runtime: Runtime, request: Request, _token_type: str) -> Response:
+    """Orthanc Explorer 2's Share button: one of our share links (revocable, expiring, audited) for
+    the studies it names, made as the signed-in caller, as `{"Token", "Url"}` (the answer OE2 shows)."""
+    principal = _caller(runtime, request)
+    try:
+        wanted = explorer_share_request(_json_object(request))
+    except ShareInvalid as exc:
+        raise BadRequest(str(exc)) from None
+    created = runtime.shares.create(principal, wanted, runtime.clock(), request.ip)
+    return Response.json({"Token": created["token"], "Url": created["url"]})
 
 
 def _caller(runtime: Runtime, request: Request) -> Principal:

@@ -178,6 +178,11 @@ def _classify_path(method: str, path: str, query: dict[str, str]) -> RouteInfo:
         return RouteInfo("ui_asset", Action.VIEW, method, path, carries_phi=False)
     if lower in ADMIN_FAMILIES:
         return RouteInfo(lower.replace("-", "_"), Action.ADMIN, method, path)
+    if head == "auth" and len(segments) == 3 and segments[1] == "tokens" and segments[2]:
+        # Orthanc Explorer 2's Share button (PUT /auth/tokens/{type}): handlers/shares.py answers it
+        # with one of our share links, identifying the caller and checking each study it names (the
+        # filter never sees a body). Exact case, as Orthanc matches the handler's route.
+        return RouteInfo("share_tokens", Action.SHARE, method, path, carries_phi=False, own_route=True)
     if head == OHIF_PREFIX:
         # Exact case, as Orthanc matches the handler's route: /OHIF/ is nobody's route.
         return _classify_ohif(method, path, segments)

@@ -147,6 +147,37 @@ def read_share_request(data: Mapping[str, Any], now: float, default_hours: float
         email=address, mobile=number, notify=notify, consent=_consent(data.get("consent"), now, recorded_by))
 
 
+def explorer_share_request(data: Any) -> dict[str, Any]:
+    """Orthanc Explorer 2's Share button's request (`PUT /auth/tokens/{type}`: `Resources` of
+    `{"OrthancId", "DicomUid", "Level": "study"}`, and `ValidityDuration` in seconds or
+    `ExpirationDate`) as our create request. Other fields it sends (`Type`, `Id`, `Username`) are
+    not ours to trust: the caller is who signed in."""
+    if not isinstance(data, dict):
+        raise ShareInvalid("send a JSON object")
+    resources = data.get("Resources")
+    if not isinstance(resources, list) or not resources:
+        raise ShareInvalid('"Resources" must be a non-empty list of studies')
+    studies = []
+    for resource in resources:
+        if not isinstance(resource, dict) or str(resource.get("Level", "")).lower() != "study":
+            raise ShareInvalid('a share holds studies: each of "Resources" must have "Level": "study"')
+        study = resource.get("OrthancId") or resource.get("DicomUid")
+        if not isinstance(study, str) or not study:
+            raise ShareInvalid('each of "Resources" must name its "OrthancId" (or "DicomUid")')
+        studies.append(study)
+    request: dict[str, Any] = {"studies": studies}
+    seconds, until = data.get("ValidityDuration"), data.get("ExpirationDate")
+    if seconds is not None and until is not None:
+        raise ShareInvalid('give "ValidityDuration" or "ExpirationDate", not both')
+    if seconds is not None:
+        if isinstance(seconds, bool) or not isinstance(seconds, int | float):
+            raise ShareInvalid('"ValidityDuration" must be a number of seconds')
+        request["valid_hours"] = seconds / 3600
+    elif until is not None:
+        request["expires_at"] = until
+    return request
+
+
 def archive_target(study_oids: list[str], get_archives_many: bool) -> str | None:
     """The core route that streams a ZIP of exactly these studies: a study's own archive, or (from
     Orthanc 1.12.2, which takes a GET there) /tools/create-archive naming them; None when the core

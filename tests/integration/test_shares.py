@@ -486,6 +486,37 @@ def test_bad_create_requests_are_400_and_a_doctor_needs_the_share_level(gate):
     assert "That password is not right" in posted.text and 'name="password"' in posted.text
 
 
+def test_explorer_2s_share_button_gets_one_of_our_links_made_as_the_signed_in_caller(gate):
+    """OE2's Share button (PUT /auth/tokens/{type}, as VIEWERS.md records it) gets one of our links:
+    revocable, made as whoever is signed in (never the body's "Username"), for studies they may share."""
+    srv = gate["srv"]
+    grant(srv, DOCTOR, "share", study_uid=PETER_MR_4)
+    grant(srv, DOCTOR, "download", study_uid=PETER_MR_11)
+    oid = {uid: srv.admin("POST", "/tools/lookup", data=uid).json()[0]["ID"] for uid in (PETER_MR_4, PETER_MR_11)}
+
+    def button(uid: str, via=srv.doctor, **extra) -> requests.Response:  # noqa: ANN001
+        body = {"Resources": [{"OrthancId": oid[uid], "DicomUid": uid, "Level": "study"}],
+                "Type": "stone-viewer-publication", "ValidityDuration": 1296000, "Username": "root1", **extra}
+        return via("PUT", "/auth/tokens/stone-viewer-publication", json=body)
+
+    answer = button(PETER_MR_4)
+    assert answer.status_code == 200, answer.text[:300]
+    made = answer.json()
+    assert set(made) == {"Token", "Url"} and made["Url"].endswith("/share/" + made["Token"])
+    TOKENS.append(made["Token"])
+    assert requests.get(srv.url("/share/" + made["Token"]), timeout=10).status_code == 200
+    listed = [s for s in srv.admin("GET", "/gate/api/shares").json()["shares"]
+              if s["studies"] == [{"study_uid": PETER_MR_4, "orthanc_id": oid[PETER_MR_4]}]]
+    assert listed and listed[0]["created_by"] == DOCTOR
+    assert button(PETER_MR_11).status_code == 403  # held at download only
+    assert button(PETER_MR_4, via=srv.anonymous).status_code == 401
+    series = button(PETER_MR_4, Resources=[{"OrthancId": oid[PETER_MR_4], "Level": "series"}])
+    assert series.status_code == 400
+    assert srv.doctor("GET", "/auth/tokens/stone-viewer-publication").status_code == 405
+    assert srv.admin("DELETE", f"/gate/api/shares/{listed[0]['id']}").status_code == 200
+    assert requests.get(srv.url("/share/" + made["Token"]), timeout=10).status_code == 410
+
+
 # -- 12. the link by e-mail and SMS --------------------------------------------------------------------------
 
 def test_a_share_with_a_recipient_is_mailed_and_texted_with_practice_expiry_and_link_and_no_patient(gate, mailbox,

@@ -282,6 +282,9 @@ ROUTES: list[tuple[str, str, dict[str, str], dict[str, str], str, Action]] = [
     ("GET", "/gate/doctor", {}, {}, "gate", A),
     ("GET", f"/gate/doctor/studies/{PID}/report", {}, {}, "gate", A),
     ("GET", "/share/tok", {}, {}, "share", V),
+    # Orthanc Explorer 2's Share button, answered with our share links (handlers/shares.py).
+    ("PUT", "/auth/tokens/stone-viewer-publication", {}, {}, "share_tokens", Action.SHARE),
+    ("PUT", "/auth/user/profile", {}, {}, "unknown", A),
     ("GET", "/", {}, {}, "root", P),
     # -- unknown --------------------------------------------------------------------------------------
     ("GET", "/foo", {}, {}, "unknown", A),
@@ -341,7 +344,7 @@ EXPECTED_FAMILIES = {
     "storage_commitment", "system_info",
     "ui_asset", "ui_page", "ohif_page", "ohif_asset", "wado", "dicomweb", "dicomweb_search", "dicomweb_admin",
     "webdav", "web_viewer", "web_viewer_admin",
-    "gate_public", "gate", "share", "root", "unknown", "malformed",
+    "gate_public", "gate", "share", "share_tokens", "root", "unknown", "malformed",
 }
 
 

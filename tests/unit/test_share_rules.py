@@ -505,3 +505,40 @@ def test_secret_hash_is_sha256_hex_and_same_hash_compares_it():
                                   "a" * 43 + "\n", "a" * 42 + "é", " " + "a" * 42, "view"])
 def test_what_does_not_look_like_a_token(text):
     assert looks_like_token(text) is False
+
+
+# -- Orthanc Explorer 2's Share button --------------------------------------------------------------
+
+def test_explorer_share_request_becomes_our_create_request():
+    from plugin.policies.shares import explorer_share_request
+
+    body = {"Resources": [{"OrthancId": "a-b", "DicomUid": "1.2", "Level": "study"}],
+            "Type": "stone-viewer-publication", "ValidityDuration": 1296000, "Username": "root1", "Id": "x"}
+    assert explorer_share_request(body) == {"studies": ["a-b"], "valid_hours": 360.0}
+    by_uid = {"Resources": [{"DicomUid": "1.2", "Level": "Study"}], "ExpirationDate": "2027-01-01T00:00:00Z"}
+    assert explorer_share_request(by_uid) == {"studies": ["1.2"], "expires_at": "2027-01-01T00:00:00Z"}
+
+
+@pytest.mark.parametrize("body", [
+    [], {}, {"Resources": []}, {"Resources": "a"}, {"Resources": [{"OrthancId": "a", "Level": "series"}]},
+    {"Resources": [{"OrthancId": "a"}]}, {"Resources": [{"Level": "study"}]}, {"Resources": ["a"]},
+    {"Resources": [{"OrthancId": "a", "Level": "study"}], "ValidityDuration": "10"},
+    {"Resources": [{"OrthancId": "a", "Level": "study"}], "ValidityDuration": True},
+    {"Resources": [{"OrthancId": "a", "Level": "study"}], "ValidityDuration": 10, "ExpirationDate": "2027-01-01"},
+])
+def test_explorer_share_requests_that_are_not_ours_to_take(body):
+    from plugin.policies.shares import explorer_share_request
+
+    with pytest.raises(ShareInvalid):
+        explorer_share_request(body)
+
+
+@pytest.mark.parametrize(("path", "own"), [
+    ("/auth/tokens/stone-viewer-publication", True), ("/auth/tokens/x", True), ("/auth/tokens", False),
+    ("/auth/tokens/x/y", False), ("/AUTH/tokens/x", False), ("/auth/Tokens/x", False), ("/auth/user/profile", False),
+])
+def test_only_the_share_buttons_route_under_auth_reaches_a_handler(path, own):
+    from plugin.policies.routes import classify
+
+    route = classify("PUT", path, {}, {})
+    assert route.own_route is own and (route.family == "share_tokens") is own
