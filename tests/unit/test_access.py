@@ -166,6 +166,7 @@ TABLE: list[tuple[str, str, dict[str, str], str, Action, str]] = [
     # The viewer's pages: the handler serves them to a signed-in user and sends anyone else to sign in.
     ("GET", "/ohif/viewer", {"StudyInstanceUIDs": UID}, "ohif_page", V,   "Y YYYYYY Y Y Y Y"),
     ("GET", "/share/tok", {}, "share", V,                                 "Y YYYYYY Y Y Y Y"),
+    ("PUT", "/auth/tokens/x", {}, "share_tokens", Action.SHARE,           "Y YYYYYY Y Y Y Y"),
     ("GET", "/app/explorer.html", {}, "ui_page", V,                       "Y YYYYYY Y Y Y Y"),
     # -- nobody -------------------------------------------------------------------------------------------
     ("GET", "/app/../patients", {}, "malformed", A,                       ". ...... . . . ."),
