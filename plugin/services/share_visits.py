@@ -146,7 +146,7 @@ class StudyCard:
 @dataclass(frozen=True)
 class AccessEntry:
     at: float
-    role: str  # doctor | radiologist | admin | staff | patient
+    role: str  # doctor | radiologist | admin | staff | patient (this link) | patient_link (another link)
     name: str
     practice: str
     what: str  # viewed | downloaded
@@ -329,7 +329,9 @@ class ShareVisits:
             events = share_store.image_reads(db, visit.share.patient_id, uids, ACCESS_LOG_ROWS)
             for event in events:
                 if event.actor.startswith("share:"):
-                    entries.append(AccessEntry(_epoch(event.ts), "patient", "", self._practice, _what(event.action)))
+                    # This link, or another link the practice made for the same patient.
+                    role = "patient" if event.actor == share_actor(visit.share.id) else "patient_link"
+                    entries.append(AccessEntry(_epoch(event.ts), role, "", self._practice, _what(event.action)))
                     continue
                 if event.actor.startswith("gate:") or event.actor == "anonymous" or not event.actor:
                     continue

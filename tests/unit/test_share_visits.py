@@ -659,7 +659,8 @@ def _clinician_reads(store) -> None:
             ("drnkosi", "referring_doctor", "view", "deny", "PAT-1", ""),
             ("drnkosi", "referring_doctor", "view", "allow", "PAT-2", "2.1"),
             ("drnkosi", "referring_doctor", "grant.create", "success", "PAT-1", ""),
-            ("drnkosi", "referring_doctor", "view", "allow", "", "9.9.9")]
+            ("drnkosi", "referring_doctor", "view", "allow", "", "9.9.9"),
+            ("share:999", "patient", "share.download", "success", "PAT-1", "")]  # another link of theirs
     for n, (actor, roles, action, outcome, patient, study) in enumerate(rows):
         append_now(store, AuditRecord(ts=iso_utc(T0 - 1000 + n), actor=actor, roles=roles, action=action,
                                       outcome=outcome, reason="", patient_id=patient, study_uid=study))
@@ -672,6 +673,7 @@ def test_the_access_log_lists_who_opened_the_patients_images(store, clock, tmp_p
     _share_id, token = env.share([env.a, env.b])
     entries = env.visits.access_log(env.visits.visit(env.session(token)))
     expected = [AccessEntry(T0, "patient", "", PRACTICE, "viewed"),  # the share.open just now
+                AccessEntry(T0 - 988, "patient_link", "", PRACTICE, "downloaded"),
                 AccessEntry(T0 - 996, "admin", "boss", PRACTICE, "viewed"),
                 AccessEntry(T0 - 997, "staff", "Lindiwe Mokoena", PRACTICE, "viewed"),
                 AccessEntry(T0 - 998, "doctor", "Dr Thandi Nkosi", "Nkosi Rooms", "downloaded"),
