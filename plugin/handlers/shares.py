@@ -104,7 +104,7 @@ def link(runtime: Runtime, request: Request, token: str) -> Response:
         return _refusal(runtime, exc, chosen or wanted)
     if isinstance(opened, Opened):
         return Response.redirect(VIEW_PAGE, {**SHARE_HEADERS, "Set-Cookie": _session_cookie(runtime, opened)})
-    landing = visits.landing(token, request.ip, request.path)
+    landing = opened.landing or visits.landing(token, request.ip, request.path)
     lang = i18n.language_or_default(wanted or landing.share.language)
     error = "locked" if opened.locked else "wrong_password"
     # The form again with its message, as 200: from Orthanc 1.12.2 an error status's body is sent as

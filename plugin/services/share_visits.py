@@ -21,7 +21,7 @@ import datetime as dt
 import json
 import secrets
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from plugin.audit.log import AuditLog
@@ -109,6 +109,8 @@ class Landing:
 class PasswordRefused:
     locked: bool
     retry_after: float
+    # What the landing page shows again with its message (not part of what the refusal is).
+    landing: Landing | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)
@@ -183,10 +185,12 @@ class ShareVisits:
         now = self._clock()
         # As for opening: a one-time link opened once already is gone here too (nothing is counted).
         share = self._share_of_token(token, ip, path, now, opening=True)
-        with self._store.read() as db:
-            count = len(share_store.studies_of(db, share.id))
         self._note(share, ip, path, now, "share.landing", "allow", "landing page (counts nothing)")
-        return Landing(share, count)
+        return self._landing_of(share)
+
+    def _landing_of(self, share: Share) -> Landing:
+        with self._store.read() as db:
+            return Landing(share, len(share_store.studies_of(db, share.id)))
 
     def open(self, token: str, password: str, language: str | None, ip: str, path: str) -> Opened | PasswordRefused:
         """The landing form posted: check the password (if the share has one), then open a viewing
@@ -202,13 +206,13 @@ class ShareVisits:
             if wait > 0:
                 self._note(share, ip, path, now, "share.password", "deny", "locked after wrong passwords",
                            durable=True)
-                return PasswordRefused(True, wait)
+                return PasswordRefused(True, wait, self._landing_of(share))
             if not _password_ok(share.password_hash, password):
                 locked = self._count_failure(key, self._password_rule, now)
                 self._note(share, ip, path, now, "share.password", "failure",
                            "wrong password; share locked" if locked else "wrong password", durable=True)
                 wait = self._password_rule.lock if locked else 0.0
-                return PasswordRefused(locked, wait)
+                return PasswordRefused(locked, wait, self._landing_of(share))
         cookie, csrf = new_secret(), secrets.token_urlsafe(24)
         minutes = self._settings.session_minutes
         expires = min(now + minutes * 60, share.expires_at)

@@ -703,3 +703,11 @@ def test_no_audit_row_of_a_whole_visit_holds_the_token_or_the_cookie(env):
     written = json.dumps([dataclasses.asdict(r) for r in env.audit.everything()])
     for secret in (token, token[:-1], opened.cookie, started.ticket, PASSWORD):
         assert secret not in written
+
+
+def test_a_wrong_password_is_audited_once_and_brings_back_the_landing_page(env):
+    """The form shown again comes with the refusal: no second "landing" row per mistake."""
+    _share_id, token = env.share([env.a, env.b], password=PASSWORD)
+    refused = env.open(token, "not it")
+    assert refused.landing is not None and refused.landing.study_count == 2
+    assert [action for action, _outcome, _durable in env.audit.actions()] == ["share.password"]
