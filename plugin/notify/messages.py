@@ -108,9 +108,7 @@ def _one_line(text: str) -> str:
 
 def _sms_safe(text: str) -> str:
     """Plain ASCII within the GSM basic alphabet, so an SMS stays one 160-character part."""
-    ascii_text = unicodedata.normalize("NFKD", text.translate(_TYPOGRAPHY)).encode("ascii", "ignore").decode()
-    ascii_text = _NOT_GSM_BASIC.sub("", _one_line(ascii_text))
-    return ascii_text[:MAX_SMS_PRACTICE].strip() or "Orthanc Gate"
+    return _sms_safe_text(text)[:MAX_SMS_PRACTICE].strip() or "Orthanc Gate"
 
 
 def share_messages(share_id: int, email: str, mobile: str, link: str, expires_at: float, language: str,
