@@ -83,7 +83,8 @@ def share_study(runtime: Runtime, request: Request, study_id: str) -> Response:
     if isinstance(visitor, Response):
         return visitor
     principal = visitor.principal
-    study = _service(runtime).shareable(principal, study_id, runtime.clock())
+    found = runtime.shares.shareable(principal, study_id, runtime.clock())  # 404 / 403 as the API answers
+    study = _service(runtime).card(principal, found.study_oid or "", runtime.clock())
     hours = [h for h in SHARE_HOURS if h <= runtime.config.shares.max_valid_hours]
     if request.method == "GET":
         return _share_form(visitor, study, hours, {}, "")

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from plugin.audit.record import AuditRecord, iso_utc
-from plugin.errors import Forbidden, NotFound, StoreUnavailable
+from plugin.errors import NotFound, StoreUnavailable
 from plugin.policies.dashboard import (
     STUDIES_PER_PAGE,
     StudySearch,
@@ -140,16 +140,9 @@ class DashboardService:
             raise StoreUnavailable("the audit could not be written; the report is not shown")
         return Report(content, located.study_uid or "", located.patient_id)
 
-    def shareable(self, principal: Principal, study_oid: str, now: float) -> StudyCard:
-        """A study the caller may make a patient's share link for: NotFound when they may not see
-        it, Forbidden when they see it below the `share` level."""
-        located = self._access.locator.by_orthanc_id("study", study_oid) if ORTHANC_ID.match(study_oid) else None
-        level = None if located is None or principal.is_admin else \
-            self._access.level_on(principal, "study", study_oid, now)
-        if located is None or (level is None and not principal.is_admin):
-            raise NotFound("no such study")
-        if level is not None and level < AccessLevel.SHARE:
-            raise Forbidden(f"sharing this study needs the share level; you hold {level.label}")
+    def card(self, principal: Principal, study_oid: str, now: float) -> StudyCard:
+        """One study as the dashboard shows it, for a caller whose access to it is already checked
+        (the share form: ShareService.shareable); NotFound when Orthanc no longer has it."""
         try:
             study = self._core.get(f"/studies/{study_oid}")
         except CoreError:

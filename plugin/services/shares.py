@@ -71,7 +71,7 @@ class ShareService:
         except ShareInvalid as exc:
             raise BadRequest(str(exc)) from None
         # One study named twice (by its UID and its Orthanc id) is shared once.
-        studies = list({found.study_oid: found for found in (self._shareable(principal, ref, now)
+        studies = list({found.study_oid: found for found in (self.shareable(principal, ref, now)
                                                               for ref in wanted.studies)}.values())
         patients = {found.patient_id for found in studies}
         if len(patients) != 1:
@@ -145,7 +145,7 @@ class ShareService:
         except StoreUnavailable:
             pass
 
-    def _shareable(self, principal: Principal, ref: str, now: float) -> Located:
+    def shareable(self, principal: Principal, ref: str, now: float) -> Located:
         """A study the caller may share: 404 when they may not see it (or it is not there), 403 when
         they see it without holding `share` on it."""
         locator = self._access.locator
