@@ -13,6 +13,8 @@ from plugin.errors import (
 )
 from plugin.handlers.http import Request, Response
 from plugin.identity.authenticate import Identification
+from plugin.policies.csrf import csrf_ok
+from plugin.policies.routes import SAFE_METHODS
 from plugin.policies.types import Principal
 from plugin.services.dashboard import home_of
 from plugin.services.health import health_report
@@ -45,6 +47,14 @@ def caller_identification(runtime: Runtime, request: Request) -> Identification:
     if principal.mfa_pending:
         raise Forbidden("finish signing in first: prove your one-time code at /gate/mfa")
     return identification
+
+
+def require_csrf(request: Request, identification: Identification) -> None:
+    """A state change relying on the session cookie must pass the CSRF check (policies/csrf.py)."""
+    principal = identification.principal
+    if request.method not in SAFE_METHODS and not csrf_ok(request.method, principal.via, request.headers,
+                                                           identification.csrf_token):
+        raise Forbidden("cross-site request refused: send the X-CSRF-Token header given at sign-in")
 
 
 def me(runtime: Runtime, request: Request) -> Response:

@@ -12,12 +12,10 @@ from types import SimpleNamespace
 from typing import Any
 
 from plugin import i18n
-from plugin.errors import BadRequest, Forbidden
-from plugin.handlers.api import caller_identification
+from plugin.errors import BadRequest
+from plugin.handlers.api import caller_identification, require_csrf
 from plugin.handlers.http import Request, Response, record_id
 from plugin.handlers.users import _json_object
-from plugin.policies.csrf import csrf_ok
-from plugin.policies.routes import SAFE_METHODS
 from plugin.policies.shares import PAGE_WORDS, ShareInvalid, explorer_share_request
 from plugin.policies.types import Principal
 from plugin.services.runtime import Runtime
@@ -74,11 +72,8 @@ def _caller(runtime: Runtime, request: Request) -> Principal:
     """Any signed-in user (what they may do is the service's question); a change relying on the
     session cookie must pass the CSRF check."""
     identification = caller_identification(runtime, request)
-    principal = identification.principal
-    if request.method not in SAFE_METHODS and not csrf_ok(request.method, principal.via, request.headers,
-                                                           identification.csrf_token):
-        raise Forbidden("cross-site request refused: send the X-CSRF-Token header given at sign-in")
-    return principal
+    require_csrf(request, identification)
+    return identification.principal
 
 
 # -- the patient's pages --------------------------------------------------------------------------

@@ -12,11 +12,9 @@ import dataclasses
 import json
 from typing import Any
 
-from plugin.errors import BadRequest, Forbidden
-from plugin.handlers.api import caller
+from plugin.errors import BadRequest
+from plugin.handlers.api import caller_identification, require_csrf
 from plugin.handlers.http import BadBody, Request, Response, record_id
-from plugin.policies.csrf import csrf_ok
-from plugin.policies.routes import SAFE_METHODS
 from plugin.services import users
 from plugin.services.runtime import Runtime
 from plugin.services.user_import import BadCsv, decode_csv
@@ -89,13 +87,10 @@ def api_key(runtime: Runtime, request: Request, key_id: str) -> Response:
 
 def _admin(runtime: Runtime, request: Request) -> users.Actor:
     """The calling admin; a state change relying on the session cookie must pass the CSRF check."""
-    principal = caller(runtime, request)
-    users.require_admin(principal)
-    if request.method not in SAFE_METHODS:
-        session_csrf = runtime.authenticator.identify(request.headers, request.ip).csrf_token
-        if not csrf_ok(request.method, principal.via, request.headers, session_csrf):
-            raise Forbidden("cross-site request refused: send the X-CSRF-Token header given at sign-in")
-    return users.Actor.calling(principal, request.ip)
+    identification = caller_identification(runtime, request)
+    users.require_admin(identification.principal)
+    require_csrf(request, identification)
+    return users.Actor.calling(identification.principal, request.ip)
 
 
 def _with_otp(actor: users.Actor, data: dict[str, Any]) -> users.Actor:
