@@ -7,7 +7,10 @@ for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
 # npm fetches the pinned OHIF build (scripts/fetch_ohif.py); Debian's package only where none is.
-command -v npm >/dev/null 2>&1 || missing+=(npm)
+# The 1.12 lane (scripts/lane-1.12.sh) copies the host's OHIF build instead: --no-npm.
+if [ "${1:-}" != "--no-npm" ]; then
+  command -v npm >/dev/null 2>&1 || missing+=(npm)
+fi
 if [ ${#missing[@]} -gt 0 ]; then
   echo "Installing Debian packages: ${missing[*]}"
   apt-get update -qq
