@@ -34,6 +34,7 @@ from plugin.handlers.http import Request, Response, error_response  # noqa: E402
 from plugin.handlers.pages import STATIC_DIR  # noqa: E402
 from plugin.handlers.routes import DICOMWEB_ROOT, DICOMWEB_SEARCH_ROUTES, HEALTH, ROUTES  # noqa: E402
 from plugin.policies.shares import redacted_path  # noqa: E402
+from plugin.services.explorer2 import Explorer2  # noqa: E402
 from plugin.services.runtime import Runtime, build_runtime  # noqa: E402
 from plugin.services.ui_pages import read_pages  # noqa: E402
 
@@ -208,6 +209,8 @@ def initialise() -> None:
     if _runtime is not None:
         _remembered = _runtime.gate.remembered
         _runtime.ui_pages = read_pages(orthanc_config, orthanc_api.configuration_base(), orthanc_api.log_warning)
+        _runtime.explorer2 = Explorer2(orthanc_config, _runtime.core, _runtime.store, _runtime.access,
+                                       config.shares.enabled)
     orthanc_api.register_filter(_filter)
     if orthanc_api.answers_dicomweb_searches() and dicomweb_plugin_listed(orthanc_config) \
             and config.dicomweb.enabled and config.dicomweb.root == DICOMWEB_ROOT:

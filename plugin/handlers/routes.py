@@ -8,6 +8,7 @@ from plugin.handlers import (
     dashboard,
     dicomweb,
     doctors,
+    explorer2,
     grants,
     ohif,
     orthanc,
@@ -71,10 +72,17 @@ ROUTES = (
     ("/tools/count-resources", {"POST": orthanc.tools_find}),
     ("/tools/lookup", {"POST": orthanc.tools_lookup}),
     ("/statistics", {"GET": orthanc.statistics}),
+    ("/tools/labels", {"GET": orthanc.tools_labels}),
     # The UIs' HTML entry pages: a browser without a session is sent to sign in and brought back
     # (the request filter could only refuse it); signed in, the page as Orthanc serves it.
     (r"/app/([^/]+\.html)", {"GET": pages.ui_page}),
     (r"/web-viewer/app/([^/]+\.html)", {"GET": pages.ui_page}),
+    # Orthanc Explorer 2: its configuration, built per caller, and its app's entry page (for every
+    # route of the app but its files and other pages); the Python plugin must be listed before OE2.
+    ("/ui/api/configuration", {"GET": explorer2.configuration}),
+    ("/ui/api/pre-login-configuration", {"GET": explorer2.pre_login_configuration}),
+    (explorer2.APP, {"GET": explorer2.app_page}),
+    (explorer2.APP_ROUTE, {"GET": explorer2.app_page}),
     # The OHIF Viewer: its pages (any route of the app answers its index.html) and files.
     ("/ohif", {"GET": ohif.viewer}),
     ("/ohif/(.*)", {"GET": ohif.viewer}),

@@ -56,6 +56,12 @@ class GrantSet:
     def study_uids(self, now: float) -> set[str]:
         return {key for key, terms in self.studies.items() if _best(terms, now).level is not None}
 
+    def best_level(self, now: float) -> AccessLevel | None:
+        """The highest unexpired level held anywhere (None: nothing held), e.g. for which of a UI's
+        buttons to show; every request is still decided on what it touches."""
+        levels = [_best(terms, now).level for terms in (*self.patients.values(), *self.studies.values())]
+        return max((level for level in levels if level is not None), default=None)
+
     def __bool__(self) -> bool:
         return bool(self.patients or self.studies)
 

@@ -34,11 +34,13 @@ ANNOTATE_SUBROUTES = frozenset({"metadata", "labels"})
 REPORT_SUBROUTES = frozenset({"attachments"})
 
 # Searches the plugin answers itself (handlers/orthanc.py), trimmed to the caller's grants.
-TRIMMED_TOOLS = frozenset({"find", "count-resources", "lookup"})
+# /tools/labels: every label for admins, none for others (labels do not grant access here).
+TRIMMED_TOOLS = frozenset({"find", "count-resources", "lookup", "labels"})
 TOOLS_FAMILIES = {
     "find": ("tools_find", Action.LIST),
     "count-resources": ("tools_find", Action.LIST),
     "lookup": ("tools_lookup", Action.LIST),
+    "labels": ("tools_labels", Action.LIST),
     "create-archive": ("tools_archive", Action.DOWNLOAD),
     "create-media": ("tools_archive", Action.DOWNLOAD),
     "create-media-extended": ("tools_archive", Action.DOWNLOAD),
@@ -58,6 +60,13 @@ SET_PASSWORD = "set-password"  # noqa: S105 - a path segment, not a password
 SET_PASSWORD_METHODS = frozenset({"GET", "POST"})
 # The OHIF Viewer the plugin serves (handlers/ohif.py).
 OHIF_PREFIX = "ohif"
+
+# Orthanc Explorer 2 (handlers/explorer2.py): the documents the Gate builds per caller, and what
+# under /ui/app/ stays OE2's own (its files, and pages the Gate does not serve) rather than the app's
+# entry page, which the Gate serves.
+EXPLORER2_DOCUMENTS = frozenset({"configuration", "pre-login-configuration"})
+EXPLORER2_OWN_FILES = frozenset({"assets", "customizable"})
+EXPLORER2_OWN_PAGES = frozenset({"favicon.ico", "token-landing.html", "retrieve-and-view.html", "inbox.html"})
 
 # The Orthanc Web Viewer plugin (Debian's orthanc-webviewer, Plugin/Plugin.cpp) registers
 # /web-viewer/{series,is-stable-series,instances,libs,app}/(.*), case-sensitively. An image is
@@ -124,12 +133,22 @@ def classify(method: str, uri: str, query: dict[str, str], headers: dict[str, st
         # Only the path as registered reaches the plugin's trimmed answer: any other spelling is
         # decided on the patient's own grant, whoever answers it.
         return dataclasses.replace(route, trimmed=False)
-    if route.family == "ui_page" and uri.split("?", 1)[0] != path:
+    if route.family == "ui_page" and not _page_route_as_sent(uri.split("?", 1)[0], path):
         # Orthanc matches the plugin's route on the path as sent: one it would not route to the Gate
         # is left to the gate's rule for Orthanc Explorer's files.
         return RouteInfo("ui_asset", _action_for_method(executed, Action.VIEW), executed, path,
                          carries_phi=executed not in SAFE_METHODS)
     return route
+
+
+def _page_route_as_sent(raw: str, path: str) -> bool:
+    """Whether the path as sent reaches the Gate's route for the page at `path`. Orthanc matches
+    routes on the path as sent; OE2's app route also takes a trailing slash, but for the folders of
+    OE2's own files, whose routes then take it."""
+    if raw == path:
+        return True
+    return path.startswith("/ui/app") and raw == path + "/" and path.split("/")[3:4] not in (
+        [name] for name in EXPLORER2_OWN_FILES)
 
 
 def _action_for_method(method: str, read: Action) -> Action:
@@ -150,6 +169,10 @@ def _classify_path(method: str, path: str, query: dict[str, str]) -> RouteInfo:
     if head == "share":
         # Share pages authorise themselves by token; they audit every access.
         return RouteInfo("share", Action.VIEW, method, path, carries_phi=False, own_route=True)
+    if head == "ui" and len(segments) > 1:
+        explorer2 = _classify_explorer2(method, path, segments)
+        if explorer2 is not None:
+            return explorer2
     if _is_ui_page(segments):
         # handlers/routes.py owns these (any method): a browser without a session is sent to sign in.
         return RouteInfo("ui_page", Action.VIEW, method, path, carries_phi=False, own_route=True)
@@ -201,6 +224,19 @@ def _classify_path(method: str, path: str, query: dict[str, str]) -> RouteInfo:
         return RouteInfo("ui_asset", _action_for_method(method, Action.VIEW), method, path,
                          carries_phi=method not in SAFE_METHODS)
     return RouteInfo("unknown", Action.ADMIN, method, path)
+
+
+def _classify_explorer2(method: str, path: str, segments: list[str]) -> RouteInfo | None:
+    """Orthanc Explorer 2's routes that handlers/explorer2.py owns (exact case, as Orthanc matches
+    a route's expression): its configuration documents, built per caller, and its app's entry page
+    (every path of the app but its files and its other pages, which stay OE2's: ui_asset). None for
+    the rest of /ui/, classified as before."""
+    if segments[1] == "api" and len(segments) == 3 and segments[2] in EXPLORER2_DOCUMENTS:
+        return RouteInfo("explorer2_config", Action.VIEW, method, path, carries_phi=False, own_route=True)
+    if segments[1] == "app" and not (len(segments) > 3 and segments[2] in EXPLORER2_OWN_FILES) \
+            and not (len(segments) == 3 and segments[2] in EXPLORER2_OWN_PAGES):
+        return RouteInfo("ui_page", Action.VIEW, method, path, carries_phi=False, own_route=True)
+    return None
 
 
 def _is_ui_page(segments: list[str]) -> bool:

@@ -29,6 +29,7 @@ from plugin.services.core import Core
 from plugin.services.dicomweb import DicomWebSearches
 from plugin.services.dicomweb_search import DicomWebSearchService
 from plugin.services.directory_accounts import DirectoryRecheck
+from plugin.services.explorer2 import Explorer2
 from plugin.services.gate import GateService
 from plugin.services.grants import GrantService
 from plugin.services.notifications import Notifications
@@ -72,6 +73,7 @@ class Runtime:
     share_visits: ShareVisits  # ... and the patient's
     recheck: DirectoryRecheck | None = None
     ui_pages: UiPages = NO_PAGES  # the UIs' entry pages the Gate serves (services/ui_pages.py)
+    explorer2: Explorer2 | None = None  # Orthanc Explorer 2's configuration per caller, when it is loaded
 
     def client_address(self, peer: str, headers: dict[str, str]) -> str:
         """The caller's address: the connection's, or what trusted proxies say (TrustedProxies)."""

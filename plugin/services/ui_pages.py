@@ -27,14 +27,19 @@ class EmbeddedPage:
     # A script of plugin/static/ added to the page for users who are not admins (what their level
     # allows); Orthanc Explorer has its own hook for that (ExtendOrthancExplorer), for everyone.
     extension: str = ""
+    extension_for_admins: bool = False  # ... and for admins too (OE2's sign-out is for everyone)
 
 
+# Orthanc Explorer 2's app: one page for every route of the app (handlers/explorer2.py); its
+# element for the app is named "app" in this page only (the others OE2 embeds name theirs apart).
+OE2_INDEX = "/ui/app/index.html"
 PAGES = (
     EmbeddedPage("/app/explorer.html", "orthanc", b"<title>Orthanc Explorer</title>"),
     EmbeddedPage("/web-viewer/app/viewer.html", "libOrthancWebViewer", b"<title>Orthanc Web Viewer</title>",
                  "web-viewer-extension.js"),
+    EmbeddedPage(OE2_INDEX, "libOrthancExplorer2", b'<div id="app"></div>', "oe2-extension.js", True),
 )
-EXTENSIONS = {page.path: page.extension for page in PAGES if page.extension}
+EXTENSIONS = {page.path: page for page in PAGES if page.extension}
 
 
 @dataclass(frozen=True)
@@ -48,10 +53,10 @@ class UiPages:
         """The page at `path`; for a user who is not an admin, with its extension script if it has one
         (before `</head>`, so it runs before the page's own scripts)."""
         page = self.found.get(path)
-        extension = EXTENSIONS.get(path)
-        if page is None or admin or not extension:
+        extended = EXTENSIONS.get(path)
+        if page is None or extended is None or (admin and not extended.extension_for_admins):
             return page
-        tag = f'<script src="/gate/static/{extension}"></script>\n'.encode()
+        tag = f'<script src="/gate/static/{extended.extension}"></script>\n'.encode()
         return page.replace(b"</head>", tag + b"</head>", 1)
 
 
@@ -118,5 +123,13 @@ def read_pages(orthanc_config: dict, base_dir: Path, warn: Callable[[str], None]
             missing.add(page.path)
             warn(f"Gate: could not find the page {page.path} in {source}; it answers 503 until that is fixed")
         else:
-            found[page.path] = content
+            found[page.path] = themed(page.path, content, orthanc_config)
     return UiPages(found, frozenset(missing))
+
+
+def themed(path: str, page: bytes, orthanc_config: dict) -> bytes:
+    """OE2's page in the theme its section names, as OE2 serves it (it embeds the light one)."""
+    section = orthanc_config.get("OrthancExplorer2")
+    if path == OE2_INDEX and isinstance(section, dict) and section.get("Theme") == "dark":
+        return page.replace(b'data-bs-theme="light"', b'data-bs-theme="dark"')
+    return page

@@ -62,6 +62,8 @@ TABLE: list[tuple[str, str, dict[str, str], str, Action, str]] = [
     ("POST", "/tools/find/extra", {}, "tools_find", L,                    "Y ...... . . . ."),  # not trimmed
     ("POST", "/tools/lookup", {}, "tools_lookup", L,                      "Y YYYYYY Y . . ."),
     ("GET", "/statistics", {}, "statistics", L,                           "Y YYYYYY Y . . ."),
+    ("GET", "/tools/labels", {}, "tools_labels", L,                       "Y YYYYYY Y . . ."),
+    ("POST", "/tools/labels/x", {}, "tools_labels", L,                    "Y ...... . . . ."),  # not trimmed
     ("POST", "/statistics", {}, "statistics", A,                          "Y ...... . . . ."),
     # -- one patient, decided by the grant on the patient ----------------------------------------
     # Answered by the plugin, trimmed to the studies held (handlers/orthanc.patient_resource).
@@ -168,6 +170,9 @@ TABLE: list[tuple[str, str, dict[str, str], str, Action, str]] = [
     ("GET", "/share/tok", {}, "share", V,                                 "Y YYYYYY Y Y Y Y"),
     ("PUT", "/auth/tokens/x", {}, "share_tokens", Action.SHARE,           "Y YYYYYY Y Y Y Y"),
     ("GET", "/app/explorer.html", {}, "ui_page", V,                       "Y YYYYYY Y Y Y Y"),
+    # Orthanc Explorer 2's app page and its configuration, built per caller (handlers/explorer2.py).
+    ("GET", "/ui/app/filtered-studies", {}, "ui_page", V,                 "Y YYYYYY Y Y Y Y"),
+    ("GET", "/ui/api/configuration", {}, "explorer2_config", V,           "Y YYYYYY Y Y Y Y"),
     # -- nobody -------------------------------------------------------------------------------------------
     ("GET", "/app/../patients", {}, "malformed", A,                       ". ...... . . . ."),
 ]

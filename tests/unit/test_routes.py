@@ -117,7 +117,7 @@ ROUTES: list[tuple[str, str, dict[str, str], dict[str, str], str, Action]] = [
     ("POST", "/tools/execute-script", {}, {}, "tools_other", A),
     ("POST", "/tools/reset", {}, {}, "tools_other", A),
     ("POST", "/tools/shutdown", {}, {}, "tools_other", A),
-    ("GET", "/tools/labels", {}, {}, "tools_other", A),
+    ("GET", "/tools/labels", {}, {}, "tools_labels", L),  # answered by the plugin: none for non-admins
     ("GET", "/tools/now", {}, {}, "tools_other", A),
     ("GET", "/tools", {}, {}, "tools_other", A),
     # -- administration -------------------------------------------------------------------------
@@ -162,8 +162,21 @@ ROUTES: list[tuple[str, str, dict[str, str], dict[str, str], str, Action]] = [
     ("POST", "/app//explorer.html", {}, {}, "ui_asset", M),
     ("GET", "/app/libs/jquery.min.js", {}, {}, "ui_asset", V),
     ("POST", "/app/explorer.js", {}, {}, "ui_asset", M),
-    ("GET", "/ui/app/", {}, {}, "ui_asset", V),
-    ("GET", "/ui/app/index.html", {}, {}, "ui_asset", V),
+    # Orthanc Explorer 2: the app's page (any route of the app) is the plugin's, its files OE2's.
+    ("GET", "/ui/app/", {}, {}, "ui_page", V),
+    ("GET", "/ui/app", {}, {}, "ui_page", V),
+    ("GET", "/ui/app/index.html", {}, {}, "ui_page", V),
+    ("GET", "/ui/app/filtered-studies", {}, {}, "ui_page", V),
+    ("GET", "/ui/app/assets", {}, {}, "ui_page", V),  # the plugin's route takes it: not a file
+    ("GET", "/ui/app/assets/", {}, {}, "ui_asset", V),  # ... but with the slash, OE2's does
+    ("GET", "/ui/app/assets/main-B4uRKbgy.js", {}, {}, "ui_asset", V),
+    ("GET", "/ui/app/customizable/custom.css", {}, {}, "ui_asset", V),
+    ("GET", "/ui/app/favicon.ico", {}, {}, "ui_asset", V),
+    ("GET", "/ui/app/token-landing.html", {}, {}, "ui_asset", V),
+    ("GET", "/ui/app/inbox.html", {}, {}, "ui_asset", V),
+    ("GET", "//ui/app/", {}, {}, "ui_asset", V),  # not the spelling the plugin's route takes
+    ("GET", "/UI/app/", {}, {}, "ui_asset", V),
+    ("POST", "/ui/app/filtered-studies", {}, {}, "ui_page", V),  # the plugin's route answers 405
     ("GET", "/favicon.ico", {}, {}, "ui_asset", V),
     ("GET", "/plugins/explorer.js", {}, {}, "ui_asset", V),  # the plugins' additions to Explorer
     ("GET", "/Plugins/Explorer.js", {}, {}, "ui_asset", V),
@@ -179,7 +192,10 @@ ROUTES: list[tuple[str, str, dict[str, str], dict[str, str], str, Action]] = [
     ("PUT", "/ohif/app-config.js", {}, {}, "ohif_asset", M),
     ("POST", "/ohif/viewer", {}, {}, "ohif_asset", M),  # only reads are the app's pages
     ("GET", "/ui", {}, {}, "unknown", A),
-    ("GET", "/ui/api/configuration", {}, {}, "unknown", A),
+    ("GET", "/ui/api/configuration", {}, {}, "explorer2_config", V),  # built per caller by the plugin
+    ("GET", "/ui/api/pre-login-configuration", {}, {}, "explorer2_config", V),
+    ("GET", "/ui/api/Configuration", {}, {}, "unknown", A),
+    ("POST", "/ui/api/emails/send", {}, {}, "unknown", A),
     # -- the Orthanc Web Viewer (orthanc-webviewer): series and images by Orthanc id ------------------
     ("GET", f"/web-viewer/series/{PID}", {}, {}, "web_viewer", V),
     ("GET", f"/web-viewer/is-stable-series/{PID}", {}, {}, "web_viewer", V),
@@ -339,7 +355,7 @@ ROUTES: list[tuple[str, str, dict[str, str], dict[str, str], str, Action]] = [
 
 EXPECTED_FAMILIES = {
     "resource_list", "patients", "studies", "series", "instances",
-    "tools_find", "tools_lookup", "tools_archive", "tools_bulk", "tools_other",
+    "tools_find", "tools_lookup", "tools_archive", "tools_bulk", "tools_other", "tools_labels", "explorer2_config",
     "changes", "exports", "jobs", "modalities", "peers", "queries", "plugins", "system", "statistics",
     "storage_commitment", "system_info",
     "ui_asset", "ui_page", "ohif_page", "ohif_asset", "wado", "dicomweb", "dicomweb_search", "dicomweb_admin",
@@ -435,7 +451,7 @@ TRIMMED = {
     ("GET", "/patients"), ("GET", "/studies"), ("GET", "/series"),
     ("GET", "/patients/"), ("GET", "//patients"), ("GET", "/PATIENTS"),
     ("POST", "/tools/find"), ("POST", "/tools/count-resources"), ("POST", "/tools/lookup"), ("POST", "/TOOLS/FIND"),
-    ("GET", "/statistics"),
+    ("GET", "/statistics"), ("GET", "/tools/labels"),
     ("GET", f"/patients/{PID}"),  # Orthanc Explorer's study page; other spellings need the patient's grant
 }
 
