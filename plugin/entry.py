@@ -30,7 +30,7 @@ from plugin import orthanc_api  # noqa: E402
 from plugin.config import dicomweb_plugin_listed, load_gate_config, open_to_any_modality  # noqa: E402
 from plugin.errors import ConfigError, GateError, StoreUnavailable  # noqa: E402
 from plugin.handlers import api  # noqa: E402
-from plugin.handlers.http import Request, Response, error_response  # noqa: E402
+from plugin.handlers.http import Request, Response, error_response, is_browser_session  # noqa: E402
 from plugin.handlers.pages import STATIC_DIR  # noqa: E402
 from plugin.handlers.routes import DICOMWEB_ROOT, DICOMWEB_SEARCH_ROUTES, HEALTH, ROUTES  # noqa: E402
 from plugin.policies.shares import redacted_path  # noqa: E402
@@ -116,7 +116,7 @@ def _answer(handler, req: Request, groups: tuple) -> Response:  # noqa: ANN001
     try:
         return handler(_runtime, req, *groups)
     except GateError as exc:
-        return error_response(exc)
+        return error_response(exc, is_browser_session(req.headers))
     except Exception as exc:  # noqa: BLE001 - never a stack trace in an answer
         # Never the token of a share link (the second segment of /share/{token}) in the log.
         where = redacted_path(req.path).split("/")[1:3]

@@ -10,6 +10,7 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from plugin.errors import GateError, NotFound
+from plugin.identity.authenticate import SESSION_COOKIE
 
 # On every answer the plugin sends (lists, searches, pages, the API): nothing of it is kept by a
 # browser or a shared cache (it may name patients), and no browser second-guesses its type. A
@@ -98,11 +99,21 @@ def record_id(text: str, what: str) -> int:
     return int(text)
 
 
-def error_response(error: GateError) -> Response:
-    """The single mapping of typed errors to HTTP answers."""
+def error_response(error: GateError, browser_session: bool = False) -> Response:
+    """The single mapping of typed errors to HTTP answers. A 401 carries a Basic challenge, but to
+    a browser's session (`browser_session`, see `is_browser_session`), which the browser would meet
+    with a password prompt instead of letting the page send the user to the sign-in page."""
     retry_after = getattr(error, "retry_after", None)
     headers = {"Retry-After": str(math.ceil(retry_after))} if retry_after else None
     response = Response.json({"error": error.code, "message": error.message}, error.status, headers)
-    if error.status == 401:
+    if error.status == 401 and not browser_session:
         return dataclasses.replace(response, challenge="Orthanc Gate")
     return response
+
+
+def is_browser_session(headers: dict[str, str]) -> bool:
+    """Whether a request comes from a page's script or carries the session cookie (perhaps one that
+    has ended): a browser signed in through the sign-in page, not a Basic client."""
+    if headers.get("x-requested-with", "").lower() == "xmlhttprequest":
+        return True
+    return any(part.strip().startswith(SESSION_COOKIE + "=") for part in headers.get("cookie", "").split(";"))

@@ -7,8 +7,8 @@
 //   logout posts the Gate's sign-out form, login with UPDATE_PASSWORD opens the Gate's password page.
 //   OE2 uses `window.keycloak` for nothing else unless its own Keycloak set-up is on, which the Gate's
 //   pre-login configuration never turns on.
-// - Refusals are not silent: OE2 ignores a 401 or 403. A 401 (the session ended) takes the browser
-//   to sign in and back; a 403 says what was refused.
+// - Refusals are not silent: OE2 ignores a 401 or 403. When the session has ended (a 401, or a 403
+//   while /gate/api/me says so) the browser goes to sign in and back; another 403 says it was refused.
 (function () {
   "use strict";
   var base = window.location.pathname.split("/ui/app")[0];
@@ -18,8 +18,12 @@
     window.location.assign(base + "/gate/login?next=" + encodeURIComponent(here));
   }
 
+  // X-Requested-With: a 401 then comes without a Basic challenge, which would make the browser
+  // prompt for a password (handlers/http.py error_response).
+  var asScript = { credentials: "same-origin", headers: { Accept: "application/json", "X-Requested-With": "XMLHttpRequest" } };
+
   function signOut() {
-    return fetch(base + "/gate/api/me", { credentials: "same-origin", headers: { Accept: "application/json" } })
+    return fetch(base + "/gate/api/me", asScript)
       .then(function (answer) { return answer.ok ? answer.json() : {}; })
       .then(function (me) {
         var form = document.createElement("form");
@@ -79,10 +83,20 @@
   var open = XMLHttpRequest.prototype.open;
   XMLHttpRequest.prototype.open = function () {
     this.addEventListener("loadend", function () {
-      if (this.status === 401) {
+      var request = this;
+      if (request.status === 401) {
         signIn();
-      } else if (this.status === 403) {
-        showRefusal(refusalText(this));
+      } else if (request.status === 403) {
+        // Orthanc answers every refusal of its request filter 403, an ended session's too: ask
+        // the Gate whether the session still holds before saying "not allowed".
+        fetch(base + "/gate/api/me", asScript)
+          .then(function (me) {
+            if (me.status === 401) {
+              signIn();
+            } else {
+              showRefusal(refusalText(request));
+            }
+          });
       }
     });
     return open.apply(this, arguments);

@@ -203,6 +203,28 @@ def test_sign_out_and_an_ended_session(oe2_server: Server, browser):
         browsing.close()
 
 
+XHR = "(path) => { const x = new XMLHttpRequest(); x.open('GET', path); x.send(); }"
+
+
+def test_a_refusal_is_said_and_an_ended_session_signs_in_again(oe2_server: Server, browser):
+    """OE2 ignores 401 and 403; the Gate's script does not."""
+    other = next(data for pid, data in catalog(oe2_server).items() if pid != GRANTED).studies[0].oid
+    browsing = Browsing(browser)
+    try:
+        browsing.open_app(oe2_server, "drview", PASSWORD)
+        page = browsing.page
+        page.evaluate(XHR, f"../../studies/{other}")
+        page.wait_for_selector("#gate-refusal", state="visible", timeout=10000)
+        assert page.inner_text("#gate-refusal").startswith("Not allowed")
+        browsing.shot("refused", full_page=False)
+        browsing.context.clear_cookies()  # as when the session ends on the server
+        page.evaluate(XHR, "../../statistics")
+        page.wait_for_url(SIGN_IN, timeout=10000)
+        assert "next=%2Fui%2Fapp%2F" in page.url or "next=/ui/app/" in page.url, page.url
+    finally:
+        browsing.close()
+
+
 def test_share_makes_one_of_our_links_which_revoking_stops(oe2_server: Server, browser):
     browsing = Browsing(browser)
     try:

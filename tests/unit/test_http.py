@@ -7,7 +7,14 @@ import json
 import pytest
 
 from plugin.errors import BadRequest, Conflict, Forbidden, NotFound, StoreUnavailable, Unauthenticated
-from plugin.handlers.http import SECURITY_HEADERS, BadBody, Request, Response, error_response
+from plugin.handlers.http import (
+    SECURITY_HEADERS,
+    BadBody,
+    Request,
+    Response,
+    error_response,
+    is_browser_session,
+)
 
 
 def request(body: bytes, content_type: str = "application/x-www-form-urlencoded", **headers: str) -> Request:
@@ -76,6 +83,19 @@ def test_unauthenticated_becomes_a_401_challenge_with_a_json_body():
     response = error_response(Unauthenticated("sign in first"))
     assert (response.status, response.challenge) == (401, "Orthanc Gate")
     assert json.loads(response.body) == {"error": "unauthenticated", "message": "sign in first"}
+
+
+@pytest.mark.parametrize(("headers", "browser"), [
+    ({}, False),
+    ({"authorization": "Basic eDp5"}, False),
+    ({"cookie": "other=1"}, False),
+    ({"cookie": "a=1; gate_session=ended"}, True),  # a browser's session, perhaps one that ended
+    ({"x-requested-with": "XMLHttpRequest"}, True),  # a page's script
+])
+def test_a_browsers_session_gets_its_401_without_a_password_prompt(headers, browser):
+    assert is_browser_session(headers) is browser
+    response = error_response(Unauthenticated("sign in first"), is_browser_session(headers))
+    assert response.status == 401 and (response.challenge is None) is browser
 
 
 @pytest.mark.parametrize(("error", "status", "code"), [
