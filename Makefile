@@ -38,7 +38,7 @@ test: install lint
 # The 1.12 lane: the whole suite again in a cached Debian 13 root (Orthanc 1.12, Python plugin 5),
 # see scripts/lane-1.12.sh; OE2_PLUGIN=/path/libOrthancExplorer2.so adds the OE2 tests.
 test-1.12: install
-	./scripts/lane-1.12.sh
+	OE2_PLUGIN="$(OE2_PLUGIN)" ./scripts/lane-1.12.sh
 
 bench-1.12: install
 	./scripts/lane-1.12.sh --bench

@@ -267,3 +267,9 @@ def test_the_admins_oe2_keeps_every_button(oe2_server: Server, browser):
         assert missing == []
     finally:
         browsing.close()
+
+
+def test_orthanc_with_oe2_and_the_gate_stops_cleanly(oe2_server: Server):
+    """Last in this module: SIGTERM with OE2 loaded beside the Gate ends with exit code 0."""
+    oe2_server.proc.stop()
+    assert oe2_server.proc.returncode == 0, oe2_server.proc.log_tail()
