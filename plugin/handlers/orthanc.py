@@ -105,6 +105,16 @@ def tools_labels(runtime: Runtime, request: Request) -> Response:
     return Response.json([])
 
 
+def network_list(runtime: Runtime, request: Request) -> Response:
+    """GET /peers or /modalities: Orthanc's list for admins; for anyone else none (an empty object
+    when `expand` asks for one), as Orthanc Explorer 2 asks for them whoever signs in."""
+    principal = caller(runtime, request)
+    if principal.is_admin:
+        return _passed_on(runtime, principal, request, request.path.strip("/"),
+                          lambda: runtime.core.get_raw(_with_query(request)))
+    return Response.json({} if "expand" in request.query else [])
+
+
 def statistics(runtime: Runtime, request: Request) -> Response:
     principal = caller(runtime, request)
     if principal.is_admin:

@@ -73,6 +73,8 @@ ROUTES = (
     ("/tools/lookup", {"POST": orthanc.tools_lookup}),
     ("/statistics", {"GET": orthanc.statistics}),
     ("/tools/labels", {"GET": orthanc.tools_labels}),
+    ("/peers", {"GET": orthanc.network_list}),
+    ("/modalities", {"GET": orthanc.network_list}),
     # The UIs' HTML entry pages: a browser without a session is sent to sign in and brought back
     # (the request filter could only refuse it); signed in, the page as Orthanc serves it.
     (r"/app/([^/]+\.html)", {"GET": pages.ui_page}),

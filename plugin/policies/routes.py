@@ -53,6 +53,8 @@ TOOLS_FAMILIES = {
 # Top-level Orthanc REST families that are administrative (jobs, network, server control).
 ADMIN_FAMILIES = frozenset({"changes", "exports", "jobs", "modalities", "peers", "queries",
                             "plugins", "system", "statistics", "storage-commitment"})
+# GET /peers and GET /modalities (the collections only): answered by the plugin, empty for non-admins.
+NETWORK_LISTS = frozenset({"peers", "modalities"})
 PUBLIC_GATE_PATHS = frozenset({"/gate/health", "/gate/login"})
 # The welcome e-mail's link, /gate/set-password/{token}: whoever holds the token may open it and
 # post its form (the handler checks the token); nothing else under /gate/set-password/.
@@ -199,6 +201,11 @@ def _classify_path(method: str, path: str, query: dict[str, str]) -> RouteInfo:
     if lower == "plugins" and path.lower() == "/plugins/explorer.js" and method in SAFE_METHODS:
         # Orthanc Explorer loads the plugins' additions to its pages as one script.
         return RouteInfo("ui_asset", Action.VIEW, method, path, carries_phi=False)
+    if head in NETWORK_LISTS and len(segments) == 1 and method == "GET":
+        # The remote servers' names: the plugin answers admins with Orthanc's list, anyone else
+        # with none (Orthanc Explorer 2 asks for them at start-up). Exact case, as Orthanc matches
+        # the handler's route.
+        return RouteInfo(head, Action.LIST, method, path, carries_phi=False, trimmed=True)
     if lower in ADMIN_FAMILIES:
         return RouteInfo(lower.replace("-", "_"), Action.ADMIN, method, path)
     if head == "auth" and len(segments) == 3 and segments[1] == "tokens" and segments[2]:

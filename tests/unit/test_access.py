@@ -154,6 +154,8 @@ TABLE: list[tuple[str, str, dict[str, str], str, Action, str]] = [
     ("GET", "/jobs/0f6d8e0e/archive", {}, "jobs", D,                      "Y ...... . . . ."),
     ("POST", "/modalities/pacs/store", {}, "modalities", A,               "Y ...... . . . ."),
     ("POST", "/peers/other/store", {}, "peers", A,                        "Y ...... . . . ."),
+    ("GET", "/peers", {}, "peers", L,                                     "Y YYYYYY Y . . ."),  # none for them
+    ("GET", "/modalities", {}, "modalities", L,                           "Y YYYYYY Y . . ."),
     ("POST", "/queries/abc/retrieve", {}, "queries", A,                   "Y ...... . . . ."),
     ("GET", "/plugins", {}, "plugins", A,                                 "Y ...... . . . ."),
     ("POST", "/storage-commitment/abc/remove", {}, "storage_commitment", A, "Y ...... . . . ."),

@@ -128,10 +128,13 @@ ROUTES: list[tuple[str, str, dict[str, str], dict[str, str], str, Action]] = [
     ("GET", "/jobs/0f6d8e0e-ff0d-4b6b-9b8c-4a0e1d7d9f6a", {}, {}, "jobs", A),
     ("POST", "/jobs/0f6d8e0e-ff0d-4b6b-9b8c-4a0e1d7d9f6a/cancel", {}, {}, "jobs", A),
     ("GET", "/jobs/0f6d8e0e-ff0d-4b6b-9b8c-4a0e1d7d9f6a/archive", {}, {}, "jobs", D),
-    ("GET", "/modalities", {}, {}, "modalities", A),
+    ("GET", "/modalities", {}, {}, "modalities", L),  # the plugin answers: none for non-admins
+    ("GET", "/Modalities", {}, {}, "modalities", A),
+    ("GET", "/modalities/x", {}, {}, "modalities", A),
     ("POST", "/modalities/pacs/query", {}, {}, "modalities", A),
     ("POST", "/modalities/pacs/store", {}, {}, "modalities", A),
-    ("GET", "/peers", {}, {}, "peers", A),
+    ("GET", "/peers", {}, {}, "peers", L),
+    ("PUT", "/peers", {}, {}, "peers", A),
     ("POST", "/peers/other/store", {}, {}, "peers", A),
     ("GET", "/queries/abc/answers/0/content", {}, {}, "queries", A),
     ("POST", "/queries/abc/retrieve", {}, {}, "queries", A),
@@ -451,7 +454,7 @@ TRIMMED = {
     ("GET", "/patients"), ("GET", "/studies"), ("GET", "/series"),
     ("GET", "/patients/"), ("GET", "//patients"), ("GET", "/PATIENTS"),
     ("POST", "/tools/find"), ("POST", "/tools/count-resources"), ("POST", "/tools/lookup"), ("POST", "/TOOLS/FIND"),
-    ("GET", "/statistics"), ("GET", "/tools/labels"),
+    ("GET", "/statistics"), ("GET", "/tools/labels"), ("GET", "/peers"), ("GET", "/modalities"),
     ("GET", f"/patients/{PID}"),  # Orthanc Explorer's study page; other spellings need the patient's grant
 }
 
