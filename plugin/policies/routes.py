@@ -149,8 +149,8 @@ def _page_route_as_sent(raw: str, path: str) -> bool:
     OE2's own files, whose routes then take it."""
     if raw == path:
         return True
-    return path.startswith("/ui/app") and raw == path + "/" and path.split("/")[3:4] not in (
-        [name] for name in EXPLORER2_OWN_FILES)
+    folder = path.split("/")[3:4]  # under /ui/app/, if any
+    return path.startswith("/ui/app") and raw == path + "/" and not (folder and folder[0] in EXPLORER2_OWN_FILES)
 
 
 def _action_for_method(method: str, read: Action) -> Action:

@@ -48,3 +48,11 @@ def test_others_get_none_and_anonymous_nothing(servers, path):
     assert answer.status_code == 200, answer.text
     assert answer.json() == ({} if path.endswith("?expand") else [])
     assert requests.get(gate.url(path), timeout=10).status_code == 403
+
+
+@pytest.mark.parametrize("path", ["/peers/", "//peers", "/modalities/?expand", "/PEERS", "/Modalities"])
+def test_no_other_spelling_gives_others_orthancs_list(servers, path):
+    _plain, gate = servers
+    answer = gate.doctor("GET", path)
+    assert answer.status_code in (200, 403, 404), answer.status_code
+    assert b"branch" not in answer.content and b"ct1" not in answer.content.lower()
