@@ -116,6 +116,13 @@ def new_doctor(srv: Server, username: str) -> Caller:
     return Caller(srv, username)
 
 
+def doctors_granted(srv: Server, levels: dict[str, str], patient_id: str) -> None:
+    """A new doctor per username of `levels`, each granted patient `patient_id` at their level."""
+    for username, level in levels.items():
+        new_doctor(srv, username)
+        grant(srv, username, level, patient_id=patient_id)
+
+
 def grant(srv: Server, user: str, level: str, **target: str) -> dict:
     answer = srv.admin("POST", "/gate/api/grants", json={"user": user, "level": level, **target})
     assert answer.status_code == 201, answer.text

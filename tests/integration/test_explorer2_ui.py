@@ -26,7 +26,7 @@ from playwright.sync_api import Page
 
 from tests.conftest import ADMIN, ADMIN_PASSWORD, Server, start_gate, upload_dicomdir
 from tests.harness import PLUGINS, REPO, OrthancProcess
-from tests.integration.grants_support import PASSWORD, catalog, grant, new_doctor
+from tests.integration.grants_support import PASSWORD, catalog, doctors_granted
 
 pytestmark = pytest.mark.oe2
 
@@ -58,9 +58,7 @@ def oe2_server(tmp_path_factory: pytest.TempPathFactory):
     srv = start_gate(tmp_path_factory.mktemp("oe2"), extra={"Plugins": _plugins(), "OrthancExplorer2": SECTION})
     try:
         upload_dicomdir(srv)
-        for username, level in LEVEL_OF.items():
-            new_doctor(srv, username)
-            grant(srv, username, level, patient_id=GRANTED)
+        doctors_granted(srv, LEVEL_OF, GRANTED)
         yield srv
     finally:
         srv.proc.stop()
@@ -94,6 +92,11 @@ class Browsing:
         self.sign_in(username, password)
         self.page.wait_for_url("**/ui/app/")
         self.page.wait_for_selector("tr.study-row-collapsed", timeout=20000)
+
+    def open_first_study(self) -> None:
+        self.page.query_selector_all("tr.study-row-collapsed")[0].query_selector("td:nth-child(3)").click()
+        self.page.wait_for_selector("tr.study-details-expanded", timeout=15000)
+        self.page.wait_for_timeout(500)  # its buttons come with its series
 
     def close(self) -> None:
         self.context.close()
@@ -168,9 +171,7 @@ def test_a_doctor_sees_their_studies_and_only_their_buttons(oe2_server: Server, 
         # Signed in as: the profile entry shows the name, with the sign-out under it.
         assert page.is_visible(f"li:has-text('{username}')")
         browsing.shot(f"{username}-list")
-        rows[0].query_selector("td:nth-child(3)").click()
-        page.wait_for_selector("tr.study-details-expanded", timeout=15000)
-        page.wait_for_timeout(500)
+        browsing.open_first_study()
         shown = {name for name, selector in STUDY_BUTTONS.items()
                  if browsing.visible(f"tr.study-details-expanded {selector}")}
         browsing.shot(f"{username}-study")
@@ -230,8 +231,7 @@ def test_share_makes_one_of_our_links_which_revoking_stops(oe2_server: Server, b
     try:
         browsing.open_app(oe2_server, "drshare", PASSWORD)
         page = browsing.page
-        page.query_selector_all("tr.study-row-collapsed")[0].query_selector("td:nth-child(3)").click()
-        page.wait_for_selector("tr.study-details-expanded i.bi-share", timeout=15000)
+        browsing.open_first_study()
         page.click("tr.study-details-expanded button:has(i.bi-share)")
         page.wait_for_function(
             "() => [...document.querySelectorAll('textarea')].some(t => t.value.includes('/share/'))", timeout=15000)
@@ -256,11 +256,8 @@ def test_the_admins_oe2_keeps_every_button(oe2_server: Server, browser):
     browsing = Browsing(browser)
     try:
         browsing.open_app(oe2_server, ADMIN, ADMIN_PASSWORD)
-        page = browsing.page
         assert [name for name, s in SIDE_BAR.items() if not browsing.visible(s)] == []
-        page.query_selector_all("tr.study-row-collapsed")[0].query_selector("td:nth-child(3)").click()
-        page.wait_for_selector("tr.study-details-expanded", timeout=15000)
-        page.wait_for_timeout(500)
+        browsing.open_first_study()
         missing = [name for name, selector in STUDY_BUTTONS.items()
                    if not browsing.visible(f"tr.study-details-expanded {selector}")]
         browsing.shot("admin-study")

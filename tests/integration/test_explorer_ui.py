@@ -16,7 +16,7 @@ from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from tests.conftest import ADMIN, ADMIN_PASSWORD, Server, start_gate, upload_dicomdir
 from tests.harness import REPO, OrthancProcess
-from tests.integration.grants_support import PASSWORD, catalog, grant, new_doctor
+from tests.integration.grants_support import PASSWORD, catalog, doctors_granted
 
 ARTIFACTS = REPO / "var" / "artifacts" / "explorer-ui"
 GRANTED = "77654033"  # Doe^Archibald: two studies in pydicom's DICOMDIR set
@@ -36,9 +36,7 @@ def ui_server(tmp_path_factory: pytest.TempPathFactory):
     srv = start_gate(tmp_path_factory.mktemp("explorer-ui"))
     try:
         upload_dicomdir(srv)
-        for username, level in LEVEL_OF.items():
-            new_doctor(srv, username)
-            grant(srv, username, level, patient_id=GRANTED)
+        doctors_granted(srv, LEVEL_OF, GRANTED)
         yield srv
     finally:
         srv.proc.stop()
