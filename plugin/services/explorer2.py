@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote
 
-from plugin.policies.explorer2 import Explorer2Caller, configuration, plugins_part
+from plugin.policies.explorer2 import ROOT, Explorer2Caller, configuration, plugins_part
 from plugin.policies.types import Principal
 from plugin.services.access import AccessService
 from plugin.services.core import Core, CoreError
@@ -33,8 +33,10 @@ class Explorer2:
         self._plugins: dict[str, Any] | None = None  # read once: plugins are loaded at start-up only
 
     def loaded(self) -> bool:
-        """Whether OE2 is loaded and enabled (its section's "Enable", true unless set otherwise)."""
-        return self._section.get("Enable", True) is not False and PLUGIN_NAME in self._plugin_infos()
+        """Whether OE2 is loaded and enabled (its section's "Enable", true unless set otherwise) at
+        the root the Gate's routes are written for (`/ui/`, OE2's default)."""
+        return self._section.get("Enable", True) is not False and self._section.get("Root", ROOT) == ROOT \
+            and PLUGIN_NAME in self._plugin_infos()
 
     def document(self, principal: Principal, now: float) -> dict[str, Any]:
         """`/ui/api/configuration` for `principal` (signed in, owing nothing)."""

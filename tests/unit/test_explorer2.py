@@ -15,6 +15,7 @@ from plugin.policies.explorer2 import (
 )
 from plugin.policies.grants import GrantSet, GrantTerm
 from plugin.policies.levels import AccessLevel
+from plugin.services.explorer2 import Explorer2
 from plugin.services.ui_pages import OE2_INDEX, UiPages, themed
 
 
@@ -144,3 +145,22 @@ def test_oe2s_page_in_the_dark_theme_when_its_section_says_so():
     assert b'data-bs-theme="dark"' in themed(OE2_INDEX, PAGE, {"OrthancExplorer2": {"Theme": "dark"}})
     assert themed(OE2_INDEX, PAGE, {"OrthancExplorer2": {"Theme": "light"}}) == PAGE
     assert themed("/app/explorer.html", PAGE, {"OrthancExplorer2": {"Theme": "dark"}}) == PAGE
+
+
+class _Core:
+    def __init__(self) -> None:
+        self.asked: list[str] = []
+
+    def get(self, path: str):  # noqa: ANN201
+        self.asked.append(path)
+        return ["explorer.js", "orthanc-explorer-2"] if path == "/plugins" else {"ID": path.rsplit("/", 1)[1]}
+
+
+@pytest.mark.parametrize(("section", "loaded"), [
+    ({}, True), ({"Enable": True, "Root": "/ui/"}, True), ({"Enable": False}, False), ({"Root": "/oe2/"}, False)])
+def test_oe2_counts_as_loaded_only_enabled_at_its_default_root(section, loaded):
+    core = _Core()
+    explorer2 = Explorer2({"OrthancExplorer2": section}, core, None, None, True)  # type: ignore[arg-type]
+    assert explorer2.loaded() is loaded
+    explorer2.loaded()
+    assert core.asked.count("/plugins") <= 1  # the plugins are read once
