@@ -10,8 +10,9 @@ import dataclasses
 from plugin.errors import NotFound
 from plugin.handlers.api import caller
 from plugin.handlers.http import Request, Response
-from plugin.handlers.pages import page_visitor
+from plugin.handlers.pages import ui_page_at
 from plugin.policies.explorer2 import PRE_LOGIN
+from plugin.services.explorer2 import Explorer2
 from plugin.services.runtime import Runtime
 from plugin.services.ui_pages import OE2_INDEX
 
@@ -24,32 +25,26 @@ APP_ROUTE = r"/ui/app/(?!assets/|customizable/|favicon\.ico$|token-landing\.html
 
 def configuration(runtime: Runtime, request: Request) -> Response:
     principal = caller(runtime, request)
-    if runtime.explorer2 is None or not runtime.explorer2.loaded():
-        raise NotFound("Orthanc Explorer 2 is not loaded")
-    return Response.json(runtime.explorer2.document(principal, runtime.clock()), headers={"Cache-Control": "no-store"})
+    return Response.json(_loaded(runtime).document(principal, runtime.clock()))
 
 
 def pre_login_configuration(runtime: Runtime, request: Request) -> Response:
     caller(runtime, request)
+    _loaded(runtime)
+    return Response.json(PRE_LOGIN)
+
+
+def _loaded(runtime: Runtime) -> Explorer2:
     if runtime.explorer2 is None or not runtime.explorer2.loaded():
         raise NotFound("Orthanc Explorer 2 is not loaded")
-    return Response.json(PRE_LOGIN, headers={"Cache-Control": "no-store"})
+    return runtime.explorer2
 
 
 def app_page(runtime: Runtime, request: Request, _route: str = "") -> Response:
-    """The app's page for anyone signed in (never cached: a stored copy would skip this check once
-    the session ends); a browser without a session goes to sign in and comes back here."""
+    """OE2's one page, for every route of its app, served as the other UIs' entry pages are
+    (pages.ui_page_at: a browser without a session goes to sign in and comes back here)."""
     if request.path == APP:
         # Orthanc hands "/ui/app/" over as "/ui/app": the way back must keep the slash, or the
         # page's relative links to its files would miss (at /ui/assets/...).
         request = dataclasses.replace(request, path=APP + "/")
-    visitor = page_visitor(runtime, request)
-    if isinstance(visitor, Response):
-        return visitor
-    page = runtime.ui_pages.page(OE2_INDEX, admin=visitor.is_admin)
-    if page is None:
-        if OE2_INDEX in runtime.ui_pages.missing:
-            return Response(503, b"This page could not be read from Orthanc Explorer 2 at start-up; "
-                                 b"see the server log.")
-        return Response(404, b"Unknown page")
-    return Response(200, page, "text/html", {"Cache-Control": "no-store"})
+    return ui_page_at(runtime, request, OE2_INDEX)

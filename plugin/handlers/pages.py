@@ -55,13 +55,17 @@ def ui_page(runtime: Runtime, request: Request, _name: str = "") -> Response:
     allows), never cached (a stored copy would skip this check once the session ends); a browser
     without a session goes to sign in and comes back here. The page holds no patient data; what it
     then asks for is decided by the gate, request by request."""
+    return ui_page_at(runtime, request, request.path)
+
+
+def ui_page_at(runtime: Runtime, request: Request, path: str) -> Response:
+    """`ui_page` for the page read at start-up for `path` (several routes may serve one page)."""
     visitor = page_visitor(runtime, request)
     if isinstance(visitor, Response):
         return visitor
-    principal = visitor
-    page = runtime.ui_pages.page(request.path, admin=principal.is_admin)
+    page = runtime.ui_pages.page(path, admin=visitor.is_admin)
     if page is None:
-        if request.path in runtime.ui_pages.missing:
+        if path in runtime.ui_pages.missing:
             return Response(503, b"This page could not be read from Orthanc at start-up; see the server log.")
         return Response(404, b"Unknown page")
     return Response(200, page, "text/html")
