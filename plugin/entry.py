@@ -212,13 +212,14 @@ def initialise() -> None:
         _runtime.explorer2 = Explorer2(orthanc_config, _runtime.core, _runtime.store, _runtime.access,
                                        config.shares.enabled)
     orthanc_api.register_filter(_filter)
+    routes: list[tuple[str, Callable]] = []
     if orthanc_api.answers_dicomweb_searches() and dicomweb_plugin_listed(orthanc_config) \
             and config.dicomweb.enabled and config.dicomweb.root == DICOMWEB_ROOT:
-        for regex, handlers in DICOMWEB_SEARCH_ROUTES:
-            orthanc_api.register_route(regex, _search_route(handlers))
+        routes += [(regex, _search_route(handlers)) for regex, handlers in DICOMWEB_SEARCH_ROUTES]
         _searches_registered = True
-    for regex, handlers in ROUTES:
-        orthanc_api.register_route(regex, _health if regex == HEALTH else _route(handlers))
+    routes += [(regex, _health if regex == HEALTH else _route(handlers)) for regex, handlers in ROUTES]
+    # As one Orthanc route, in this order: Orthanc tries every route regex on every request (RouteTable).
+    orthanc_api.register_routes(routes)
     orthanc_api.register_on_change(_on_stop, _on_new_study, _on_deleted, _on_started, _on_stable_study)
     orthanc_api.register_received_instance(_keep_received_instance)
     orthanc_api.extend_explorer(EXPLORER_EXTENSION.read_text(encoding="utf-8"))

@@ -5,12 +5,15 @@ from __future__ import annotations
 import gc
 import importlib
 import json
+import re
 import sys
 import types
 import weakref
 from collections.abc import Iterator
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import plugin
 from plugin.handlers.http import Response
@@ -37,9 +40,10 @@ def fake_orthanc_module(version: str = "1.10.1") -> types.ModuleType:
     fake.ChangeType = FakeChangeType
     fake.registered = {}
     fake.GetConfiguration = lambda: json.dumps({"Name": "test", "Gate": {"HomePage": "/ui/app/"}})
-    for name in ("LogInfo", "LogWarning", "LogError", "RegisterIncomingHttpRequestFilter", "RegisterRestCallback",
+    for name in ("LogInfo", "LogWarning", "LogError", "RegisterIncomingHttpRequestFilter",
                  "RegisterReceivedInstanceCallback", "ExtendOrthancExplorer"):
         setattr(fake, name, lambda *args: None)
+    fake.RegisterRestCallback = lambda regex, callback: fake.registered.setdefault("routes", []).append(regex)
     fake.RegisterOnChangeCallback = lambda callback: fake.registered.__setitem__("on_change", callback)
     return fake
 
@@ -240,6 +244,89 @@ def test_the_stop_callback_runs_at_interpreter_exit_too(api, monkeypatch):
     on_stop = lambda: None  # noqa: E731
     api.register_on_change(on_stop, lambda study: None, lambda: None, lambda: None, lambda: None)
     assert at_exit == [on_stop]
+
+
+def route_table(api: types.ModuleType) -> tuple[object, list[tuple]]:
+    """A RouteTable of three overlapping routes; each call it dispatches is recorded with its route."""
+    answered: list[tuple] = []
+
+    def route(name: str):  # noqa: ANN202
+        return lambda output, uri, **request: answered.append((name, uri, request["groups"], request["method"]))
+
+    table = api.RouteTable([("/gate/api/users/import", route("import")), ("/gate/api/users/([^/]+)", route("user")),
+                            ("/ohif/(.*)", route("ohif")), ("/gate/(.*)", route("catch-all"))])
+    return table, answered
+
+
+def test_the_first_route_that_matches_answers_with_its_own_groups(api):
+    table, answered = route_table(api)
+    for uri in ("/gate/api/users/import", "/gate/api/users/bob", "/gate/api/users/bob/sessions", "/ohif/a\nb"):
+        table(Output(), uri, method="GET", groups=("whatever", "Orthanc", "matched"))
+    assert answered == [("import", "/gate/api/users/import", (), "GET"),
+                        ("user", "/gate/api/users/bob", ("bob",), "GET"),
+                        ("catch-all", "/gate/api/users/bob/sessions", ("api/users/bob/sessions",), "GET"),
+                        ("ohif", "/ohif/a\nb", ("a\nb",), "GET")]  # boost's "." matches a newline too
+
+
+@pytest.mark.parametrize("uri", ["/", "/gate", "/gate/", "/gate/api/users/bob", "/ohif/", "/ohif", "/instances/x/file",
+                                 "/patients", "//gate/x", "gate/x", "/ui/app/x", "/ui/app/favicon.ico",
+                                 "/ui/app/favicon.ico\nx"])
+def test_orthanc_is_given_one_regex_matching_exactly_what_some_route_does(api, uri):
+    table, _ = route_table(api)
+    regexes = (*table.regexes, r"/ui/app/(?!assets/|favicon\.ico$)(.*)")
+    registered = sys.modules["orthanc"].registered
+    api.register_routes([(regex, lambda *args, **kwargs: None) for regex in regexes])
+    [regex] = registered["routes"]
+    assert bool(re.fullmatch(regex, uri, api.BOOST_PERL)) == any(re.fullmatch(r, uri, api.BOOST_PERL) for r in regexes)
+
+
+def test_anchors_match_at_a_newline_as_in_boost(api):
+    answered: list[str] = []
+    table = api.RouteTable([(r"/ui/app/(?!favicon\.ico$)(.*)", lambda output, uri, **request: answered.append(uri)),
+                            ("/ui/(.*)", lambda output, uri, **request: answered.append("other"))])
+    table(Output(), "/ui/app/favicon.ico\nx", method="GET")
+    table(Output(), "/ui/app/page", method="GET")
+    assert answered == ["other", "/ui/app/page"]
+
+
+def real_route_regexes() -> tuple[str, ...]:
+    from plugin.handlers.routes import DICOMWEB_SEARCH_ROUTES, ROUTES
+    return tuple(regex for regex, _ in (*DICOMWEB_SEARCH_ROUTES, *ROUTES))
+
+
+def uris_near_the_routes() -> st.SearchStrategy[str]:
+    """URIs each route matches, and the same with a character added, removed or changed (a newline too)."""
+    matching = st.sampled_from(real_route_regexes()).flatmap(
+        lambda regex: st.from_regex(re.compile(regex, re.DOTALL), fullmatch=True))
+    extra = st.sampled_from(["\n", "/", ".", "x", "$", "%", "assets/", "favicon.ico", "\x00"])
+
+    def mutate(uri: str, where: int, what: str, how: int) -> str:
+        where = where % (len(uri) + 1)
+        before, after = uri[:where], uri[where:]
+        return (before + what + after, before + after[1:], before + what + after[1:])[how]
+    mutated = st.builds(mutate, matching, st.integers(0, 200), extra, st.integers(0, 2))
+    return st.one_of(matching, mutated, st.text(max_size=30).map(lambda text: "/" + text))
+
+
+@settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(uri=uris_near_the_routes())
+def test_the_gates_own_table_is_one_regex_that_matches_what_its_routes_do(api, uri):
+    """The real routes, not a toy list: the regex Orthanc is given matches a URI iff one route does,
+    and the URI reaches the first of them, as Orthanc's own route-by-route order would have it."""
+    regexes = real_route_regexes()
+    answered: list[str] = []
+    table = api.RouteTable([(regex, lambda output, uri, regex=regex, **request: answered.append(regex))
+                            for regex in regexes])
+    first = next((regex for regex in regexes if re.fullmatch(regex, uri, api.BOOST_PERL)), None)
+    assert bool(re.fullmatch(table.regex, uri, api.BOOST_PERL)) == (first is not None)
+    if first is not None:
+        table(Output(), uri, method="GET")
+        assert answered == [first]
+
+
+def test_a_route_regex_must_start_with_a_slash(api):
+    with pytest.raises(ValueError, match="start with /"):
+        api.RouteTable([("/gate/x", None), ("share/(.*)", None)])
 
 
 def test_fixture_leaves_no_fake_orthanc_behind():
