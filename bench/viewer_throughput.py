@@ -10,7 +10,8 @@ the big study. Every server gets the doctor's session cookie (the references ign
 Fetched the way viewers fetch, by --threads client threads at once, each phase timed:
   qido      GET /dicom-web/studies?StudyInstanceUID=X (a study opened by its link; the worklist's
             search without a study key is not timed here)
-  metadata  GET /dicom-web/studies/X/series/Y/metadata (the whole series, 200 instances)
+  metadata  GET /dicom-web/studies/X/series/Y/metadata (the whole series, 200 instances; asked once
+            alone before any timing, since DICOMweb 1.15+ caches it and concurrent first asks race)
   frames    GET .../instances/I/frames/1, Accept: multipart/related; type=application/octet-stream;
             transfer-syntax=*, cycling through every slice, for --frame-seconds, by wrk (a C client:
             Python clients cannot take more than ~50 frames/s, which is what they then measure)
@@ -193,6 +194,10 @@ def main() -> int:
             urls = {name: phase_urls(servers[name], study, study_ids[name], args.threads, args.zip_clients)
                     for name in SERVERS}
             for name in SERVERS:  # warm-up: Orthanc's caches, the Gate's session and grant lookups
+                # One series metadata request alone first: DICOMweb 1.15+ stores the series' metadata
+                # as an attachment the first time it is asked, and concurrent first requests race
+                # to write it (plain Orthanc 1.12.7 with DICOMweb 1.20 answers some of them 409).
+                client.fetch(urls[name]["metadata"][0])
                 for phase in ("qido", "metadata"):
                     client.run(urls[name][phase][:args.threads])
                 frames_per_second(servers[name], script, cookie, args.threads, 1)

@@ -707,6 +707,26 @@ def open_to_any_modality(orthanc: dict[str, Any]) -> str | None:
             '"AllowStore": true (and keep DicomCheckModalityHost true); see docs/security-model.md.')
 
 
+def holds_python_lock(orthanc: dict[str, Any], python_plugin_version: str) -> str | None:
+    """A warning when the Python plugin (4.3 and later) would let go of Python's lock while Orthanc
+    does the work the Gate asks of it, and is not told to (`Python.AllowThreads`, off by default).
+
+    With the lock held, every request's filter waits for the slowest core call any Python code is
+    making: on Orthanc 1.12 the DICOMweb plugin asks the Gate's /tools/find once per frame, and
+    frames then come at about two thirds of the speed (bench/viewer_throughput.py). None on the
+    Python plugin before 4.3 (it always holds the lock) or when the option is on."""
+    try:
+        version = tuple(int(part) for part in python_plugin_version.split(".")[:2])
+    except ValueError:
+        return None
+    section = orthanc.get("Python")
+    if version < (4, 3) or (isinstance(section, dict) and section.get("AllowThreads") is True):
+        return None
+    return (f"Gate: the Python plugin {python_plugin_version} holds Python's lock during every call the Gate "
+            "makes to Orthanc, so each HTTP request waits for the slowest of them; set "
+            '"Python": {"AllowThreads": true} in Orthanc\'s configuration (see docs/configuration.md).')
+
+
 def config_base(path: str | Path) -> Path:
     """The folder Orthanc resolves relative paths of this configuration against."""
     path = Path(path).resolve()

@@ -27,7 +27,12 @@ def _use_repository_venv() -> None:
 _use_repository_venv()
 
 from plugin import orthanc_api  # noqa: E402
-from plugin.config import dicomweb_plugin_listed, load_gate_config, open_to_any_modality  # noqa: E402
+from plugin.config import (  # noqa: E402
+    dicomweb_plugin_listed,
+    holds_python_lock,
+    load_gate_config,
+    open_to_any_modality,
+)
 from plugin.errors import ConfigError, GateError, StoreUnavailable  # noqa: E402
 from plugin.handlers import api  # noqa: E402
 from plugin.handlers.http import Request, Response, error_response, is_browser_session  # noqa: E402
@@ -146,6 +151,9 @@ def _answers_searches_here() -> bool:
 
 
 def _on_started() -> None:
+    lock_warning = holds_python_lock(orthanc_api.configuration(), orthanc_api.python_plugin_version())
+    if lock_warning:
+        orthanc_api.log_warning(lock_warning)
     if _runtime is not None:
         try:
             _runtime.referrals.start()

@@ -311,6 +311,15 @@ def send(output: Any, response: Response) -> None:
 _core_version: tuple[int, ...] | None = None
 
 
+def python_plugin_version() -> str:
+    """The Python plugin's version as Orthanc lists it ("4.0", "5.0"); empty if it cannot be read
+    (call it once Orthanc has started: its REST API answers from then on)."""
+    try:
+        return str(json.loads(orthanc.RestApiGet("/plugins/python")).get("Version", ""))
+    except (orthanc.OrthancException, ValueError, AttributeError):
+        return ""
+
+
 def core_version() -> tuple[int, ...]:
     """Orthanc's version, asked once (the Python plugin has no call for it; "mainline" is newest)."""
     global _core_version

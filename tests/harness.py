@@ -79,6 +79,7 @@ class OrthancProcess:
         if script is not None:
             config["Plugins"].insert(0, f"{PLUGINS}/libOrthancPython.so")
             config["PythonScript"] = script
+            config["Python"] = {"AllowThreads": True}  # as orthanc.json has it (Python plugin 4.3+)
             if script == ENTRY:
                 config["Gate"] = dict(gate or {})
         config.update(extra or {})

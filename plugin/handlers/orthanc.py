@@ -163,14 +163,23 @@ def _answered(runtime: Runtime, principal: Principal, request: Request, family: 
 
 def audit_answer(runtime: Runtime, principal: Principal, request: Request, family: str, count: int,
                  patient_ids: str) -> Response | None:
-    """Record what a list or search answered (how many, whose); the 503 to send if it could not be."""
-    record = AuditRecord(ts=iso_utc(runtime.clock()), actor=principal.username or "",
-                         action="view" if family == "patient" else "list",
-                         outcome="allow", reason="admin" if principal.is_admin else "answer trimmed to grants",
-                         roles=",".join(sorted(principal.roles)), source_ip=request.ip, method=request.method,
-                         path=request.path[:512], route_class=family,
-                         patient_id=patient_ids[:128], detail=json.dumps({"returned": count}))
-    if not runtime.audit_now(record):
+    """Record what a list or search answered (how many, whose); the 503 to send if it could not be.
+
+    Identical answers (the same caller, route and path, patients and count) inside the coalescing
+    window share the first one's durable row, as repeated reads do: the DICOMweb plugin of Orthanc
+    1.12 asks /tools/find, as the caller, once for every frame a viewer fetches.
+    """
+    now = runtime.clock()
+    reason = "admin" if principal.is_admin else "answer trimmed to grants"
+    action = "view" if family == "patient" else "list"
+
+    def record() -> AuditRecord:
+        return AuditRecord(ts=iso_utc(now), actor=principal.username or "", action=action, outcome="allow",
+                           reason=reason, roles=",".join(sorted(principal.roles)), source_ip=request.ip,
+                           method=request.method, path=request.path[:512], route_class=family,
+                           patient_id=patient_ids[:128], detail=json.dumps({"returned": count}))
+    key = ("answer", principal.username, family, request.method, request.path, patient_ids, count, reason)
+    if not runtime.audit_read(key, record, now):
         return Response.json({"error": "store_unavailable", "message": "the audit could not be written"}, 503)
     return None
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -82,6 +82,12 @@ class Runtime:
     def audit_now(self, record: AuditRecord) -> bool:
         """Write a record that must be durable before the caller answers (logins, admin changes)."""
         return self.audit.record(record, durable=True)
+
+    def audit_read(self, key: Hashable, make_record: Callable[[], AuditRecord], now: float) -> bool:
+        """Write a read's record durable before the caller answers; identical reads (`key`) inside
+        the coalescing window share the first one's row and are counted (audit/log.py). False,
+        and the read is refused, whenever the store is unhealthy, as the gate's own reads are."""
+        return self.store.health.ok and self.audit.cover_read(key, make_record, now) is not None
 
     def audit_refusal(self, record: AuditRecord) -> bool:
         """Audit a refusal that repeats (sign-ins while locked out): coalesced like the gate's denials."""

@@ -15,6 +15,7 @@ import requests
 
 from plugin.audit.chain import GENESIS_HASH, row_hash
 from tests.conftest import Server, audit_rows, start_gate, wait_for_audit
+from tests.integration.grants_support import grant, new_doctor
 
 REPO = Path(__file__).resolve().parents[2]
 SAMPLE_FILES = sorted((REPO / "tests" / "dicom-samples").glob("*.dcm"))
@@ -78,6 +79,31 @@ def test_many_frames_of_one_resource_make_one_event_with_a_count(tmp_path):
         assert len(rows) == 2
         assert rows[0]["count"] == 1 and rows[1]["count"] == 49
         assert json.loads(rows[1]["detail"])["coalesced_into"] == rows[0]["id"]
+    finally:
+        srv.proc.stop()
+
+
+def test_identical_answers_of_a_search_make_one_event_with_a_count(tmp_path):
+    """A list or search the plugin answers is recorded with whose data it held; the same answer to
+    the same caller again (the DICOMweb plugin of Orthanc 1.12 asks /tools/find once per frame a
+    viewer fetches) is counted in the first one's window, and a different answer gets its own row."""
+    srv = start_gate(tmp_path)
+    try:
+        push_samples(srv)
+        patients = [p["MainDicomTags"]["PatientID"] for p in srv.admin("GET", "/patients?expand").json()]
+        doctor = new_doctor(srv, "drsearching")
+        grant(srv, doctor.username, "view_only", patient_id=patients[0])
+        mine = {"Level": "Study", "Query": {"PatientID": patients[0]}, "Expand": True}
+        for _ in range(20):
+            answer = doctor("POST", "/tools/find", json=mine)
+            assert answer.status_code == 200 and len(answer.json()) >= 1
+        assert doctor("POST", "/tools/find", json={"Level": "Study", "Query": {"PatientID": "nobody"}}).json() == []
+        srv.proc.stop()  # closes the coalescing windows: the count is written at shutdown
+        rows = audit_rows(srv, "actor='drsearching' AND route_class='tools_find'")
+        assert [(r["patient_id"], r["count"]) for r in rows] == [(patients[0], 1), ("", 1), (patients[0], 19)]
+        assert json.loads(rows[2]["detail"])["coalesced_into"] == rows[0]["id"]
+        verified = srv.proc.gatectl("audit-verify")
+        assert verified.returncode == 0, verified.stdout + verified.stderr
     finally:
         srv.proc.stop()
 

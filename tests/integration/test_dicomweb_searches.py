@@ -9,7 +9,7 @@ import re
 
 import pytest
 
-from tests.conftest import Server, start_gate, upload_dicomdir, wait_for_audit
+from tests.conftest import Server, audit_rows, start_gate, upload_dicomdir, wait_for_audit
 from tests.harness import PLUGINS
 from tests.integration.grants_support import LeakDetector, catalog, grant, new_doctor
 
@@ -71,6 +71,25 @@ def test_the_audit_names_whose_data_the_answer_held(gate: Server):
     rows = wait_for_audit(gate, f"actor='draudited' AND route_class='{family}' AND detail LIKE '%returned%'")
     assert [(json.loads(r["detail"])["returned"] > 0, r["patient_id"]) for r in rows] == [(False, ""),
                                                                                           (True, GRANTED)]
+
+
+def test_a_viewer_fetching_every_frame_of_a_study_adds_one_search_row(gate: Server):
+    """DICOMweb 1.15+ (Orthanc 1.12) locates each WADO-RS resource with /tools/find, asked as the
+    caller: the answers are alike, so the Gate's audit of them is one row for the whole study."""
+    patients = catalog(gate)
+    doctor = new_doctor(gate, "drframes")
+    study = patients[GRANTED].studies[0]
+    grant(gate, doctor.username, "view_only", study_uid=study.uid)
+    accept = {"Accept": "multipart/related; type=application/octet-stream; transfer-syntax=*"}
+    frames = [f"/dicom-web/studies/{study.uid}/series/{series.uid}/instances/{instance.uid}/frames/1"
+              for series in patients[GRANTED].series_of(study) for instance in patients[GRANTED].instances_of(series)]
+    assert len(frames) >= 2
+    for _ in range(3):
+        for frame in frames:
+            assert doctor("GET", frame, headers=accept).status_code == 200, frame
+    # Each row is durable before its answer; DICOMweb 1.7 (Orthanc 1.10) asks no /tools/find here.
+    rows = audit_rows(gate, "actor='drframes' AND route_class='tools_find'")
+    assert [(r["patient_id"], r["count"]) for r in rows] == ([] if gate_answers_searches(gate) else [(GRANTED, 1)])
 
 
 def test_with_the_dicomweb_plugin_loaded_first_a_doctors_search_stays_refused(tmp_path):

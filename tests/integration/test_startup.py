@@ -73,6 +73,7 @@ def test_shipped_configuration_is_valid_and_locked_down():
         assert config[key] is False, key
     assert config["DicomModalities"] == {}
     assert config["PythonScript"].endswith("/plugin/entry.py")
+    assert config["Python"] == {"AllowThreads": True}
 
 
 def test_store_made_unavailable_while_running_refuses_images_and_health_says_why(tmp_path):
@@ -146,3 +147,23 @@ def test_stores_from_any_modality_are_named_in_the_log_and_can_be_limited_to_lis
         assert len(listed.admin("GET", "/instances").json()) == 1
     finally:
         listed.proc.stop()
+
+
+def test_a_python_plugin_holding_its_lock_is_named_in_the_log_where_it_could_let_go(tmp_path):
+    """Python plugin 4.3+ (Orthanc 1.12) has Python.AllowThreads; 4.0 (Debian 12) has not."""
+    held = start_gate(tmp_path / "held", extra={"Python": {"AllowThreads": False}})
+    try:
+        version = held.admin("GET", "/plugins/python").json()["Version"]
+        can_let_go = tuple(int(part) for part in version.split(".")[:2]) >= (4, 3)
+        deadline = time.time() + 10  # written once Orthanc has started
+        while can_let_go and "AllowThreads" not in held.proc.log_text() and time.time() < deadline:
+            time.sleep(0.1)
+        assert ('"Python": {"AllowThreads": true}' in held.proc.log_text()) is can_let_go, version
+    finally:
+        held.proc.stop()
+    shipped = start_gate(tmp_path / "shipped")  # the harness's configuration, as orthanc.json has it
+    try:
+        assert shipped.admin("GET", "/gate/health").status_code == 200
+        assert "AllowThreads" not in shipped.proc.log_text()
+    finally:
+        shipped.proc.stop()

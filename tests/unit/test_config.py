@@ -14,6 +14,7 @@ from plugin.config import (
     config_base,
     dicomweb_settings,
     ensure_secret_file,
+    holds_python_lock,
     load_gate_config,
     open_to_any_modality,
     read_orthanc_config,
@@ -381,3 +382,21 @@ def test_a_bad_referral_or_message_setting_stops_the_start_naming_the_key(tmp_pa
     with pytest.raises(ConfigError) as caught:
         load_gate_config(gate(section), tmp_path)
     assert named in caught.value.message
+
+
+@pytest.mark.parametrize(("orthanc", "version", "warned"), [
+    ({}, "4.0", False),  # Debian 12's plugin: no such option, the lock is always held
+    ({"Python": {"AllowThreads": True}}, "4.0", False),
+    ({}, "4.3", True),
+    ({}, "5.0", True),  # Orthanc 1.12's images
+    ({"Python": {"AllowThreads": False}}, "5.0", True),
+    ({"Python": {"AllowThreads": "true"}}, "5.0", True),  # the plugin reads a boolean only
+    ({"Python": {"AllowThreads": True}}, "5.0", False),
+    ({"Python": True}, "7.1", True),
+    ({}, "", False),  # unreadable: nothing is claimed
+    ({}, "mainline", False),
+])
+def test_a_python_plugin_holding_its_lock_during_core_calls_is_named_at_start(orthanc, version, warned):
+    warning = holds_python_lock(orthanc, version)
+    assert (warning is not None) is warned
+    assert warning is None or ('"AllowThreads": true' in warning and version in warning)
