@@ -154,11 +154,14 @@ def cmd_contacts_reencrypt(args: argparse.Namespace) -> int:
 
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="gatectl", description=__doc__)
+    # --config before or after the command: `gatectl --config F cmd` and `gatectl cmd --config F`.
+    top.add_argument("--config", dest="config_before", metavar="CONFIG",
+                     help="Orthanc configuration file (or folder); also accepted after the command")
     sub = top.add_subparsers(dest="command", required=True)
 
     def command(name: str, func, help_text: str) -> argparse.ArgumentParser:  # noqa: ANN001
         p = sub.add_parser(name, help=help_text)
-        p.add_argument("--config", required=True, help="Orthanc configuration file (or folder)")
+        p.add_argument("--config", help="Orthanc configuration file (or folder)")
         p.set_defaults(func=func)
         return p
 
@@ -187,8 +190,20 @@ def parser() -> argparse.ArgumentParser:
     return top
 
 
+def parse(argv: list[str] | None = None) -> argparse.Namespace:
+    """The command line; exactly one configuration, named before or after the command."""
+    top = parser()
+    args = top.parse_args(argv)
+    if args.config and args.config_before and args.config != args.config_before:
+        top.error(f"--config is given twice ({args.config_before} and {args.config}); give it once")
+    args.config = args.config or args.config_before
+    if not args.config:
+        top.error("--config is required: the Orthanc configuration file (or folder), before or after the command")
+    return args
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    args = parse(argv)
     try:
         return args.func(args)
     except GateError as exc:

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import re
 import sqlite3
+import subprocess
 from contextlib import closing
 
-from tests.harness import OrthancProcess
+from tests.harness import GATECTL, OrthancProcess
 
 
 def store_rows(proc: OrthancProcess, sql: str, params: tuple = ()) -> list[tuple]:
@@ -45,3 +46,25 @@ def test_gatectl_refuses_what_the_api_refuses(tmp_path):
         refused = proc.gatectl("create-user", name, "--role", "radiologist", check=False)
         assert refused.returncode != 0 and "usernames are" in refused.stderr, name
     assert store_rows(proc, "SELECT count(*) FROM users") == [(0,)]
+
+
+def test_config_is_accepted_before_or_after_the_command_and_only_once(tmp_path):
+    proc = OrthancProcess(tmp_path)
+    config = str(proc.config_path)
+
+    def gatectl(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([GATECTL, *args], capture_output=True, text=True, timeout=120)
+
+    before = gatectl("--config", config, "create-user", "rad1", "--role", "radiologist")
+    after = gatectl("create-user", "rad2", "--role", "radiologist", "--config", config)
+    assert before.returncode == 0 and after.returncode == 0, before.stderr + after.stderr
+    assert gatectl("--config", config, "create-user", "rad3", "--role", "radiologist", "--config", config
+                   ).returncode == 0  # the same file twice is the same file
+    assert store_rows(proc, "SELECT username FROM users ORDER BY username") == [("rad1",), ("rad2",), ("rad3",)]
+    (tmp_path / "other").mkdir()
+    twice = gatectl("--config", str(tmp_path / "other"), "create-user", "rad4", "--role", "radiologist",
+                    "--config", config)
+    assert twice.returncode == 2 and "--config is given twice" in twice.stderr
+    missing = gatectl("create-user", "rad5", "--role", "radiologist")
+    assert missing.returncode == 2 and "--config is required" in missing.stderr
+    assert store_rows(proc, "SELECT count(*) FROM users") == [(3,)]
