@@ -63,6 +63,13 @@ def cmd_disable_user(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_unlock(args: argparse.Namespace) -> int:
+    store = _store(_config(args.config))
+    was_locked = users.unlock_user(store, _audit(store), users.GATECTL, time.time(), args.name)
+    print(f"{args.name} can sign in again" if was_locked else f"{args.name} was not locked; failed sign-ins cleared")
+    return 0
+
+
 class ProgressBar:
     """A one-line bar redrawn with a carriage return, shown for files of `min_rows` rows or more."""
 
@@ -180,6 +187,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("file", metavar="FILE.csv",
                    help="header row: username,email,display_name,roles[,hpcsa_number]; roles separated by ; or |")
     p.add_argument("--dry-run", action="store_true", help="check the file and report, without writing anything")
+    p = command("unlock", cmd_unlock, "lift a user's sign-in lockout (after too many wrong passwords)")
+    p.add_argument("name")
     p = command("totp-reset", cmd_totp_reset, "forget a user's one-time-code secret and recovery codes")
     p.add_argument("name")
     command("audit-verify", cmd_audit_verify, "prove the audit chain; non-zero and the bad row if broken")

@@ -43,6 +43,7 @@ ROUTES = (
     ("/gate/api/users/([^/]+)", {"GET": users.user_resource, "PUT": users.user_resource,
                                  "DELETE": users.user_resource}),
     ("/gate/api/users/([^/]+)/sessions", {"DELETE": users.user_sessions}),
+    ("/gate/api/users/([^/]+)/unlock", {"POST": users.user_unlock}),
     ("/gate/api/api-keys", {"POST": users.api_keys}),
     ("/gate/api/api-keys/([0-9]+)", {"DELETE": users.api_key}),
     ("/gate/api/doctors", {"GET": doctors.doctors_collection, "POST": doctors.doctors_collection}),

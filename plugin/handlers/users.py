@@ -55,6 +55,13 @@ def user_sessions(runtime: Runtime, request: Request, username: str) -> Response
     return Response.json({"signed_out": True})
 
 
+def user_unlock(runtime: Runtime, request: Request, username: str) -> Response:
+    """POST: lift the account's sign-in lockout (an admin's password reset lifts it too)."""
+    actor = _admin(runtime, request)
+    was_locked = users.unlock_user(runtime.store, runtime.audit_now, actor, runtime.clock(), username)
+    return Response.json({"username": username, "was_locked": was_locked})
+
+
 def import_users(runtime: Runtime, request: Request) -> Response:
     actor = _admin(runtime, request)
     if request.headers.get("content-type", "").split(";")[0].strip().lower() != "text/csv":

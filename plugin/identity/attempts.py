@@ -29,6 +29,12 @@ def entry_key(entry_id: str) -> str:
     return "entry:" + (entry_id if len(entry_id) <= 256 else hashlib.sha256(entry_id.encode()).hexdigest())
 
 
+def account_keys(username: str, entry_id: str | None = None) -> list[str]:
+    """The keys an account's failures are counted under (its name's, and its directory entry's):
+    what forgetting them lifts (an admin's unlock or password reset)."""
+    return [account_key(username), *([entry_key(entry_id)] if entry_id else [])]
+
+
 class SignInGuard:
     def __init__(self, store: Store, account_rule: LockoutRule, address_rule: LockoutRule) -> None:
         self._store = store

@@ -23,14 +23,17 @@ from sqlalchemy.orm import Session as DbSession
 
 from plugin.audit.record import AuditRecord, iso_utc
 from plugin.errors import BadRequest, Conflict, Forbidden, MfaRequired, NotFound
+from plugin.identity.attempts import account_keys
 from plugin.identity.mfa import WRONG_CODE, Mfa
 from plugin.identity.secrets import hash_password, new_token, one_time_password, token_hash
+from plugin.policies.lockout import retry_after
 from plugin.policies.types import Principal, Role
 from plugin.services import user_import
 from plugin.services.accounts import AuditSink, account_event, check_password, check_roles, check_username
 from plugin.services.expiry import expiry
 from plugin.services.user_import import BadCsv, ImportRow, Progress, RowProblem, check_display_name, check_email
 from plugin.store import accounts
+from plugin.store import attempts as attempt_rows
 from plugin.store.db import Store
 from plugin.store.models import ApiKey, User
 
@@ -168,6 +171,17 @@ def disable_user(store: Store, audit: AuditSink, actor: Actor, now: float, usern
         accounts.revoke_user_sessions(db, user.id, now)
         _keep_an_admin(db, was_admin)
     audit(_event(now, actor, "user.disable", f"disabled {username} and ended their sessions"))
+
+
+def unlock_user(store: Store, audit: AuditSink, actor: Actor, now: float, username: str) -> bool:
+    """Lift the account's sign-in lockout and forget its failed attempts (the caller's address, if
+    it is throttled, stays so). True when the account was locked."""
+    with store.transaction() as db:
+        user = _existing(db, username)
+        was_locked = _forget_failures(db, user, now)
+    what = "lifted the sign-in lockout of" if was_locked else "cleared the failed sign-ins (no lockout) of"
+    audit(_event(now, actor, "user.unlock", f"{what} {username}"))
+    return was_locked
 
 
 def sign_out_everywhere(store: Store, audit: AuditSink, actor: Actor, now: float, username: str) -> None:
@@ -333,6 +347,7 @@ def _apply(db: DbSession, user: User, changes: dict[str, Any], password_hash: st
         user.display_name = changes["display_name"]
     if password_hash is not None:
         user.password_hash = password_hash
+        _forget_failures(db, user, now)  # a new password from an admin lifts a lockout too
     if "disabled" in changes:
         user.disabled = changes["disabled"]
     user.updated_at = now
@@ -340,6 +355,15 @@ def _apply(db: DbSession, user: User, changes: dict[str, Any], password_hash: st
         # A new password, new roles or a disabled account: whoever holds a session of it signs in again.
         return accounts.revoke_user_sessions(db, user.id, now)
     return 0
+
+
+def _forget_failures(db: DbSession, user: User, now: float) -> bool:
+    """Forget the account's failed sign-ins; True when they had locked it."""
+    keys = account_keys(user.username, user.directory_id)
+    was_locked = any(retry_after(found, now) > 0 for found in attempt_rows.load(db, keys).values())
+    for key in keys:
+        attempt_rows.forget(db, key)
+    return was_locked
 
 
 def _enabled_admin(user: User) -> bool:

@@ -189,6 +189,48 @@ def test_lockout_survives_a_restart_and_is_audited(tmp_path):
         srv.proc.stop()
 
 
+def test_an_admin_lifts_a_lockout_by_api_by_password_reset_and_by_gatectl(tmp_path):
+    srv = start_gate(tmp_path, gate={"LockoutFailures": 3, "SignInFailuresPerAddress": 100})
+
+    def sign_in(password: str, username: str = "drlocked") -> requests.Response:
+        return requests.post(srv.url("/gate/login"), json={"username": username, "password": password}, timeout=10)
+
+    def lock_out(password: str) -> None:
+        for _ in range(3):
+            assert sign_in("guess").status_code == 401
+        refused = sign_in(password)
+        assert refused.status_code == 403 and refused.json()["error"] == "rate_limited"
+
+    try:
+        srv.proc.create_user("drlocked", ["radiologist"], "the first password 1")
+        lock_out("the first password 1")
+        # Nobody but an admin lifts it: not the locked user's colleague, not a request without a session.
+        assert srv.doctor("POST", "/gate/api/users/drlocked/unlock").status_code == 403
+        assert srv.anonymous("POST", "/gate/api/users/drlocked/unlock").status_code in (401, 403)
+        assert sign_in("the first password 1").status_code == 403
+        lifted = srv.admin("POST", "/gate/api/users/drlocked/unlock")
+        assert lifted.status_code == 200 and lifted.json() == {"username": "drlocked", "was_locked": True}
+        assert sign_in("the first password 1").status_code == 200
+        assert srv.admin("POST", "/gate/api/users/drlocked/unlock").json()["was_locked"] is False
+        assert srv.admin("POST", "/gate/api/users/nobody/unlock").status_code == 404
+
+        lock_out("the first password 1")
+        assert srv.admin("PUT", "/gate/api/users/drlocked", json={"password": "a reset password 22"}).status_code == 200
+        assert sign_in("a reset password 22").status_code == 200  # the reset lifted the lockout
+
+        lock_out("a reset password 22")
+        printed = srv.proc.gatectl("unlock", "drlocked").stdout
+        assert "drlocked can sign in again" in printed
+        assert sign_in("a reset password 22").status_code == 200
+        rows = wait_for_audit(srv, "action='user.unlock'")
+        assert [(row["actor"], row["reason"]) for row in rows] == [
+            (ADMIN, "lifted the sign-in lockout of drlocked"),
+            (ADMIN, "cleared the failed sign-ins (no lockout) of drlocked"),
+            ("gatectl", "lifted the sign-in lockout of drlocked")]
+    finally:
+        srv.proc.stop()
+
+
 def test_a_password_change_signs_out_every_other_session_at_once_and_says_so(server: Server):
     server.proc.create_user("drpass", ["radiologist"], "the first password 1")
     here, elsewhere = requests.Session(), requests.Session()
