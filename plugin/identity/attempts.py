@@ -9,9 +9,10 @@ of a login gets attempts of its own. Keys are bounded: a 5,000-character name is
 from __future__ import annotations
 
 import hashlib
+import math
 import unicodedata
 
-from plugin.policies.lockout import Attempts, LockoutRule, after_failure, retry_after
+from plugin.policies.lockout import Attempts, Failure, LockoutRule, after_failure, attempts_left, retry_after
 from plugin.store import attempts as attempt_rows
 from plugin.store.db import Store
 
@@ -57,8 +58,8 @@ class SignInGuard:
             found = attempt_rows.load(db, list(keys.values()))
         return max((retry_after(found[k], now) for k in keys.values() if k in found), default=0.0)
 
-    def failed(self, username: str, ip: str, now: float, entry_id: str | None = None) -> bool:
-        """Count a failed attempt; True when it has just locked the account."""
+    def failed(self, username: str, ip: str, now: float, entry_id: str | None = None) -> Failure:
+        """Count a failed attempt: whether it has just locked the account, and how many are left."""
         return self._count(self._keys(username, ip, entry_id), now)
 
     def address_failed(self, ip: str, now: float) -> None:
@@ -72,16 +73,18 @@ class SignInGuard:
                 if kind != "address":
                     attempt_rows.forget(db, key)
 
-    def _count(self, keys: dict[str, str], now: float) -> bool:
+    def _count(self, keys: dict[str, str], now: float) -> Failure:
         rules = {"account": self._account_rule, "entry": self._account_rule, "address": self._address_rule}
         with self._store.transaction() as db:
             found = attempt_rows.load(db, list(keys.values()))
             locked_now = False
+            left = self._account_rule.limit
             for kind, key in keys.items():
                 before = found.get(key, Attempts(0, now, 0.0))
                 after = after_failure(before, now, rules[kind])
                 attempt_rows.save(db, key, after)
-                if kind != "address" and after.locked_until > max(before.locked_until, now):
-                    locked_now = True
+                if kind != "address":
+                    locked_now = locked_now or after.locked_until > max(before.locked_until, now)
+                    left = min(left, attempts_left(after, self._account_rule))
             attempt_rows.prune(db, now - max(self._account_rule.window, self._address_rule.window))
-        return locked_now
+        return Failure(locked_now, 0 if locked_now else left, max(1, math.ceil(self._account_rule.lock / 60)))

@@ -13,7 +13,6 @@ import base64
 import binascii
 import hashlib
 import hmac
-import math
 import secrets
 import threading
 import time
@@ -25,6 +24,7 @@ from plugin.identity.attempts import SignInGuard
 from plugin.identity.directory import Directory, DirectoryAccount, DirectoryUnavailable
 from plugin.identity.mfa import needs_mfa
 from plugin.identity.secrets import token_hash, verify_password
+from plugin.policies.lockout import failure_message, locked_message
 from plugin.policies.roles import roles_for_groups
 from plugin.policies.types import ANONYMOUS, Principal
 from plugin.store import accounts
@@ -33,7 +33,7 @@ from plugin.store.models import User
 
 SESSION_COOKIE = "gate_session"
 DIRECTORY = "directory"  # what a remembered password check made against the directory records
-BAD_CREDENTIALS = "wrong username or password"
+BAD_CREDENTIALS = "Wrong username or password"
 NO_ROLE = "no role for this directory account (its groups map to none)"
 TOUCH_EVERY_SECONDS = 60.0
 
@@ -58,7 +58,7 @@ class CredentialCheck:
 
 
 def _locked_out(wait: float) -> CredentialCheck:
-    return CredentialCheck(None, f"too many failed sign-ins; try again in {math.ceil(wait / 60)} min",
+    return CredentialCheck(None, locked_message(wait),
                            retry_after=wait)
 
 
@@ -296,8 +296,8 @@ class Authenticator:
             if wait > 0:
                 return _locked_out(wait)  # another spelling of this login is locked
         if check.user is None and check.failure == BAD_CREDENTIALS:
-            if guard.failed(username, ip, now, check.entry_id):
-                return CredentialCheck(None, f"{BAD_CREDENTIALS}; too many failures, the account is locked for now")
+            failure = guard.failed(username, ip, now, check.entry_id)
+            return CredentialCheck(None, failure_message(BAD_CREDENTIALS, failure), entry_id=check.entry_id)
         elif check.unavailable:
             guard.address_failed(ip, now)
         elif check.user is not None and not check.user.totp_enabled:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import math
 import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -19,6 +18,7 @@ import pyotp
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
 from plugin.identity.attempts import SignInGuard
+from plugin.policies.lockout import failure_message, locked_message
 from plugin.store import accounts
 from plugin.store.db import Store
 from plugin.store.models import User
@@ -26,7 +26,7 @@ from plugin.store.models import User
 STEP_SECONDS = 30
 DRIFT_STEPS = 1
 RECOVERY_CODES = 10
-WRONG_CODE = "wrong or already used one-time code"
+WRONG_CODE = "Wrong or already used one-time code"
 
 
 @dataclass(frozen=True)
@@ -91,11 +91,11 @@ class Mfa:
         if self._guard is not None:
             wait = self._guard.wait_seconds(username, ip, now, entry_id)
             if wait > 0:
-                return CodeCheck(False, f"too many failed sign-ins; try again in {math.ceil(wait / 60)} min", wait)
+                return CodeCheck(False, locked_message(wait), wait)
         if self.verify(user_id, code, now):
             return CodeCheck(True)
-        if self._guard is not None and self._guard.failed(username, ip, now, entry_id):
-            return CodeCheck(False, f"{WRONG_CODE}; too many failures, the account is locked for now")
+        if self._guard is not None:
+            return CodeCheck(False, failure_message(WRONG_CODE, self._guard.failed(username, ip, now, entry_id)))
         return CodeCheck(False, WRONG_CODE)
 
     def verify(self, user_id: int, code: str, now: float) -> bool:

@@ -282,7 +282,8 @@ def require_fresh_mfa(store: Store, audit: AuditSink, mfa: Mfa | None, actor: Ac
         else None
     if code is None or not code.ok:
         failure = code.failure if code is not None else WRONG_CODE
-        raise _mfa_refusal(audit, actor, now, action, f'{failure}: send your next code as "otp"')
+        said = failure if failure.endswith(".") else failure + "."
+        raise _mfa_refusal(audit, actor, now, action, f'{said} Send your next code as "otp".')
     with store.transaction() as db:
         accounts.mark_session_mfa(db, actor.session_id, now)
 

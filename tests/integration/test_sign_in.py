@@ -61,7 +61,7 @@ def test_wrong_password_is_refused_and_both_outcomes_are_audited(server: Server)
     bad = requests.post(server.url("/gate/login"), json={"username": ADMIN, "password": "nope"}, timeout=10)
     assert bad.status_code == 401
     form = requests.post(server.url("/gate/login"), data={"username": ADMIN, "password": "nope"}, timeout=10)
-    assert form.status_code == 200 and "wrong username or password" in form.text
+    assert form.status_code == 200 and "Wrong username or password" in form.text
     good = requests.post(server.url("/gate/login"), json={"username": ADMIN, "password": ADMIN_PASSWORD}, timeout=10)
     assert good.status_code == 200 and good.json()["roles"] == ["admin"]
     assert wait_for_audit(server, "action='login' AND outcome='failure' AND actor=?", (ADMIN,))
@@ -168,12 +168,22 @@ def test_password_and_sign_out_pages_need_a_session(server: Server):
 def test_lockout_survives_a_restart_and_is_audited(tmp_path):
     srv = start_gate(tmp_path, gate={"LockoutFailures": 3, "SignInFailuresPerAddress": 20})
     try:
-        for _ in range(3):
-            assert requests.post(srv.url("/gate/login"), json={"username": DOCTOR, "password": "guess"},
-                                 timeout=10).status_code == 401
+        said = {}
+        for name in (DOCTOR, "nobody-of-this-practice"):
+            answers = [requests.post(srv.url("/gate/login"), json={"username": name, "password": "guess"}, timeout=10)
+                       for _ in range(3)]
+            assert [answer.status_code for answer in answers] == [401, 401, 401]
+            said[name] = [answer.json()["message"] for answer in answers]
+        # A warning before the lock, whom to ask after it; the same words whether the account exists or not.
+        assert said[DOCTOR] == said["nobody-of-this-practice"] == [
+            "Wrong username or password. 2 more wrong tries and this sign-in name is paused for 15 min.",
+            "Wrong username or password. 1 more wrong try and this sign-in name is paused for 15 min.",
+            "Wrong username or password. Too many failed sign-ins: this sign-in name is paused for 15 min; "
+            "an administrator of the practice can lift that sooner."]
         locked = requests.post(srv.url("/gate/login"), json={"username": DOCTOR, "password": DOCTOR_PASSWORD},
                                timeout=10)
         assert locked.status_code == 403 and locked.json()["error"] == "rate_limited"
+        assert "ask an administrator of the practice to unlock the account" in locked.json()["message"]
         assert 800 < int(locked.headers["Retry-After"]) <= 900
         srv.proc.stop()
         srv.proc.start()
@@ -183,7 +193,7 @@ def test_lockout_survives_a_restart_and_is_audited(tmp_path):
         # Basic is locked out too, and says so on our routes.
         basic = requests.get(srv.url("/gate/api/me"), auth=(DOCTOR, DOCTOR_PASSWORD), timeout=10)
         assert basic.status_code == 403 and basic.json()["error"] == "rate_limited"
-        assert wait_for_audit(srv, "action='login' AND outcome='failure' AND reason LIKE '%locked%'")
+        assert wait_for_audit(srv, "action='login' AND outcome='failure' AND reason LIKE '%paused%'")
         assert wait_for_audit(srv, "action='login' AND outcome='failure' AND reason LIKE 'too many failed%'")
     finally:
         srv.proc.stop()

@@ -110,12 +110,12 @@ def test_basic_scheme_is_case_insensitive(auth, user):
 
 def test_basic_wrong_password(auth, user):
     found = auth.identify(basic(USER, "not the password"))
-    assert found.principal.is_anonymous and found.failure == "wrong username or password"
+    assert found.principal.is_anonymous and found.failure == "Wrong username or password"
 
 
 def test_basic_unknown_user_looks_like_a_wrong_password(auth, user):
     found = auth.identify(basic("nobody", PASSWORD))
-    assert found.principal.is_anonymous and found.failure == "wrong username or password"
+    assert found.principal.is_anonymous and found.failure == "Wrong username or password"
 
 
 def test_basic_user_without_local_password_is_refused(auth, store, sink, clock):

@@ -10,7 +10,15 @@ from plugin.errors import OtpRequired, RateLimited, Unauthenticated
 from plugin.identity.attempts import SignInGuard
 from plugin.identity.authenticate import Authenticator
 from plugin.identity.mfa import Mfa
-from plugin.policies.lockout import Attempts, LockoutRule, after_failure, retry_after
+from plugin.policies.lockout import (
+    Attempts,
+    Failure,
+    LockoutRule,
+    after_failure,
+    failure_message,
+    locked_message,
+    retry_after,
+)
 from plugin.services import accounts
 from plugin.store import accounts as account_rows
 from tests.unit.accounts_support import add_user
@@ -47,9 +55,10 @@ def test_five_wrong_passwords_lock_the_account_even_for_the_right_one(auth, cloc
     for _ in range(4):
         assert auth.check_password("drlock", "wrong", clock(), ip="10.0.0.1").user is None
     locking = auth.check_password("drlock", "wrong", clock(), ip="10.0.0.1")
-    assert "locked" in locking.failure
+    assert "paused for 15 min" in locking.failure
     refused = auth.check_password("drlock", "the right password", clock(), ip="10.0.0.2")
-    assert refused.user is None and refused.retry_after == 900 and "too many" in refused.failure
+    assert refused.user is None and refused.retry_after == 900
+    assert "Too many failed sign-ins: try again in 15 min" in refused.failure
     clock.advance(900)
     assert auth.check_password("drlock", "the right password", clock(), ip="10.0.0.2").user is not None
 
@@ -103,9 +112,9 @@ def sign_in(store, auth, mfa, clock, otp, ip="10.0.0.1"):
 def test_wrong_codes_with_the_right_password_lock_the_account(store, auth, clock, with_codes):
     mfa, secret = with_codes
     for n in range(4):
-        with pytest.raises(Unauthenticated, match="wrong or already used one-time code"):
+        with pytest.raises(Unauthenticated, match="Wrong or already used one-time code"):
             sign_in(store, auth, mfa, clock, f"00000{n}", ip=f"10.0.0.{n}")
-    with pytest.raises(Unauthenticated, match="locked"):
+    with pytest.raises(Unauthenticated, match="paused for 15 min"):
         sign_in(store, auth, mfa, clock, "000009", ip="10.0.0.9")
     with pytest.raises(RateLimited):  # even the right password with the right code, from anywhere
         sign_in(store, auth, mfa, clock, pyotp.TOTP(secret).at(clock()), ip="10.9.9.9")
@@ -120,7 +129,7 @@ def test_the_right_password_alone_does_not_reset_the_count_of_wrong_codes(store,
             sign_in(store, auth, mfa, clock, "000000")
         with pytest.raises(OtpRequired):
             sign_in(store, auth, mfa, clock, "")  # the right password, no code
-    with pytest.raises(Unauthenticated, match="locked"):
+    with pytest.raises(Unauthenticated, match="paused for 15 min"):
         sign_in(store, auth, mfa, clock, "000000")
 
 
@@ -146,3 +155,22 @@ def test_wrong_codes_count_against_the_address(store, auth, clock, with_codes):
         auth.check_password("ghost", "guess", clock(), ip="10.6.6.6")
     refused = auth.check_password("drother", "the other password", clock(), ip="10.6.6.6")
     assert refused.user is None and refused.retry_after > 0
+
+
+@pytest.mark.parametrize(("failure", "said"), [
+    (Failure(False, 4, 15), "Wrong username or password"),
+    (Failure(False, 3, 15), "Wrong username or password"),
+    (Failure(False, 2, 15), "Wrong username or password. 2 more wrong tries and this sign-in name is paused for "
+                            "15 min."),
+    (Failure(False, 1, 15), "Wrong username or password. 1 more wrong try and this sign-in name is paused for 15 min."),
+    (Failure(True, 0, 15), "Wrong username or password. Too many failed sign-ins: this sign-in name is paused for 15 "
+                           "min; an administrator of the practice can lift that sooner."),
+])
+def test_a_failed_sign_in_warns_before_the_lock_and_says_who_can_lift_it(failure, said):
+    assert failure_message("Wrong username or password", failure) == said
+
+
+def test_a_paused_sign_in_says_how_long_and_whom_to_ask():
+    assert locked_message(61) == ("Too many failed sign-ins: try again in 2 min, or ask an administrator of the "
+                                  "practice to unlock the account.")
+    assert "try again in 1 min" in locked_message(0.5)

@@ -224,11 +224,11 @@ def test_a_wrong_or_replayed_otp_is_refused(store, sink, mfa, clock, admin_id):
     secret = enrol(mfa, admin_id, clock())
     code = pyotp.TOTP(secret).at(clock())
     proved_at(store, None)
-    with pytest.raises(MfaRequired, match="wrong or already used"):
+    with pytest.raises(MfaRequired, match="Wrong or already used"):
         update(store, sink, mfa, clock, {"roles": ["billing"]}, who=actor(otp="000000" if code != "000000" else "1"))
     update(store, sink, mfa, clock, {"roles": ["billing"]}, who=actor(otp=code))
     proved_at(store, None)
-    with pytest.raises(MfaRequired, match="wrong or already used"):
+    with pytest.raises(MfaRequired, match="Wrong or already used"):
         update(store, sink, mfa, clock, {"roles": ["radiologist"]}, who=actor(otp=code))
     assert row(store, "nkosi").roles == "billing"
 
