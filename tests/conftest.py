@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -69,12 +70,14 @@ def audit_rows(server: Server, where: str = "1=1", params: tuple = ()) -> list[s
         db.close()
 
 
-def wait_for_audit(server: Server, where: str, params: tuple = (), seconds: float = 5.0) -> list[sqlite3.Row]:
-    """Denials are written by the audit writer shortly after the answer: poll for them, bounded."""
+def wait_for_audit(server: Server, where: str, params: tuple = (), seconds: float = 5.0,
+                   until: Callable[[list[sqlite3.Row]], bool] = bool) -> list[sqlite3.Row]:
+    """Denials are written by the audit writer shortly after the answer: poll for them, bounded,
+    until some are there (or until `until` says the rows are all there)."""
     deadline = time.monotonic() + seconds
     while True:
         rows = audit_rows(server, where, params)
-        if rows or time.monotonic() > deadline:
+        if until(rows) or time.monotonic() > deadline:
             return rows
         time.sleep(0.05)
 
