@@ -20,6 +20,7 @@ from plugin.handlers.orthanc_xml import XML_TYPE, json_to_xml, wants_xml
 from plugin.policies.types import Principal
 from plugin.services.core import CoreError
 from plugin.services.runtime import Runtime
+from plugin.services.search import patient_id_in
 
 ORTHANC_JSON = "application/json; charset=utf-8"  # the Content-Type of Orthanc's own JSON answers
 SINGULAR = {"patients": "patient", "studies": "study", "series": "series"}
@@ -192,21 +193,10 @@ def _patients(data: Any) -> str:
     for item in data if isinstance(data, list) else [data]:
         if isinstance(item, dict):
             tags = item.get("PatientMainDicomTags") or item.get("MainDicomTags") or {}
-            patient_id = _tag_value(tags, "PatientID", "0010,0020") if isinstance(tags, dict) else None
+            patient_id = patient_id_in(tags)
             if patient_id is not None:
                 found.add(patient_id)
     return ",".join(sorted(found))
-
-
-def _tag_value(tags: dict[str, Any], name: str, number: str) -> str | None:
-    """A tag's value in any of Orthanc's formats: by name, or by number (`?short`: the value;
-    `?full`: an object holding it under "Value")."""
-    if name in tags:
-        return str(tags[name])
-    value = tags.get(number)
-    if isinstance(value, dict):
-        value = value.get("Value")
-    return None if value is None else str(value)
 
 
 def _located_patients(runtime: Runtime, level: str | None, data: Any) -> str:

@@ -69,9 +69,8 @@ class SignInGuard:
 
     def succeeded(self, username: str, entry_id: str | None = None) -> None:
         with self._store.transaction() as db:
-            for kind, key in self._keys(username, "", entry_id).items():
-                if kind != "address":
-                    attempt_rows.forget(db, key)
+            for key in account_keys(username, entry_id):
+                attempt_rows.forget(db, key)
 
     def _count(self, keys: dict[str, str], now: float) -> Failure:
         rules = {"account": self._account_rule, "entry": self._account_rule, "address": self._address_rule}

@@ -273,9 +273,13 @@ def _whole(body: dict[str, Any], key: str) -> int:
 
 
 def _patient_id_of(item: Any) -> str | None:
-    """PatientID of an expanded patient, in Orthanc's plain, `full` or `short` tag formats."""
-    tags = item.get("MainDicomTags", {}) if isinstance(item, dict) else {}
-    value = tags.get("PatientID", tags.get("0010,0020"))
+    """PatientID of an expanded patient."""
+    return patient_id_in(item.get("MainDicomTags", {}) if isinstance(item, dict) else {})
+
+
+def patient_id_in(tags: Any) -> str | None:
+    """The PatientID among an answer's tags, in Orthanc's plain, `full` or `short` tag formats."""
+    value = tags.get("PatientID", tags.get("0010,0020")) if isinstance(tags, dict) else None
     if isinstance(value, dict):
         value = value.get("Value")
     return value if isinstance(value, str) else None
