@@ -4,9 +4,9 @@ request already; here the caller gets the plugin's answer, trimmed unless they a
 
 from __future__ import annotations
 
-from plugin.handlers.api import caller
 from plugin.handlers.http import Request, Response
 from plugin.handlers.orthanc import audit_answer
+from plugin.handlers.shared import caller
 from plugin.policies.dicomweb_search import INSTANCE, SERIES, STUDY
 from plugin.services.runtime import Runtime
 
@@ -36,7 +36,7 @@ def _search(runtime: Runtime, request: Request, level: str, path_uids: tuple[str
     if answer.status == 200:
         # Whose data the answer held (the gate's own record of the request has the query).
         refused = audit_answer(runtime, principal, request, "dicomweb_search", answer.count,
-                               ",".join(sorted(answer.patient_ids)))
+                               answer.patient_ids)
         if refused is not None:
             return refused
     return Response(answer.status, answer.body, answer.content_type, parts=answer.parts)

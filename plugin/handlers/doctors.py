@@ -6,26 +6,26 @@ A partial change is sent as PUT /gate/api/doctors/{id}, as for users (Orthanc re
 from __future__ import annotations
 
 from plugin.handlers.http import Request, Response, record_id
-from plugin.handlers.users import _admin, _json_object
+from plugin.handlers.shared import admin_actor, json_object
 from plugin.services import doctors
 from plugin.services.runtime import Runtime
 
 
 def doctors_collection(runtime: Runtime, request: Request) -> Response:
-    actor = _admin(runtime, request)
+    actor = admin_actor(runtime, request)
     if request.method == "GET":
         found = doctors.list_doctors(runtime.store, request.query.get("q", ""), request.query.get("offset"),
                                      request.query.get("limit"))
         return Response.json({"doctors": found})
     created = doctors.create_doctor(runtime.store, runtime.audit_now, actor, runtime.clock(),
-                                    runtime.config.hpcsa_prefixes, _json_object(request),
+                                    runtime.config.hpcsa_prefixes, json_object(request),
                                     welcome=runtime.notifications.welcome)
     runtime.outbox.wake()
     return Response.json(created, 201)
 
 
 def doctor_resource(runtime: Runtime, request: Request, doctor_id: str) -> Response:
-    actor = _admin(runtime, request)
+    actor = admin_actor(runtime, request)
     number = record_id(doctor_id, "doctor")
     if request.method == "GET":
         return Response.json(doctors.get_doctor(runtime.store, number))
@@ -34,7 +34,7 @@ def doctor_resource(runtime: Runtime, request: Request, doctor_id: str) -> Respo
         _forget_who_sees_what(runtime)
         return Response.json(deleted)
     change = doctors.update_doctor(runtime.store, runtime.audit_now, actor, runtime.clock(),
-                                   runtime.config.hpcsa_prefixes, number, _json_object(request))
+                                   runtime.config.hpcsa_prefixes, number, json_object(request))
     if change.reach_changed:
         _forget_who_sees_what(runtime)
     return Response.json(change.doctor)

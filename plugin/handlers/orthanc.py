@@ -12,11 +12,11 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from plugin.audit.record import AuditRecord, iso_utc
+from plugin.audit.record import AuditRecord, iso_utc, patients_named
 from plugin.errors import BadRequest, GateError
-from plugin.handlers.api import caller
 from plugin.handlers.http import Request, Response
 from plugin.handlers.orthanc_xml import XML_TYPE, json_to_xml, wants_xml
+from plugin.handlers.shared import caller
 from plugin.policies.types import Principal
 from plugin.services.core import CoreError
 from plugin.services.runtime import Runtime
@@ -150,7 +150,7 @@ def _passed_on(runtime: Runtime, principal: Principal, request: Request, family:
 
 
 def _answered(runtime: Runtime, principal: Principal, request: Request, family: str, data: Any,
-              patient_ids: str, raw: bytes | None = None) -> Response:
+              patient_ids: frozenset[str], raw: bytes | None = None) -> Response:
     """Audit what the answer held, then send it as Orthanc would: its XML when Accept asks for it,
     else JSON (Orthanc's own bytes, when they are at hand)."""
     refused = audit_answer(runtime, principal, request, family, len(data) if isinstance(data, list) else 1,
@@ -163,7 +163,7 @@ def _answered(runtime: Runtime, principal: Principal, request: Request, family: 
 
 
 def audit_answer(runtime: Runtime, principal: Principal, request: Request, family: str, count: int,
-                 patient_ids: str) -> Response | None:
+                 patient_ids: frozenset[str]) -> Response | None:
     """Record what a list or search answered (how many, whose); the 503 to send if it could not be.
 
     Identical answers (the same caller, route and path, patients and count) inside the coalescing
@@ -175,20 +175,21 @@ def audit_answer(runtime: Runtime, principal: Principal, request: Request, famil
     action = "view" if family == "patient" else "list"
 
     def record() -> AuditRecord:
+        named, listed = patients_named(patient_ids)
         return AuditRecord(ts=iso_utc(now), actor=principal.username or "", action=action, outcome="allow",
                            reason=reason, roles=",".join(sorted(principal.roles)), source_ip=request.ip,
                            method=request.method, path=request.path[:512], route_class=family,
-                           patient_id=patient_ids[:128], detail=json.dumps({"returned": count}))
+                           patient_id=named, detail=json.dumps({"returned": count, **listed}))
     key = ("answer", principal.username, family, request.method, request.path, patient_ids, count, reason)
     if not runtime.audit_read(key, record, now):
         return Response.json({"error": "store_unavailable", "message": "the audit could not be written"}, 503)
     return None
 
 
-def _patients(data: Any) -> str:
+def _patients(data: Any) -> frozenset[str]:
     """The PatientIDs an expanded answer (or one patient) names; ids-only answers name none."""
     if not isinstance(data, (list, dict)):
-        return ""
+        return frozenset()
     found = set()
     for item in data if isinstance(data, list) else [data]:
         if isinstance(item, dict):
@@ -196,22 +197,22 @@ def _patients(data: Any) -> str:
             patient_id = patient_id_in(tags)
             if patient_id is not None:
                 found.add(patient_id)
-    return ",".join(sorted(found))
+    return frozenset(found)
 
 
-def _located_patients(runtime: Runtime, level: str | None, data: Any) -> str:
+def _located_patients(runtime: Runtime, level: str | None, data: Any) -> frozenset[str]:
     """The PatientIDs of a trimmed answer that names its resources by id alone (ids-only finds,
     1.12.5's ResponseContent without the patient's tags): each resource's patient, as the gate
     located it when deciding who may see it."""
     if not isinstance(data, list) or level not in ("patient", "study", "series", "instance"):
-        return ""
+        return frozenset()
     found = set()
     for item in data:
         oid = item if isinstance(item, str) else item.get("ID") if isinstance(item, dict) else None
         located = runtime.access.locator.by_orthanc_id(level, oid) if isinstance(oid, str) else None
         if located is not None:
             found.add(located.patient_id)
-    return ",".join(sorted(found))
+    return frozenset(found)
 
 
 def _with_query(request: Request) -> str:

@@ -3,20 +3,20 @@
 from __future__ import annotations
 
 from plugin.handlers.http import Request, Response, record_id
-from plugin.handlers.users import _admin
+from plugin.handlers.shared import admin_actor
 from plugin.services import outbox
 from plugin.services.runtime import Runtime
 
 
 def list_messages(runtime: Runtime, request: Request) -> Response:
-    _admin(runtime, request)
+    admin_actor(runtime, request)
     found = outbox.list_outbox(runtime.store, runtime.outbox.cipher, request.query.get("status"),
                                request.query.get("offset"), request.query.get("limit"))
     return Response.json({"messages": found})
 
 
 def retry(runtime: Runtime, request: Request, message_id: str) -> Response:
-    actor = _admin(runtime, request)
+    actor = admin_actor(runtime, request)
     retried = outbox.retry_message(runtime.store, runtime.audit_now, actor, runtime.clock(),
                                    record_id(message_id, "message"))
     runtime.outbox.wake()

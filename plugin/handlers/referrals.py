@@ -4,21 +4,21 @@ to a person, and the decision)."""
 from __future__ import annotations
 
 from plugin.handlers.http import Request, Response, record_id
-from plugin.handlers.users import _admin, _json_object
+from plugin.handlers.shared import admin_actor, json_object
 from plugin.services.runtime import Runtime
 
 
 def referrals(runtime: Runtime, request: Request) -> Response:
-    _admin(runtime, request)
+    admin_actor(runtime, request)
     return Response.json({"referrals": runtime.review.referrals(request.query)})
 
 
 def review_items(runtime: Runtime, request: Request) -> Response:
-    _admin(runtime, request)
+    admin_actor(runtime, request)
     return Response.json({"items": runtime.review.items(request.query)})
 
 
 def resolve(runtime: Runtime, request: Request, item_id: str) -> Response:
-    actor = _admin(runtime, request)
+    actor = admin_actor(runtime, request)
     return Response.json(runtime.review.resolve(actor, runtime.clock(), record_id(item_id, "review item"),
-                                                _json_object(request)))
+                                                json_object(request)))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from plugin.handlers import (
     api,
+    audit,
     dashboard,
     dicomweb,
     doctors,
@@ -61,6 +62,12 @@ ROUTES = (
     ("/gate/api/shares/([0-9]+)", {"GET": shares.share_resource, "DELETE": shares.share_resource}),
     # Orthanc Explorer 2's Share button, answered with one of our share links (handlers/shares.py).
     ("/auth/tokens/([^/]+)", {"PUT": shares.explorer_share}),
+    # The audit, for admins: search, export, the chain's proof, and the POPIA reports.
+    ("/gate/api/audit", {"GET": audit.search}),
+    ("/gate/api/audit/verify", {"GET": audit.verify}),
+    (r"/gate/api/audit/export\.csv", {"GET": audit.export_csv}),
+    ("/gate/api/audit/patient-report", {"GET": audit.patient_report}),
+    ("/gate/api/audit/breach-report", {"GET": audit.breach_report}),
     ("/gate/api/outbox", {"GET": outbox.list_messages}),
     ("/gate/api/outbox/([0-9]+)/retry", {"POST": outbox.retry}),
     # Orthanc's own lists and searches, answered here so they can be trimmed (handlers/orthanc.py).

@@ -13,9 +13,8 @@ from typing import Any
 
 from plugin import i18n
 from plugin.errors import BadRequest
-from plugin.handlers.api import caller_identification, require_csrf
 from plugin.handlers.http import Request, Response, record_id
-from plugin.handlers.users import _json_object
+from plugin.handlers.shared import caller_identification, json_object, require_csrf
 from plugin.policies.shares import PAGE_WORDS, ShareInvalid, explorer_share_request
 from plugin.policies.types import Principal
 from plugin.services.runtime import Runtime
@@ -43,7 +42,7 @@ def shares_collection(runtime: Runtime, request: Request) -> Response:
     principal = _caller(runtime, request)
     if request.method == "GET":
         return Response.json(runtime.shares.list(principal, request.query, runtime.clock()))
-    created = runtime.shares.create(principal, _json_object(request), runtime.clock(), request.ip)
+    created = runtime.shares.create(principal, json_object(request), runtime.clock(), request.ip)
     return Response.json(created, 201)
 
 
@@ -61,7 +60,7 @@ def explorer_share(runtime: Runtime, request: Request, _token_type: str) -> Resp
     the studies it names, made as the signed-in caller, as `{"Token", "Url"}` (the answer OE2 shows)."""
     principal = _caller(runtime, request)
     try:
-        wanted = explorer_share_request(_json_object(request))
+        wanted = explorer_share_request(json_object(request))
     except ShareInvalid as exc:
         raise BadRequest(str(exc)) from None
     created = runtime.shares.create(principal, wanted, runtime.clock(), request.ip)

@@ -9,12 +9,11 @@ a POST's query string to plugins, so an import's dry run is asked for with the h
 from __future__ import annotations
 
 import dataclasses
-import json
 from typing import Any
 
 from plugin.errors import BadRequest
-from plugin.handlers.api import caller_identification, require_csrf
-from plugin.handlers.http import BadBody, Request, Response, record_id
+from plugin.handlers.http import Request, Response, record_id
+from plugin.handlers.shared import admin_actor, json_object
 from plugin.services import users
 from plugin.services.runtime import Runtime
 from plugin.services.user_import import BadCsv, decode_csv
@@ -23,24 +22,24 @@ DRY_RUN_VALUES = ("1", "true", "yes")
 
 
 def users_collection(runtime: Runtime, request: Request) -> Response:
-    actor = _admin(runtime, request)
+    actor = admin_actor(runtime, request)
     if request.method == "GET":
         return Response.json({"users": users.list_users(runtime.store)})
-    data = _json_object(request)
+    data = json_object(request)
     created = users.create_user(runtime.store, runtime.audit_now, runtime.mfa, _with_otp(actor, data),
                                 runtime.clock(), data)
     return Response.json(created, 201)
 
 
 def user_resource(runtime: Runtime, request: Request, username: str) -> Response:
-    actor = _admin(runtime, request)
+    actor = admin_actor(runtime, request)
     if request.method == "GET":
         return Response.json(users.get_user(runtime.store, username))
     if request.method == "DELETE":
         users.disable_user(runtime.store, runtime.audit_now, actor, runtime.clock(), username)
         runtime.authenticator.invalidate()
         return Response.json({"disabled": True})
-    data = _json_object(request)
+    data = json_object(request)
     changed = users.update_user(runtime.store, runtime.audit_now, runtime.mfa, _with_otp(actor, data),
                                 runtime.clock(), username, data)
     runtime.authenticator.invalidate()  # new roles, password or state count at once on this node
@@ -49,7 +48,7 @@ def user_resource(runtime: Runtime, request: Request, username: str) -> Response
 
 def user_sessions(runtime: Runtime, request: Request, username: str) -> Response:
     """DELETE: sign the user out everywhere, at once on this node (IdentityCacheSeconds elsewhere)."""
-    actor = _admin(runtime, request)
+    actor = admin_actor(runtime, request)
     users.sign_out_everywhere(runtime.store, runtime.audit_now, actor, runtime.clock(), username)
     runtime.authenticator.invalidate()
     return Response.json({"signed_out": True})
@@ -57,13 +56,13 @@ def user_sessions(runtime: Runtime, request: Request, username: str) -> Response
 
 def user_unlock(runtime: Runtime, request: Request, username: str) -> Response:
     """POST: lift the account's sign-in lockout (an admin's password reset lifts it too)."""
-    actor = _admin(runtime, request)
+    actor = admin_actor(runtime, request)
     was_locked = users.unlock_user(runtime.store, runtime.audit_now, actor, runtime.clock(), username)
     return Response.json({"username": username, "was_locked": was_locked})
 
 
 def import_users(runtime: Runtime, request: Request) -> Response:
-    actor = _admin(runtime, request)
+    actor = admin_actor(runtime, request)
     if request.headers.get("content-type", "").split(";")[0].strip().lower() != "text/csv":
         raise BadRequest("send the CSV file as the body, with Content-Type: text/csv")
     dry_run = (request.query.get("dry_run") or request.headers.get("x-dry-run", "")).lower() in DRY_RUN_VALUES
@@ -78,40 +77,20 @@ def import_users(runtime: Runtime, request: Request) -> Response:
 
 
 def api_keys(runtime: Runtime, request: Request) -> Response:
-    actor = _admin(runtime, request)
-    data = _json_object(request)
+    actor = admin_actor(runtime, request)
+    data = json_object(request)
     created = users.create_api_key(runtime.store, runtime.audit_now, runtime.mfa, _with_otp(actor, data),
                                    runtime.clock(), data)
     return Response.json(created, 201)
 
 
 def api_key(runtime: Runtime, request: Request, key_id: str) -> Response:
-    actor = _admin(runtime, request)
+    actor = admin_actor(runtime, request)
     users.revoke_api_key(runtime.store, runtime.audit_now, actor, runtime.clock(), record_id(key_id, "API key"))
     runtime.authenticator.invalidate()  # the key stops working at once on this node
     return Response.json({"revoked": True, "id": record_id(key_id, "API key")})
 
 
-def _admin(runtime: Runtime, request: Request) -> users.Actor:
-    """The calling admin; a state change relying on the session cookie must pass the CSRF check."""
-    identification = caller_identification(runtime, request)
-    users.require_admin(identification.principal)
-    require_csrf(request, identification)
-    return users.Actor.calling(identification.principal, request.ip)
-
-
 def _with_otp(actor: users.Actor, data: dict[str, Any]) -> users.Actor:
     otp = data.get(users.OTP_FIELD, "")
     return dataclasses.replace(actor, otp=otp if isinstance(otp, str) else "")
-
-
-def _json_object(request: Request) -> dict[str, Any]:
-    if request.headers.get("content-type", "").split(";")[0].strip().lower() != "application/json":
-        raise BadBody("send a JSON object, with Content-Type: application/json")
-    try:
-        data = json.loads(request.body.decode("utf-8") or "{}")
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise BadBody("the request body is not valid JSON") from exc
-    if not isinstance(data, dict):
-        raise BadBody("the request body must be a JSON object")
-    return data

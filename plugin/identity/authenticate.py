@@ -202,7 +202,8 @@ class Authenticator:
             session.last_seen_at = now
         principal = Principal(user.username, user.role_set, "session", user.must_change_password,
                               session_id=session_id,
-                              mfa_pending=needs_mfa(user, self.mfa_required_roles) and session.mfa_at is None)
+                              mfa_pending=needs_mfa(user, self.mfa_required_roles) and session.mfa_at is None,
+                              mfa_done=session.mfa_at is not None)
         until = min(now + self._ttl, session.expires_at, session.last_seen_at + self._idle)
         result = Identification(principal, csrf_token=session.csrf_token, valid_until=until)
         self._cache.put(("session", session_id), result, until)

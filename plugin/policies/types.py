@@ -43,6 +43,7 @@ class Principal:
     must_change_password: bool = False
     session_id: str | None = None  # store key of the session (a hash), when via == "session"
     mfa_pending: bool = False  # signed in with a password, a one-time code (or enrolment) still owed
+    mfa_done: bool = False  # this session proved a one-time code (at sign-in, enrolment or since)
 
     @property
     def is_anonymous(self) -> bool:

@@ -100,7 +100,8 @@ def sign_in(store: Store, audit: AuditSink, authenticator: Authenticator, now: f
                                          mfa_at=mfa_at))
     principal = Principal(user.username, user.role_set, "session", user.must_change_password,
                           session_id=token_hash(token),
-                          mfa_pending=needs_mfa(user, authenticator.mfa_required_roles) and mfa_at is None)
+                          mfa_pending=needs_mfa(user, authenticator.mfa_required_roles) and mfa_at is None,
+                          mfa_done=mfa_at is not None)
     how = "password and one-time code" if mfa_at else "password"
     typed = "" if username == user.username else f" (typed as {username[:64]!r})"
     audit(account_event(now, user.username, "login", "success", f"signed in with {how}{typed}", ip,

@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from plugin.audit.record import AuditRecord, iso_utc
+from plugin.audit.record import AuditRecord, iso_utc, patients_named
 from plugin.errors import NotFound, StoreUnavailable
 from plugin.policies.dashboard import (
     STUDIES_PER_PAGE,
@@ -211,13 +211,14 @@ class DashboardService:
     def _audit_list(self, principal: Principal, wanted: StudySearch, shown: Iterable[StudyCard], now: float,
                     ip: str) -> None:
         cards = list(shown)
+        named, listed = patients_named(c.patient_id for c in cards)
         detail = {"returned": len(cards), "page": wanted.page, "search": {
-            "q": wanted.text, "from": wanted.date_from, "to": wanted.date_to, "modality": wanted.modality}}
+            "q": wanted.text, "from": wanted.date_from, "to": wanted.date_to, "modality": wanted.modality}, **listed}
         record = AuditRecord(ts=iso_utc(now), actor=principal.username or "", action="list", outcome="allow",
                              reason="admin" if principal.is_admin else "answer trimmed to grants",
                              roles=",".join(sorted(principal.roles)), source_ip=ip, method="GET",
                              path="/gate/doctor", route_class="doctor_dashboard",
-                             patient_id=",".join(sorted({c.patient_id for c in cards}))[:128],
+                             patient_id=named,
                              detail=json.dumps(detail))
         if not self._audit(record):
             raise StoreUnavailable("the audit could not be written; the studies are not shown")

@@ -14,7 +14,7 @@ from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 
 from plugin.audit.log import AuditLog, ReadWindow
-from plugin.audit.record import AuditRecord, iso_utc
+from plugin.audit.record import AuditRecord, iso_utc, patients_named
 from plugin.errors import StoreUnavailable
 from plugin.identity.authenticate import Authenticator, Identification
 from plugin.policies.access import GRANTED_FAMILIES, decide
@@ -41,14 +41,16 @@ class _Remembered:
 
 def audit_record(principal: Principal, route: RouteInfo, ip: str, now: float, outcome: str,
                  reason: str, scope: Scope = NO_SCOPE) -> AuditRecord:
+    named, listed = patients_named(loc.patient_id for loc in scope.located)
+    detail = {**({"query": route.query_string} if route.query_string else {}), **listed}
     return AuditRecord(
         ts=iso_utc(now), actor=principal.username or "anonymous", roles=",".join(sorted(principal.roles)),
         source_ip=ip, method=route.method, path=route.path[:512], route_class=route.family,
         level=route.level or "", orthanc_id=route.resource_id if route.family in (
             "patients", "studies", "series", "instances", "web_viewer") else "",
-        patient_id=scope.patient_ids[:128], study_uid=(scope.study_uids or route.study_uid or "")[:128],
+        patient_id=named, study_uid=(scope.study_uids or route.study_uid or "")[:128],
         action=route.action.value, outcome=outcome, reason=reason[:512],
-        detail=json.dumps({"query": route.query_string}) if route.query_string else "")
+        detail=json.dumps(detail) if detail else "")
 
 
 class GateService:

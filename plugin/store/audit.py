@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from plugin.store.models import AuditCheckpoint, AuditEvent, AuditHead
@@ -74,3 +74,76 @@ def checkpoints(session: Session) -> list[dict[str, Any]]:
 def head(session: Session) -> dict[str, Any]:
     row = session.execute(select(AuditHead).where(AuditHead.id == 1)).scalar_one()
     return {"last_id": row.last_id, "last_hash": row.last_hash}
+
+
+# -- reads for the audit viewer and its reports (services/audit_reports.py) -------------------------
+
+EVENT_COLUMNS = tuple(c.name for c in AuditEvent.__table__.columns)
+
+
+def _like_literal(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def names_patient(patient_id: str, list_cut: str) -> Any:
+    """Rows that may name `patient_id`: it alone, or in a comma-separated list, or a list cut to fit
+    and ended with `list_cut` (audit/record.py `patients_named`). A superset: the exact list of a
+    row naming several is in its detail (services/audit_reports.py reads it)."""
+    like = _like_literal(patient_id)
+    column = AuditEvent.patient_id
+    return or_(column == patient_id, column.like(like + ",%", escape="\\"),
+               column.like("%," + like, escape="\\"), column.like("%," + like + ",%", escape="\\"),
+               column.like("%" + _like_literal(list_cut), escape="\\"))
+
+
+def event_filter(*, since: str | None = None, until: str | None = None, actor: str | None = None,
+                 patient_id: str | None = None, study_uid: str | None = None, action: str | None = None,
+                 outcome: str | None = None, outcomes: Sequence[str] = (), list_cut: str = "") -> list[Any]:
+    """The WHERE clauses of an audit search (timestamps are the rows' own ISO strings, which sort)."""
+    clauses: list[Any] = []
+    if since:
+        clauses.append(AuditEvent.ts >= since)
+    if until:
+        clauses.append(AuditEvent.ts <= until)
+    if actor:
+        clauses.append(AuditEvent.actor == actor)
+    if patient_id:
+        clauses.append(names_patient(patient_id, list_cut) if list_cut else AuditEvent.patient_id == patient_id)
+    if study_uid:
+        clauses.append(AuditEvent.study_uid == study_uid)
+    if action:
+        clauses.append(AuditEvent.action == action)
+    if outcome:
+        clauses.append(AuditEvent.outcome == outcome)
+    if outcomes:
+        clauses.append(AuditEvent.outcome.in_(list(outcomes)))
+    return clauses
+
+
+def _row(event: AuditEvent) -> dict[str, Any]:
+    return {name: getattr(event, name) for name in EVENT_COLUMNS}
+
+
+def search_events(session: Session, clauses: list[Any], limit: int,
+                  before_id: int | None = None) -> list[dict[str, Any]]:
+    """The newest matching rows first, at most `limit`, older than `before_id` when given."""
+    query = select(AuditEvent).where(*clauses)
+    if before_id is not None:
+        query = query.where(AuditEvent.id < before_id)
+    return [_row(e) for e in session.execute(query.order_by(AuditEvent.id.desc()).limit(limit)).scalars()]
+
+
+def count_events(session: Session, clauses: list[Any]) -> int:
+    return session.execute(select(func.count()).select_from(AuditEvent).where(*clauses)).scalar_one()
+
+
+def iter_matching(session: Session, clauses: list[Any], batch: int = 5000) -> Iterator[dict[str, Any]]:
+    """Every matching row, oldest first, read in batches."""
+    last = 0
+    while True:
+        rows = session.execute(select(AuditEvent).where(AuditEvent.id > last, *clauses)
+                               .order_by(AuditEvent.id).limit(batch)).scalars().all()
+        if not rows:
+            return
+        yield from (_row(r) for r in rows)
+        last = rows[-1].id
