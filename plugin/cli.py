@@ -13,7 +13,7 @@ from plugin.audit.record import AuditRecord, iso_utc
 from plugin.audit.verify import verify_store
 from plugin.config import GateConfig, config_base, load_gate_config, read_orthanc_config
 from plugin.errors import GateError
-from plugin.services import mfa, user_import, users
+from plugin.services import user_import, users
 from plugin.services.runtime import checkpoint_file, configured_cipher, ensure_secrets, open_mfa, open_store
 from plugin.store import contacts
 from plugin.store.db import Store
@@ -112,7 +112,7 @@ def cmd_import_users(args: argparse.Namespace) -> int:
 def cmd_totp_reset(args: argparse.Namespace) -> int:
     config = _config(args.config)
     store = _store(config)
-    mfa.reset(store, open_mfa(config, store), _audit(store), "gatectl", args.name, time.time())
+    users.reset_mfa(store, _audit(store), open_mfa(config, store), users.GATECTL, time.time(), args.name)
     print(f"one-time codes reset for {args.name}; they set them up again at their next sign-in")
     return 0
 

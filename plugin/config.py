@@ -307,6 +307,7 @@ class GateConfig:
     dicomweb: DicomWebSettings = DicomWebSettings()
     public_url: str = "http://localhost:8042"
     practice_name: str = "Orthanc Gate"
+    storage_directory: Path | None = None  # Orthanc's StorageDirectory (the dashboard shows its free space)
     referrals: ReferralSettings = ReferralSettings()
     outbox: OutboxSettings = OutboxSettings()
     smtp: SmtpSettings | None = None
@@ -437,6 +438,7 @@ def load_gate_config(orthanc: dict[str, Any], base_dir: str | Path) -> GateConfi
         database_url=database_url,
         database_timeout_seconds=values["DatabaseTimeoutSeconds"],
         state_directory=state_dir.resolve(),
+        storage_directory=storage.resolve(),
         session_idle_minutes=values["SessionIdleMinutes"],
         session_max_hours=values["SessionMaxHours"],
         secure_cookies=secure,

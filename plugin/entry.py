@@ -161,6 +161,8 @@ def _on_started() -> None:
             orthanc_api.log_error(f"Gate: could not read Orthanc's change log at start ({type(exc).__name__}); "
                                   "arrivals are looked at again shortly")
         _runtime.follower.wake()
+        if _runtime.sampler is not None:
+            _runtime.sampler.wake()  # a first sample of the server's size, the dashboard plots' baseline
         _runtime.dicomweb_searches.settle(_answers_searches_here() if _searches_registered else None)
 
 

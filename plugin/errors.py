@@ -7,9 +7,10 @@ class GateError(Exception):
     status = 500
     code = "internal_error"
 
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str, field: str = "") -> None:
         super().__init__(message)
         self.message = message
+        self.field = field  # the input field at fault, when one is (forms show the message beside it)
 
 
 class ConfigError(GateError):

@@ -105,7 +105,8 @@ def error_response(error: GateError, browser_session: bool = False) -> Response:
     with a password prompt instead of letting the page send the user to the sign-in page."""
     retry_after = getattr(error, "retry_after", None)
     headers = {"Retry-After": str(math.ceil(retry_after))} if retry_after else None
-    response = Response.json({"error": error.code, "message": error.message}, error.status, headers)
+    body = {"error": error.code, "message": error.message, **({"field": error.field} if error.field else {})}
+    response = Response.json(body, error.status, headers)
     if error.status == 401 and not browser_session:
         return dataclasses.replace(response, challenge="Orthanc Gate")
     return response

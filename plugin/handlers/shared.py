@@ -4,11 +4,13 @@ checks a state change must pass, and a JSON body. The one home of these helpers.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Any
 
 from plugin.errors import DirectoryDown, Forbidden, RateLimited, Unauthenticated, unavailable_message
-from plugin.handlers.http import BadBody, Request
+from plugin.handlers.http import BadBody, Request, Response
 from plugin.identity.authenticate import Identification
+from plugin.policies.console import console_refusal
 from plugin.policies.csrf import csrf_ok
 from plugin.policies.routes import SAFE_METHODS
 from plugin.policies.types import Principal
@@ -68,3 +70,58 @@ def json_object(request: Request) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise BadBody("the request body must be a JSON object")
     return data
+
+
+def forget_who_sees_what(runtime: Runtime) -> None:
+    """Grants now reach another login (or none): count it at once on this node; other nodes notice
+    the grant version."""
+    runtime.authenticator.invalidate()
+    access = getattr(runtime, "access", None)
+    if access is not None:
+        access.invalidate()
+
+
+# -- the admin console's pages (handlers/admin*.py) -------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ConsoleVisit:
+    """An admin in a browser session with a one-time code proved, on a console page; for a POST,
+    its form, whose CSRF token has been checked."""
+
+    principal: Principal
+    csrf_token: str
+    actor: users.Actor
+    form: dict[str, str]
+
+    @property
+    def viewer(self) -> dict[str, str]:
+        """What every page shows of who is signed in (templates' `viewer`)."""
+        return {"username": self.principal.username or "", "csrf_token": self.csrf_token}
+
+
+def console_visit(runtime: Runtime, request: Request) -> ConsoleVisit | Response:
+    """Who opens a console page, or the answer instead: sign in first (and come back), finish
+    signing in, or a refusal that shows nothing of the console."""
+    # Imported here: pages.py renders the sign-in flow this builds on, and imports this module.
+    from plugin.handlers.pages import page_identification, render
+
+    identification = page_identification(runtime, request)
+    if isinstance(identification, Response):
+        return identification
+    principal = identification.principal
+    refusal = console_refusal(principal)
+    if refusal is not None:
+        viewer = {"username": principal.username, "csrf_token": identification.csrf_token} \
+            if principal.via == "session" else None
+        return render("admin/refused.html", 403, message=refusal, viewer=viewer,
+                      practice=runtime.config.practice_name)
+    form: dict[str, str] = {}
+    if request.method == "POST":
+        form = request.form()
+        if not csrf_ok("POST", "session", request.headers, identification.csrf_token, form.get("csrf_token")):
+            return render("admin/refused.html", 400, viewer=None, practice=runtime.config.practice_name,
+                          message="The form is stale or came from another site; reload the page and try again.")
+    otp = form.get("otp", "")
+    return ConsoleVisit(principal, identification.csrf_token or "", users.Actor.calling(principal, request.ip, otp),
+                        form)

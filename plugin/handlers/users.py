@@ -61,6 +61,15 @@ def user_unlock(runtime: Runtime, request: Request, username: str) -> Response:
     return Response.json({"username": username, "was_locked": was_locked})
 
 
+def user_mfa_reset(runtime: Runtime, request: Request, username: str) -> Response:
+    """POST: forget the account's authenticator (it enrols again); needs a fresh code ("otp")."""
+    actor = admin_actor(runtime, request)
+    data = json_object(request) if request.body else {}
+    users.reset_mfa(runtime.store, runtime.audit_now, runtime.mfa, _with_otp(actor, data), runtime.clock(), username)
+    runtime.authenticator.invalidate()
+    return Response.json({"username": username, "mfa_reset": True})
+
+
 def import_users(runtime: Runtime, request: Request) -> Response:
     actor = admin_actor(runtime, request)
     if request.headers.get("content-type", "").split(";")[0].strip().lower() != "text/csv":

@@ -76,8 +76,9 @@ def welcome_messages(doctor_id: int, email: str, display_name: str, set_password
     """The welcome e-mail of a doctor's new account: with a link to choose a password (a local
     account), or without (a directory account). None without an address.
 
-    Keyed `welcome:{doctor_id}:{hash of the address}`: one welcome per doctor and address, so a doctor
-    given a new address is welcomed there, and the key does not hold the address in clear.
+    Keyed `welcome:{doctor_id}:{hash of the address and login}`: one welcome per doctor, address
+    and login, so a doctor given a new address is welcomed there, and one given a login after being
+    welcomed without gets the welcome with its link; the key holds neither in clear.
     """
     if not email:
         return []
@@ -86,7 +87,8 @@ def welcome_messages(doctor_id: int, email: str, display_name: str, set_password
                "username": username, "set_password_url": set_password_url,
                "link_hours": f"{link_hours:g}" if link_hours else None,
                "link": public_url.rstrip("/") + DOCTOR_PAGE}
-    address_hash = hashlib.sha256(email.strip().lower().encode()).hexdigest()[:24]
+    keyed = email.strip().lower() + ("\n" + username if username else "")
+    address_hash = hashlib.sha256(keyed.encode()).hexdigest()[:24]
     return [NewMessage(f"welcome:{doctor_id}:{address_hash}", "email", "welcome", email, subject,
                        _render("welcome.txt", context), _render("welcome.html", context), None, doctor_id)]
 

@@ -32,10 +32,17 @@ CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
 PAGE_NUMBER = re.compile(r"[0-9]{1,9}")
 # Structure of the stored alias list that a search must not match (see alias_search_fragment).
 ALIAS_LIST_PUNCTUATION = "[],"
+FIELD_NAMED = re.compile(r'"([a-z_]+)"')
 
 
 class Invalid(ValueError):
     """The input cannot be kept as sent; the message says which field and why."""
+
+    @property
+    def field(self) -> str:
+        """The field the message starts by naming ("hpcsa_number": ...), if it does."""
+        named = FIELD_NAMED.match(str(self))
+        return named.group(1) if named else ""
 
 
 def doctor_fields(data: Mapping[str, Any], prefixes: frozenset[str], *, creating: bool) -> dict[str, Any]:

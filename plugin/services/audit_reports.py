@@ -115,7 +115,7 @@ def search(store: Store, query: AuditQuery, limit: int = DEFAULT_PAGE, before: i
         rows = audit_rows.search_events(db, query.clauses(), limit + 1, before)
     more = len(rows) > limit
     rows = rows[:limit]
-    return {"events": [_event_view(row) for row in rows], "next_before": rows[-1]["id"] if more and rows else None,
+    return {"events": [event_view(row) for row in rows], "next_before": rows[-1]["id"] if more and rows else None,
             "filters": query.as_params()}
 
 
@@ -200,7 +200,7 @@ def _access_view(row: dict[str, Any]) -> dict[str, Any]:
             "repeats_of": detail.get("coalesced_into"), "first_ts": detail.get("first_ts")}
 
 
-def _event_view(row: dict[str, Any]) -> dict[str, Any]:
+def event_view(row: dict[str, Any]) -> dict[str, Any]:
     return {name: row[name] for name in CSV_COLUMNS}
 
 

@@ -18,7 +18,10 @@ from sqlalchemy.orm import Session as DbSession
 
 from plugin.audit.record import AuditRecord, iso_utc
 from plugin.errors import BadRequest, Conflict, NotFound
+from plugin.identity.mfa import Mfa
 from plugin.policies import doctors as rules
+from plugin.policies.types import Role
+from plugin.services import users
 from plugin.services.accounts import AuditSink, check_username
 from plugin.services.users import Actor
 from plugin.store import doctors, grants
@@ -26,6 +29,7 @@ from plugin.store.db import Store
 from plugin.store.models import Doctor
 
 ROUTE_CLASS = "doctor"
+REFERRING_DOCTOR = Role.REFERRING_DOCTOR.value
 Checked = TypeVar("Checked")
 
 
@@ -121,6 +125,34 @@ def delete_doctor(store: Store, audit: AuditSink, actor: Actor, now: float, doct
     return {"deleted": True, "id": doctor_id, "revoked_grants": len(live)}
 
 
+def create_sign_in(store: Store, audit: AuditSink, mfa: Mfa | None, actor: Actor, now: float, doctor_id: int,
+                   username: str, welcome: Welcome | None = None) -> dict[str, Any]:
+    """Give a registered doctor a login: a local referring-doctor account (no password yet) tied to
+    the doctor, and, when the doctor has an e-mail address, a welcome e-mail with a link to choose
+    the password, queued with the change. Without an address the admin sets a first password."""
+    with store.read() as db:
+        doctor = _existing(db, doctor_id)
+        if doctor.username:
+            raise Conflict(f"Doctor {doctor_id} signs in as {doctor.username!r} already", "username")
+        _refuse_taken(db, {"username": username}, doctor.id)
+        name = " ".join(part for part in (doctor.title, doctor.first_name, doctor.last_name) if part)
+        email = doctor.email
+    user = users.create_user(store, audit, mfa, actor, now, {"username": username, "roles": [REFERRING_DOCTOR],
+                                                             "email": email, "display_name": name[:128]})
+    with store.transaction() as db:
+        doctor = _existing(db, doctor_id)
+        if doctor.username:
+            raise Conflict(f"Doctor {doctor_id} signs in as {doctor.username!r} already", "username")
+        _refuse_taken(db, {"username": username}, doctor.id)
+        _apply(doctor, {"username": username}, now)
+        grants.bump_grant_version(db)
+        queued = welcome(db, doctor, now) if welcome is not None else 0
+        view = doctor_view(doctor)
+    audit(_event(now, actor, "doctor.update", f"tied doctor {doctor_id} {doctor.hpcsa_number} to the new login "
+                 f"{username}", {"before": {"username": None}, "after": {"username": username}}))
+    return {"doctor": view, "user": user, "welcome_queued": queued}
+
+
 # -- helpers -------------------------------------------------------------------------------------
 
 
@@ -135,7 +167,7 @@ def _checked(rule: Callable[..., Checked], *args: Any, **kwargs: Any) -> Checked
     try:
         return rule(*args, **kwargs)
     except rules.Invalid as exc:
-        raise BadRequest(str(exc)) from exc
+        raise BadRequest(str(exc), exc.field) from exc
 
 
 def _existing(db: DbSession, doctor_id: int) -> Doctor:
@@ -150,10 +182,10 @@ def _refuse_taken(db: DbSession, fields: dict[str, Any], doctor_id: int | None =
     number, username = fields.get("hpcsa_number"), fields.get("username")
     holder = doctors.doctor_by_hpcsa_number(db, number) if number else None
     if holder is not None and holder.id != doctor_id:
-        raise Conflict(f"HPCSA number {number} is registered already, to doctor {holder.id}")
+        raise Conflict(f"HPCSA number {number} is registered already, to doctor {holder.id}", "hpcsa_number")
     holder = doctors.doctor_by_username(db, username) if username else None
     if holder is not None and holder.id != doctor_id:
-        raise Conflict(f"username {username!r} is tied to doctor {holder.id} already")
+        raise Conflict(f"username {username!r} is tied to doctor {holder.id} already", "username")
 
 
 def _taken(fields: dict[str, Any]) -> Conflict:

@@ -36,7 +36,7 @@ GRANT_FIELDS = frozenset({"user", "doctor", "patient_id", "study_uid", "orthanc_
 BULK_FIELDS = frozenset({"user", "doctor", "level", "expires_at", "items", "query"})
 # What a bulk grant's query may search by (resolved through Orthanc's /tools/find, study level).
 BULK_QUERY_KEYS = frozenset({"PatientID", "PatientName", "StudyDate", "Modality", "ModalitiesInStudy",
-                             "AccessionNumber"})
+                             "AccessionNumber", "ReferringPhysicianName", "StudyDescription"})
 MAX_BULK = 10000
 # DICOM matching characters: a PatientID holding one would match other patients in searches.
 UNSAFE_ID = re.compile(r"[*?\\\x00-\x1f]")
@@ -210,7 +210,9 @@ class GrantService:
             raise BadRequest("grants name a patient or a study; this Orthanc id is a series or an instance")
         raise NotFound(f"no patient or study with Orthanc id {value!r}")
 
-    def _search(self, query: Any) -> list[GrantObject]:
+    def find_studies(self, query: Any) -> list[dict[str, Any]]:
+        """The studies a search names (some of BULK_QUERY_KEYS, values as DICOM matches them), for
+        a bulk grant or an admin choosing what to grant; at most MAX_BULK."""
         if not isinstance(query, dict) or not query:
             raise BadRequest(f"query must be a non-empty JSON object with some of {', '.join(sorted(BULK_QUERY_KEYS))}")
         _known(query, BULK_QUERY_KEYS, "query: ")
@@ -218,24 +220,44 @@ class GrantService:
             raise BadRequest("query values must be non-empty strings")
         if "StudyDate" in query and not DICOM_DATE_RANGE.fullmatch(query["StudyDate"]):
             raise BadRequest("StudyDate must be a DICOM date or range: YYYYMMDD, YYYYMMDD-YYYYMMDD, "
-                             "-YYYYMMDD or YYYYMMDD-")
+                             "-YYYYMMDD or YYYYMMDD-", "StudyDate")
         dicom_query = {("ModalitiesInStudy" if k == "Modality" else k): v for k, v in query.items()}
         try:
             studies = self._core.post("/tools/find", json.dumps({"Level": "Study", "Expand": True,
-                                                                  "Query": dicom_query}))
+                                                                  "Query": dicom_query, "Limit": MAX_BULK + 1}))
         except CoreError as exc:
             raise BadRequest(f"Orthanc refused the search: {exc.message}") from None
         patient_id = query.get("PatientID", "")
         if patient_id and not any(w in patient_id for w in "*?\\"):
             # Orthanc matches PatientID without regard to case: "ab1" must not reach "AB1".
             studies = [s for s in studies if (s.get("PatientMainDicomTags") or {}).get("PatientID") == patient_id]
-        if not studies:
-            raise NotFound("no study matches the query")
         if len(studies) > MAX_BULK:
-            raise BadRequest(f"the query matches {len(studies)} studies; narrow it to at most {MAX_BULK}")
-        return [GrantObject(study_uid=s["MainDicomTags"]["StudyInstanceUID"], orthanc_id=s["ID"],
-                            patient_of_study=str((s.get("PatientMainDicomTags") or {}).get("PatientID", "")))
-                for s in studies]
+            raise BadRequest(f"The query matches more than {MAX_BULK} studies; narrow it")
+        return [_study_card(study) for study in studies]
+
+    def who_can_see(self, study: str, now: float) -> dict[str, Any]:
+        """Everyone a grant lets see a study (a StudyInstanceUID or an Orthanc study id): the live
+        grants on the study and on its patient. (Admins see every study; shares are listed apart.)"""
+        located = self._access.locator.by_uid("study", study) or tuple(
+            loc for loc in (self._access.locator.by_orthanc_id("study", study),) if loc is not None)
+        if not located:
+            raise NotFound(f"no study {study!r} in Orthanc")
+        with self._store.read() as db:
+            found: dict[int, Grant] = {}
+            for loc in located:
+                for grant in grant_store.list_grants(db, study_uid=loc.study_uid, limit=MAX_BULK) + \
+                        grant_store.list_grants(db, patient_id=loc.patient_id, limit=MAX_BULK):
+                    if grant.expires_at is None or grant.expires_at > now:
+                        found[grant.id] = grant
+            views = [grant_view(grant) for grant in sorted(found.values(), key=lambda g: g.id)]
+        return {"study_uid": located[0].study_uid, "patient_id": located[0].patient_id, "grants": views}
+
+    def _search(self, query: Any) -> list[GrantObject]:
+        cards = self.find_studies(query)
+        if not cards:
+            raise NotFound("no study matches the query")
+        return [GrantObject(study_uid=c["study_uid"], orthanc_id=c["orthanc_id"], patient_of_study=c["patient_id"])
+                for c in cards]
 
 
 def _subject(db: Any, data: dict[str, Any]) -> Subject:
@@ -291,3 +313,12 @@ def _event(actor: Actor, now: float, action: str, reason: str, views: list[dict[
     return AuditRecord(**{**record.__dict__, "route_class": "grant", "patient_id": patients[:128],
                           "study_uid": studies[:128]})
 
+
+def _study_card(study: dict[str, Any]) -> dict[str, Any]:
+    """What a search shows of a study (Orthanc's expanded answer)."""
+    tags, patient = study.get("MainDicomTags") or {}, study.get("PatientMainDicomTags") or {}
+    return {"study_uid": str(tags.get("StudyInstanceUID", "")), "orthanc_id": study.get("ID"),
+            "patient_id": str(patient.get("PatientID", "")), "patient_name": str(patient.get("PatientName", "")),
+            "study_date": str(tags.get("StudyDate", "")), "description": str(tags.get("StudyDescription", "")),
+            "referring": str(tags.get("ReferringPhysicianName", "")), "accession": str(tags.get("AccessionNumber", "")),
+            "modalities": str(tags.get("ModalitiesInStudy", ""))}

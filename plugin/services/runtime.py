@@ -37,6 +37,7 @@ from plugin.services.periodic import Periodic
 from plugin.services.referrals import ReferralService
 from plugin.services.review import ReviewService
 from plugin.services.search import SearchService
+from plugin.services.server_status import SAMPLE_SECONDS, ServerStatus
 from plugin.services.share_visits import ShareVisits
 from plugin.services.shares import ShareService
 from plugin.services.ui_pages import NO_PAGES, UiPages
@@ -74,6 +75,8 @@ class Runtime:
     recheck: DirectoryRecheck | None = None
     ui_pages: UiPages = NO_PAGES  # the UIs' entry pages the Gate serves (services/ui_pages.py)
     explorer2: Explorer2 | None = None  # Orthanc Explorer 2's configuration per caller, when it is loaded
+    server_status: ServerStatus | None = None  # the admin dashboard's figures (services/server_status.py)
+    sampler: Periodic | None = None  # samples the server's size for the dashboard's plots
 
     def client_address(self, peer: str, headers: dict[str, str]) -> str:
         """The caller's address: the connection's, or what trusted proxies say (TrustedProxies)."""
@@ -104,6 +107,8 @@ class Runtime:
         """
         if self.recheck is not None:
             self.recheck.stop()
+        if self.sampler is not None:
+            self.sampler.stop(timeout=self.config.database_timeout_seconds * 2)
         self.follower.stop(timeout=self.config.database_timeout_seconds * 2)
         try:
             self.referrals.save_cursor()
@@ -185,10 +190,13 @@ def build_runtime(config: GateConfig, log: Callable[[str], None], core: Core,
     follower = Periodic("gate-arrivals", FOLLOW_SECONDS, referrals.follow, "reading new studies", log)
     follower.start()
     outbox.start()
+    status = ServerStatus(store, core, config, clock, cipher)
+    sampler = Periodic("gate-samples", SAMPLE_SECONDS, status.sample, "sampling the server's size", log)
+    sampler.start()  # woken once Orthanc has started (entry.py), for a first sample
     return Runtime(config, store, audit, authenticator, gate, open_mfa(config, store), clock, access, core,
                    search, grants, DicomWebSearchService(core, search, config.dicomweb), searches,
                    referrals, ReviewService(store, referrals, access, durable), follower, notifications, outbox,
-                   shares, visits, recheck)
+                   shares, visits, recheck, server_status=status, sampler=sampler)
 
 
 def open_outbox(config: GateConfig, store: Store, cipher: MultiFernet, clock: Callable[[], float],

@@ -28,6 +28,7 @@ from plugin.identity.mfa import WRONG_CODE, Mfa
 from plugin.identity.secrets import hash_password, new_token, one_time_password, token_hash
 from plugin.policies.lockout import retry_after
 from plugin.policies.types import Principal, Role
+from plugin.services import mfa as mfa_service
 from plugin.services import user_import
 from plugin.services.accounts import AuditSink, account_event, check_password, check_roles, check_username
 from plugin.services.expiry import expiry
@@ -87,6 +88,19 @@ def user_view(user: User) -> dict[str, Any]:
 def list_users(store: Store) -> list[dict[str, Any]]:
     with store.read() as db:
         return [user_view(user) for user in accounts.all_users(db)]
+
+
+def account_states(store: Store, now: float) -> list[dict[str, Any]]:
+    """Every account as `list_users` shows it, with what an admin may have to act on: whether it is
+    locked out of signing in (until when) and whether it must choose a new password."""
+    with store.read() as db:
+        states = []
+        for user in accounts.all_users(db):
+            keys = account_keys(user.username, user.directory_id)
+            wait = max((retry_after(found, now) for found in attempt_rows.load(db, keys).values()), default=0.0)
+            states.append({**user_view(user), "locked_seconds": round(wait),
+                           "must_change_password": user.must_change_password})
+        return states
 
 
 def get_user(store: Store, username: str) -> dict[str, Any]:
@@ -213,6 +227,28 @@ def create_api_key(store: Store, audit: AuditSink, mfa: Mfa | None, actor: Actor
     audit(_event(now, actor, "api_key.create", f"API key {key.id} {name!r} for {username}{until}"))
     return {"id": key.id, "name": name, "user": username, "key": token,
             "expires_at": iso_utc(expires_at) if expires_at is not None else None}
+
+
+def api_keys_of(store: Store, username: str) -> list[dict[str, Any]]:
+    """The account's API keys, revoked ones too (never the key itself: only its hash is kept)."""
+    with store.read() as db:
+        user = _existing(db, username)
+        return [{"id": key.id, "name": key.name, "created_at": iso_utc(key.created_at),
+                 "expires_at": iso_utc(key.expires_at) if key.expires_at is not None else None,
+                 "revoked_at": iso_utc(key.revoked_at) if key.revoked_at is not None else None}
+                for key in accounts.api_keys_of(db, user.id)]
+
+
+def reset_mfa(store: Store, audit: AuditSink, mfa: Mfa | None, actor: Actor, now: float, username: str) -> None:
+    """Forget the account's authenticator and recovery codes (it enrols again at its next sign-in)
+    and end its sessions. It weakens that account until then: a fresh one-time code of the admin's
+    own is needed (gatectl, on the server, needs none)."""
+    with store.read() as db:
+        _existing(db, username)
+    require_fresh_mfa(store, audit, mfa, actor, now, "mfa.reset")
+    if mfa is None:
+        raise Conflict("one-time codes are not available on this server")
+    mfa_service.reset(store, mfa, audit, actor.username, username, now)
 
 
 def revoke_api_key(store: Store, audit: AuditSink, actor: Actor, now: float, key_id: int) -> None:

@@ -164,6 +164,10 @@ def add_users(db: DbSession, users: list[User]) -> None:
     db.flush()
 
 
+def api_keys_of(db: DbSession, user_id: int) -> list[ApiKey]:
+    return list(db.execute(select(ApiKey).where(ApiKey.user_id == user_id).order_by(ApiKey.id)).scalars())
+
+
 def api_key_by_id(db: DbSession, key_id: int) -> ApiKey | None:
     return db.get(ApiKey, key_id)
 

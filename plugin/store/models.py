@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Boolean, Float, ForeignKey, Integer, String, Text
+from sqlalchemy import BigInteger, Boolean, Float, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -346,3 +346,15 @@ class ShareTicket(Base):
     created_at: Mapped[float] = mapped_column(Float)
     expires_at: Mapped[float] = mapped_column(Float)
     used_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+
+
+class ServerSample(Base):
+    """The server's size at one moment (services/server_status.py takes one every few minutes)."""
+
+    __tablename__ = "server_samples"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    taken_at: Mapped[float] = mapped_column(Float, index=True)
+    instances: Mapped[int] = mapped_column(Integer)
+    studies: Mapped[int] = mapped_column(Integer)
+    disk_bytes: Mapped[int] = mapped_column(BigInteger)

@@ -140,6 +140,14 @@ def test_the_welcome_key_is_per_doctor_and_address_and_does_not_show_the_address
     assert key(7, "dr@example.com").startswith("welcome:7:") and "example" not in key(7, "dr@example.com")
 
 
+def test_a_doctor_welcomed_without_a_login_is_welcomed_again_when_given_one() -> None:
+    def key(username: str | None) -> str:
+        return welcome_messages(7, "dr@example.com", "Dr", None, PUBLIC_URL, "X", username=username)[0].idempotency_key
+
+    assert key(None) != key("drnaidoo") != key("drnaidoo2")
+    assert key("drnaidoo") == key("drnaidoo") and "drnaidoo" not in key("drnaidoo")
+
+
 def test_the_welcome_email_of_a_directory_account_has_no_password_link() -> None:
     [welcome] = welcome_messages(7, "dr@example.com", "<i>Dr</i>", None, PUBLIC_URL, "X")
     assert "password" not in welcome.text.lower()
