@@ -13,7 +13,7 @@ from plugin.audit.record import AuditRecord, iso_utc
 from plugin.audit.verify import verify_store
 from plugin.config import GateConfig, config_base, load_gate_config, read_orthanc_config
 from plugin.errors import GateError
-from plugin.services import user_import, users
+from plugin.services import server_config, user_import, users
 from plugin.services.runtime import checkpoint_file, configured_cipher, ensure_secrets, open_mfa, open_store
 from plugin.store import contacts
 from plugin.store.db import Store
@@ -159,6 +159,21 @@ def cmd_contacts_reencrypt(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_check_config(args: argparse.Namespace) -> int:
+    """Would Orthanc with the Gate start with FILE? Each problem on stderr as KEY: message."""
+    check = server_config.check_config_file(args.file)
+    if check.ok:
+        print(f"OK: {args.file}")
+        return 0
+    for problem in check.problems:
+        print(f"{problem.key or args.file}: {problem.message}", file=sys.stderr)
+    return 1
+
+
+# Commands that read no store, and need no --config.
+WITHOUT_STORE = ("check-config",)
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="gatectl", description=__doc__)
     # --config before or after the command: `gatectl --config F cmd` and `gatectl cmd --config F`.
@@ -196,6 +211,9 @@ def parser() -> argparse.ArgumentParser:
     command("contacts-reencrypt", cmd_contacts_reencrypt, "re-encrypt contact details and TOTP secrets with "
             "ContactKeyFile (after a key rotation; older keys in ContactPreviousKeyFiles)")
     command("ensure-admin", cmd_ensure_admin, "create the first admin with a one-time password if none exists")
+    p = command("check-config", cmd_check_config, "check an Orthanc configuration file before starting Orthanc "
+                "with it; each problem names its key (exit 1)")
+    p.add_argument("file", metavar="FILE", help="the configuration file (or folder) to check")
     return top
 
 
@@ -206,7 +224,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     if args.config and args.config_before and args.config != args.config_before:
         top.error(f"--config is given twice ({args.config_before} and {args.config}); give it once")
     args.config = args.config or args.config_before
-    if not args.config:
+    if not args.config and args.command not in WITHOUT_STORE:
         top.error("--config is required: the Orthanc configuration file (or folder), before or after the command")
     return args
 

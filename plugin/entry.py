@@ -41,6 +41,7 @@ from plugin.handlers.routes import DICOMWEB_ROOT, DICOMWEB_SEARCH_ROUTES, HEALTH
 from plugin.policies.shares import redacted_path  # noqa: E402
 from plugin.services.explorer2 import Explorer2  # noqa: E402
 from plugin.services.runtime import Runtime, build_runtime  # noqa: E402
+from plugin.services.server_admin import OrthancProcess  # noqa: E402
 from plugin.services.ui_pages import read_pages  # noqa: E402
 
 # Orthanc runs the filter and then the REST callback of one request on the same OS thread; the
@@ -221,6 +222,8 @@ def initialise() -> None:
         _runtime.ui_pages = read_pages(orthanc_config, orthanc_api.configuration_base(), orthanc_api.log_warning)
         _runtime.explorer2 = Explorer2(orthanc_config, _runtime.core, _runtime.store, _runtime.access,
                                        config.shares.enabled)
+        _runtime.process = OrthancProcess(orthanc_config, orthanc_api.configuration_path(), orthanc_api.log_file,
+                                          lambda: orthanc_api.restart(_on_stop))
     orthanc_api.register_filter(_filter)
     routes: list[tuple[str, Callable]] = []
     if orthanc_api.answers_dicomweb_searches() and dicomweb_plugin_listed(orthanc_config) \

@@ -10,7 +10,8 @@ import atexit
 import json
 import os
 import re
-from collections.abc import Sequence
+import sys
+from collections.abc import Callable, Sequence
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
@@ -39,23 +40,63 @@ def configuration() -> dict[str, Any]:
     return json.loads(orthanc.GetConfiguration())
 
 
-def configuration_base() -> Path:
-    """The folder Orthanc resolves relative paths in its configuration against.
-
-    Orthanc resolves a relative StorageDirectory against the configuration file's folder (or the
-    folder given as configuration). The SDK does not tell the path, so read Orthanc's own command
-    line: its one argument that is not an option is the configuration path.
-    """
+def command_line() -> list[str]:
+    """Orthanc's own command line (the SDK does not tell it): /proc/self/cmdline."""
     try:
-        argv = Path("/proc/self/cmdline").read_bytes().split(b"\0")
+        raw = Path("/proc/self/cmdline").read_bytes()
     except OSError:
+        return []
+    return [os.fsdecode(part) for part in raw.split(b"\0") if part]
+
+
+def configuration_path() -> Path | None:
+    """The configuration file or folder Orthanc was started with: its one argument that is not an
+    option (None when it was started without one)."""
+    for arg in command_line()[1:]:
+        if not arg.startswith("-"):
+            return Path(arg).resolve()
+    return None
+
+
+def configuration_base() -> Path:
+    """The folder Orthanc resolves relative paths in its configuration against (StorageDirectory):
+    the configuration file's folder, or the folder given as configuration."""
+    path = configuration_path()
+    if path is None:
         return Path.cwd()
-    for raw in argv[1:]:
-        arg = os.fsdecode(raw)
-        if arg and not arg.startswith("-"):
-            path = Path(arg)
-            return path if path.is_dir() else path.parent.resolve()
-    return Path.cwd()
+    return path if path.is_dir() else path.parent
+
+
+def log_file() -> Path | None:
+    """The file Orthanc writes its log to: --logfile=FILE, or the newest file in --logdir=DIR (None
+    when it logs to its standard error only)."""
+    for arg in command_line()[1:]:
+        if arg.startswith("--logfile="):
+            return Path(arg.split("=", 1)[1]).resolve()
+        if arg.startswith("--logdir="):
+            folder = Path(arg.split("=", 1)[1])
+            logs = sorted(folder.glob("*.log*"), key=lambda p: p.stat().st_mtime) if folder.is_dir() else []
+            return logs[-1].resolve() if logs else None
+    return None
+
+
+def restart(before: Callable[[], None]) -> None:
+    """Stop Orthanc cleanly, then start it again as the same process (same id, command line and
+    environment). Not /tools/reset: Orthanc would load the Python plugin again into the same
+    process, where compiled modules (SQLAlchemy's, cryptography's) cannot be initialised twice, and
+    Orthanc stops for good. Here /tools/shutdown stops the servers and closes Orthanc's database,
+    and the Python plugin's finalisation (atexit, which runs this handler first: last registered)
+    runs `before` (the Gate's own stop) and replaces the process with a fresh Orthanc."""
+    executable, argv = os.readlink("/proc/self/exe"), command_line()
+
+    def start_again() -> None:
+        before()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.execve(executable, argv, dict(os.environ))  # noqa: S606 - Orthanc itself, as it was started
+
+    atexit.register(start_again)
+    orthanc.RestApiPost("/tools/shutdown", "")
 
 
 # Orthanc error codes (OrthancPluginErrorCode) -> the HTTP status the core answers them with.

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from plugin.audit.record import AuditRecord, iso_utc, patients_named
-from plugin.errors import BadRequest, GateError
+from plugin.errors import BadRequest, Conflict, Forbidden, GateError
 from plugin.handlers.http import Request, Response
 from plugin.handlers.orthanc_xml import XML_TYPE, json_to_xml, wants_xml
 from plugin.handlers.shared import caller
@@ -73,6 +73,20 @@ def patient_delete(runtime: Runtime, request: Request, patient_oid: str) -> Resp
     except CoreError as exc:
         raise CoreRefused(exc) from None
     return Response(200, PATIENT_DELETED, ORTHANC_JSON)
+
+
+def tools_reset(runtime: Runtime, request: Request) -> Response:
+    """POST /tools/reset, for admins as Orthanc answers it ({}), then Orthanc restarts with its
+    configuration read again. Not by the core's reset: it would load the Python plugin a second
+    time into the same process, which fails, and Orthanc would stop for good (orthanc_api.restart)."""
+    principal = caller(runtime, request)
+    if not principal.is_admin:
+        raise Forbidden("Only admins may restart Orthanc")
+    restart = runtime.process.restart
+    if restart is None:
+        raise Conflict("This server cannot be restarted from here")
+    restart()
+    return Response(200, b"{}", ORTHANC_JSON)
 
 
 def tools_find(runtime: Runtime, request: Request) -> Response:

@@ -7,6 +7,7 @@ from plugin.handlers import (
     admin,
     admin_audit,
     admin_records,
+    admin_server,
     api,
     audit,
     dashboard,
@@ -61,6 +62,8 @@ ROUTES = (
     ("/gate/admin/audit/patient", {"GET": admin_audit.patient_report_page}),
     ("/gate/admin/audit/breach", {"GET": admin_audit.breach_report_page}),
     ("/gate/admin/audit/verify", {"GET": admin_audit.verify_page}),
+    ("/gate/admin/server", {"GET": admin_server.server_page}),
+    ("/gate/admin/server/restart", {"POST": admin_server.restart}),
     ("/gate/api/me", {"GET": api.me}),
     ("/gate/api/users", {"GET": users.users_collection, "POST": users.users_collection}),
     ("/gate/api/users/import", {"POST": users.import_users}),  # before the username route, which would take it
@@ -102,6 +105,8 @@ ROUTES = (
     # A patient, trimmed to the studies a doctor holds (Orthanc Explorer's study page asks for it).
     # The route takes DELETE from the core too, so it passes that on for admins.
     ("/patients/([^/]+)", {"GET": orthanc.patient_resource, "DELETE": orthanc.patient_delete}),
+    # Restarting as Orthanc would, but without loading the Python plugin twice (handlers/orthanc.py).
+    ("/tools/reset", {"POST": orthanc.tools_reset}),
     ("/tools/find", {"POST": orthanc.tools_find}),
     ("/tools/count-resources", {"POST": orthanc.tools_find}),
     ("/tools/lookup", {"POST": orthanc.tools_lookup}),

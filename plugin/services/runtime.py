@@ -37,6 +37,7 @@ from plugin.services.periodic import Periodic
 from plugin.services.referrals import ReferralService
 from plugin.services.review import ReviewService
 from plugin.services.search import SearchService
+from plugin.services.server_admin import OrthancProcess
 from plugin.services.server_status import SAMPLE_SECONDS, ServerStatus
 from plugin.services.share_visits import ShareVisits
 from plugin.services.shares import ShareService
@@ -77,6 +78,7 @@ class Runtime:
     explorer2: Explorer2 | None = None  # Orthanc Explorer 2's configuration per caller, when it is loaded
     server_status: ServerStatus | None = None  # the admin dashboard's figures (services/server_status.py)
     sampler: Periodic | None = None  # samples the server's size for the dashboard's plots
+    process: OrthancProcess = OrthancProcess()  # the Orthanc the Gate runs in (its configuration, restart)
 
     def client_address(self, peer: str, headers: dict[str, str]) -> str:
         """The caller's address: the connection's, or what trusted proxies say (TrustedProxies)."""

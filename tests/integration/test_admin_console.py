@@ -31,6 +31,12 @@ CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 PETER = "98890234"  # pydicom's DICOMDIR set: Doe^Peter has four studies
 THANDI, ANNA = "GATE-P001", "GATE-P002"  # tests/dicom-samples: one study each
 THANDI_STUDY, ANNA_STUDY = "1.2.826.0.1.3680043.10.1192.1", "1.2.826.0.1.3680043.10.1192.2"
+# Secrets in Orthanc's own keys, which the server page must not show (the Gate's are in key files).
+CONFIG_SECRETS = {"RegisteredUsers": {"alice": "registered-user-secret-1"},
+                  "OrthancPeers": {"other": ["http://127.0.0.1:9/", "peer", "peer-secret-2"]},
+                  "DicomWeb": {"Enable": True, "Servers": {"remote": {
+                      "Url": "http://127.0.0.1:9/dicom-web/", "Username": "u", "Password": "dicomweb-secret-3",
+                      "HttpHeaders": {"Authorization": "Bearer hdr-4"}}}}}
 # Every console page a GET opens, with what a page of it must show to an admin.
 PAGES = {"/gate/admin/": "Arrivals and storage", "/gate/admin/users": "New local user",
          f"/gate/admin/users/{DOCTOR}": "Reset two-step sign-in", "/gate/admin/import": "Import users from CSV",
@@ -38,7 +44,7 @@ PAGES = {"/gate/admin/": "Arrivals and storage", "/gate/admin/users": "New local
          "/gate/admin/grants/study": "Who can see a study", "/gate/admin/shares": "share links",
          "/gate/admin/review": "Referrals to review", "/gate/admin/audit": "Export these as CSV",
          "/gate/admin/audit/patient": "Who opened a patient", "/gate/admin/audit/breach": "Which patients",
-         "/gate/admin/audit/verify": "The chain is intact"}
+         "/gate/admin/audit/verify": "The chain is intact", "/gate/admin/server": "Effective configuration"}
 # Every console form, posted by those who may not (the body would be a harmless one for an admin).
 FORMS = ("/gate/admin/users", f"/gate/admin/users/{DOCTOR}/disable", "/gate/admin/import", "/gate/admin/doctors",
          "/gate/admin/doctors/1", "/gate/admin/doctors/1/sign-in", "/gate/admin/grants/bulk",
@@ -49,7 +55,7 @@ FORMS = ("/gate/admin/users", f"/gate/admin/users/{DOCTOR}/disable", "/gate/admi
 def server(tmp_path_factory: pytest.TempPathFactory):
     # The shipped lockout (5 failures), which one test here meets on purpose.
     srv = start_gate(tmp_path_factory.mktemp("gate-console"),
-                     gate={"MfaRequiredRoles": ["admin"], "LockoutFailures": 5})
+                     gate={"MfaRequiredRoles": ["admin"], "LockoutFailures": 5}, extra=CONFIG_SECRETS)
     srv.proc.create_user("admin2", ["admin"], "second admin password 9")
     try:
         pushed = storescu(srv.proc.dicom_port, sorted(SAMPLES.glob("*.dcm")))
@@ -345,3 +351,18 @@ def test_audit_rows_of_lists_keep_every_patient(server: Server):
     assert server.admin("GET", "/patients?expand").status_code == 200
     rows = audit_rows(server, "detail LIKE '%\"patients\"%'")
     assert rows, "a list naming several patients keeps them in its detail"
+
+
+def test_the_server_page_shows_no_secret_of_its_configuration(server: Server, admin: Browser):
+    page = admin.get("/gate/admin/server").text
+    assert "Effective configuration" in page and "registered-user" not in page
+    state = server.proc.database.parent
+    key_files = [p for p in state.iterdir() if p.is_file() and p.name.endswith(".key")]
+    assert key_files, "the Gate's generated key files are beside its store"
+    secrets = ["registered-user-secret-1", "peer-secret-2", "dicomweb-secret-3", "hdr-4"]
+    secrets += [p.read_text().strip() for p in key_files]
+    for secret in secrets:
+        assert secret not in page and secret not in admin.get("/gate/admin/server",
+                                                              headers={"Accept": "application/json"}).text
+    shown = admin.get("/gate/admin/server", headers={"Accept": "application/json"}).json()
+    assert shown["configuration"]["RegisteredUsers"] == {"alice": "********"}  # redacted, not dropped
