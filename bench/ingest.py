@@ -125,8 +125,9 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="gate-bench-ingest-") as tmp:
         gate = OrthancProcess(Path(tmp) / "gate")
         outputs = gate.gatectl_many([
-            (["create-user", ADMIN, "--role", "admin", "--password-stdin"], PASSWORD + "\n"),
-            (["create-user", DOCTOR, "--role", "referring_doctor", "--password-stdin"], PASSWORD + "\n"),
+            (["create-user", ADMIN, "--role", "admin", "--password-stdin", "--no-password-change"], PASSWORD + "\n"),
+            (["create-user", DOCTOR, "--role", "referring_doctor", "--password-stdin", "--no-password-change"],
+             PASSWORD + "\n"),
             (["create-api-key", "bench", "--user", ADMIN], None)])
         key = outputs[2].strip().splitlines()[-1]
         try:

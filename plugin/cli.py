@@ -41,9 +41,15 @@ def cmd_db_upgrade(args: argparse.Namespace) -> int:
 def cmd_create_user(args: argparse.Namespace) -> int:
     store = _store(_config(args.config))
     password = sys.stdin.readline().rstrip("\n") if args.password_stdin else None
-    data = {"username": args.name, "roles": args.role, **({"password": password} if password is not None else {})}
-    users.create_user(store, _audit(store), None, users.GATECTL, time.time(), data)
-    print(f"created user {args.name}" + ("" if password else " (no password: set one, or use an API key)"))
+    data = {"username": args.name, "roles": args.role, **({"password": password} if password is not None else {}),
+            **({users.MUST_CHANGE: False} if args.no_password_change else {})}
+    created = users.create_user(store, _audit(store), None, users.GATECTL, time.time(), data)
+    if password is None:
+        print(f"created user {args.name} (no password: set one, or use an API key)")
+    elif created[users.MUST_CHANGE]:
+        print(f"created user {args.name}; the password must be changed at the first sign-in")
+    else:
+        print(f"created user {args.name}; the password need not be changed")
     return 0
 
 
@@ -190,7 +196,11 @@ def parser() -> argparse.ArgumentParser:
     p = command("create-user", cmd_create_user, "create a local user")
     p.add_argument("name")
     p.add_argument("--role", action="append", required=True)
-    p.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
+    p.add_argument("--password-stdin", action="store_true", help="read the password from standard input; it "
+                   "must be changed at the first sign-in, unless --no-password-change")
+    p.add_argument("--no-password-change", action="store_true",
+                   help="the password need not be changed at the first sign-in (a service account that uses Basic, "
+                   "such as a DICOMweb client, cannot change it)")
     p = command("create-api-key", cmd_create_api_key, "create an API key; prints it once, on the last line")
     p.add_argument("name")
     p.add_argument("--user", required=True)

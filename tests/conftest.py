@@ -92,8 +92,10 @@ def upload_dicomdir(srv: Server) -> None:
 def start_gate(workdir: Path, gate: dict | None = None, extra: dict | None = None) -> Server:
     proc = OrthancProcess(workdir, gate={**TEST_GATE_CONFIG, **(gate or {})}, extra=extra)
     outputs = proc.gatectl_many([
-        (["create-user", ADMIN, "--role", "admin", "--password-stdin"], ADMIN_PASSWORD + "\n"),
-        (["create-user", DOCTOR, "--role", "referring_doctor", "--password-stdin"], DOCTOR_PASSWORD + "\n"),
+        # Passwords the tests use at once, over Basic too: not to be changed at the first sign-in.
+        (["create-user", ADMIN, "--role", "admin", "--password-stdin", "--no-password-change"], ADMIN_PASSWORD + "\n"),
+        (["create-user", DOCTOR, "--role", "referring_doctor", "--password-stdin", "--no-password-change"],
+         DOCTOR_PASSWORD + "\n"),
         (["create-api-key", "tests", "--user", ADMIN], None),
         (["create-api-key", "tests", "--user", DOCTOR], None)])
     admin_key, doctor_key = (output.strip().splitlines()[-1] for output in outputs[2:])

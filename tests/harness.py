@@ -170,12 +170,16 @@ class OrthancProcess:
             raise RuntimeError(f"gatectl batch failed ({result.returncode}): {result.stderr}")
         return json.loads(result.stdout.splitlines()[-1])
 
-    def create_user(self, name: str, roles: list[str], password: str | None = None) -> None:
+    def create_user(self, name: str, roles: list[str], password: str | None = None,
+                    must_change_password: bool = False) -> None:
+        """A local user; with a password it need not change, unless told (tests use it at once)."""
         args = ["create-user", name]
         for role in roles:
             args += ["--role", role]
         if password is not None:
             args.append("--password-stdin")
+            if not must_change_password:
+                args.append("--no-password-change")
         self.gatectl(*args, stdin=(password + "\n") if password is not None else None)
 
     def create_api_key(self, name: str, user: str) -> str:

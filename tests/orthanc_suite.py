@@ -138,7 +138,8 @@ def main() -> int:
             server.write_config()
             if script is not None:
                 server.gatectl("db-upgrade")
-                server.gatectl("create-user", USER, "--role", "admin", "--password-stdin", stdin=PASSWORD + "\n")
+                server.gatectl("create-user", USER, "--role", "admin", "--password-stdin", "--no-password-change",
+                               stdin=PASSWORD + "\n")
             server.start()
             try:
                 output = run_suite(server, args.suite, args.python, ["-v", *args.tests], args.dicomweb)

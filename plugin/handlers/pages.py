@@ -15,6 +15,7 @@ from plugin.errors import BadRequest, DirectoryDown, GateError, RateLimited, Una
 from plugin.handlers.http import Request, Response
 from plugin.identity.authenticate import SESSION_COOKIE, Identification
 from plugin.policies.csrf import csrf_ok, same_origin
+from plugin.policies.passwords import RULES as PASSWORD_RULES
 from plugin.policies.redirects import local_path
 from plugin.policies.types import Principal
 from plugin.services import accounts, mfa, password_links
@@ -165,24 +166,24 @@ def password_page(runtime: Runtime, request: Request) -> Response:
     identification = runtime.authenticator.identify(request.headers, request.ip)
     if identification.principal.via != "session":
         return Response.redirect("/gate/login?next=/gate/password")
-    return render("password.html", csrf_token=identification.csrf_token,
-                  forced=identification.principal.must_change_password, error="",
-                  min_length=accounts.MIN_PASSWORD_LENGTH)
+    return _password_form(identification, "")
 
 
 def change_password(runtime: Runtime, request: Request) -> Response:
+    """The form (current, new, confirm) or the same fields as JSON, where "confirm" may be left out.
+    "current" is not asked of a session that owes a new password (services/accounts.py)."""
     identification, form = _session_form(runtime, request)
     principal = identification.principal
+    json_body = request.headers.get("content-type", "").split(";")[0].strip().lower() == "application/json"
     try:
         ended = accounts.change_password(runtime.store, runtime.audit_now, runtime.clock(), principal.username or "",
                                          form.get("current", ""), form.get("new", ""), request.ip,
-                                         principal.session_id)
+                                         principal.session_id,
+                                         confirm=form.get("confirm") if json_body else form.get("confirm", ""))
     except GateError as exc:
         if request.wants_json:
             raise
-        return render("password.html", csrf_token=identification.csrf_token,
-                      forced=principal.must_change_password, error=exc.message,
-                      min_length=accounts.MIN_PASSWORD_LENGTH)
+        return _password_form(identification, exc.message)
     # Forget every cached identity, the old password's Basic verification and the sessions just ended.
     runtime.authenticator.invalidate()
     if request.wants_json:
@@ -191,6 +192,14 @@ def change_password(runtime: Runtime, request: Request) -> Response:
     if principal.must_change_password and not ended:
         return Response.redirect(next_page)  # the first sign-in goes straight on to its next step
     return render("password_changed.html", ended=ended, next=next_page)
+
+
+def _password_form(identification: Identification, error: str) -> Response:
+    """The password page, again with its message after a mistake (200, as the sign-in page does)."""
+    principal = identification.principal
+    return render("password.html", csrf_token=identification.csrf_token, username=principal.username,
+                  forced=principal.must_change_password, error=error, min_length=accounts.MIN_PASSWORD_LENGTH,
+                  rules=PASSWORD_RULES)
 
 
 def mfa_page(runtime: Runtime, request: Request) -> Response:
@@ -276,7 +285,7 @@ def _link_form(token: str, username: str, error: str) -> Response:
     """The form, again with its message after a mistake: 200, as the sign-in page does. From Orthanc
     1.12.2 an error status's body goes as text/plain (orthanc_api.send): the form would be gone."""
     return render("set_password.html", 200, LINK_HEADERS, token=token, username=username, error=error,
-                  min_length=accounts.MIN_PASSWORD_LENGTH)
+                  min_length=accounts.MIN_PASSWORD_LENGTH, rules=PASSWORD_RULES)
 
 
 def _link_gone(exc: password_links.LinkUnusable) -> Response:

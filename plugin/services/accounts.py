@@ -13,6 +13,7 @@ from plugin.errors import BadRequest, DirectoryDown, OtpRequired, RateLimited, U
 from plugin.identity.authenticate import Authenticator
 from plugin.identity.mfa import WRONG_CODE, CodeCheck, Mfa, needs_mfa
 from plugin.identity.secrets import hash_password, new_token, token_hash, verify_password
+from plugin.policies.passwords import MIN_LENGTH, password_problem
 from plugin.policies.types import ROLE_NAMES, Principal
 from plugin.store import accounts
 from plugin.store.db import Store
@@ -20,7 +21,7 @@ from plugin.store.models import Session
 
 AuditSink = Callable[[AuditRecord], bool]
 USERNAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,127}")
-MIN_PASSWORD_LENGTH = 12
+MIN_PASSWORD_LENGTH = MIN_LENGTH  # the password rules are policies/passwords.py
 
 
 @dataclass(frozen=True)
@@ -53,9 +54,11 @@ def check_roles(roles: list[str]) -> list[str]:
     return sorted(set(roles))
 
 
-def check_password(password: str) -> str:
-    if len(password) < MIN_PASSWORD_LENGTH:
-        raise BadRequest(f"passwords need at least {MIN_PASSWORD_LENGTH} characters")
+def check_password(password: str, username: str = "") -> str:
+    """The one check every new password of ours passes, whoever sets it (policies/passwords.py)."""
+    problem = password_problem(password, username)
+    if problem is not None:
+        raise BadRequest(problem, "password")
     return password
 
 
@@ -118,20 +121,36 @@ def sign_out(store: Store, audit: AuditSink, now: float, principal: Principal, i
 
 
 def change_password(store: Store, audit: AuditSink, now: float, username: str, current: str, new: str,
-                    ip: str, session_id: str | None = None) -> int:
+                    ip: str, session_id: str | None = None, confirm: str | None = None) -> int:
     """Change one's own password; every other session of the account ends (a stolen cookie stops
-    working). Returns how many sessions were ended."""
-    check_password(new)
-    if new == current:
-        raise BadRequest("choose a password different from the current one")
+    working). Returns how many sessions were ended.
+
+    `confirm` is the new password typed again (None: not asked, as of a script). The current
+    password is not asked of an account that must change its password: the only sessions it has
+    signed in with that password (an admin's setting it ended the others), and can do nothing else.
+    """
+    if confirm is not None and confirm != new:
+        raise BadRequest("The two new passwords differ; type the same one twice.", "confirm")
+    check_password(new, username)
     with store.transaction() as db:
         user = accounts.user_by_name(db, username)
-        if user is None or not verify_password(user.password_hash, current):
-            raise Unauthenticated("the current password is wrong")
+        if user is None:
+            raise Unauthenticated("The current password is wrong.")
+        if user.source != "local":
+            raise BadRequest("This account's password is kept in the directory; change it there.")
+        forced = user.must_change_password
+        if forced:
+            if verify_password(user.password_hash, new):
+                raise BadRequest("Choose a password different from the one you were given.", "new")
+        elif not verify_password(user.password_hash, current):
+            raise Unauthenticated("The current password is wrong.")
+        elif new == current:
+            raise BadRequest("Choose a password different from the current one.", "new")
         user.password_hash = hash_password(new)
         user.must_change_password = False
         user.updated_at = now
         ended = accounts.revoke_user_sessions(db, user.id, now, keep=session_id)
+    how = " in place of the one to change at first sign-in (proved at sign-in)" if forced else ""
     audit(account_event(now, username, "password.change", "success",
-                        f"password changed; {ended} other session(s) ended", ip))
+                        f"password changed{how}; {ended} other session(s) ended", ip))
     return ended

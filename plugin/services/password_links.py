@@ -67,9 +67,9 @@ def check(store: Store, token: str, now: float) -> PasswordLink:
 def redeem(store: Store, audit: AuditSink, token: str, new_password: str, now: float, ip: str) -> str:
     """Set the account's password with a usable link, once: the link is spent, the account no longer
     owes a new password, its sessions end. Audited. Returns the username."""
-    check_password(new_password)  # the rule every password of ours follows (services/accounts.py)
     try:
-        check(store, token, now)  # before the slow hash: a dead link costs nothing
+        link = check(store, token, now)  # before the slow hash: a dead link costs nothing
+        check_password(new_password, link.username)  # the rules every password of ours follows
         password_hash = hash_password(new_password)
         with store.transaction() as db:  # the write lock: of two redemptions, one finds the link used
             row, user = _usable(db, token, now)

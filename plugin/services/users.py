@@ -8,6 +8,11 @@ roles, so a stolen session cookie or API key alone must not be enough. Only a si
 prove a code (by having signed in or sent an "otp" moments ago); gatectl, which needs shell access
 to the server, is trusted as it is.
 
+A password an admin sets (creating or changing an account, over the API, the console or gatectl)
+must be changed at the account's next sign-in, unless the request says `"must_change_password":
+false`: for a service account (a DICOMweb client using Basic) that cannot change it interactively.
+The flag is audited with the account's other fields.
+
 An import is all or nothing: every row is checked first, every problem is reported with its line,
 and the users are written in one transaction only when no row has a problem.
 """
@@ -41,8 +46,9 @@ from plugin.store.models import ApiKey, User
 MFA_FRESH_SECONDS = 300.0
 ADMIN = Role.ADMIN.value
 FIRST_ADMIN = "admin"
-CREATE_FIELDS = frozenset({"username", "roles", "password", "email", "display_name"})
-CHANGE_FIELDS = frozenset({"roles", "email", "display_name", "disabled", "password"})
+MUST_CHANGE = "must_change_password"  # goes with "password" (see the module's docstring)
+CREATE_FIELDS = frozenset({"username", "roles", "password", "email", "display_name", MUST_CHANGE})
+CHANGE_FIELDS = frozenset({"roles", "email", "display_name", "disabled", "password", MUST_CHANGE})
 API_KEY_FIELDS = frozenset({"name", "user", "expires_at"})
 OTP_FIELD = "otp"
 # What the directory sets at every sign-in of a directory account; changing it here would not last.
@@ -82,7 +88,7 @@ def require_admin(principal: Principal) -> None:
 def user_view(user: User) -> dict[str, Any]:
     return {"username": user.username, "display_name": user.display_name, "email": user.email,
             "roles": sorted(user.role_set), "source": user.source, "disabled": user.disabled,
-            "mfa_enabled": user.totp_enabled}
+            "mfa_enabled": user.totp_enabled, MUST_CHANGE: user.must_change_password}
 
 
 def list_users(store: Store) -> list[dict[str, Any]]:
@@ -91,15 +97,14 @@ def list_users(store: Store) -> list[dict[str, Any]]:
 
 
 def account_states(store: Store, now: float) -> list[dict[str, Any]]:
-    """Every account as `list_users` shows it, with what an admin may have to act on: whether it is
-    locked out of signing in (until when) and whether it must choose a new password."""
+    """Every account as `list_users` shows it (whether it must choose a new password included), with
+    whether it is locked out of signing in (for how long)."""
     with store.read() as db:
         states = []
         for user in accounts.all_users(db):
             keys = account_keys(user.username, user.directory_id)
             wait = max((retry_after(found, now) for found in attempt_rows.load(db, keys).values()), default=0.0)
-            states.append({**user_view(user), "locked_seconds": round(wait),
-                           "must_change_password": user.must_change_password})
+            states.append({**user_view(user), "locked_seconds": round(wait)})
         return states
 
 
@@ -109,15 +114,17 @@ def get_user(store: Store, username: str) -> dict[str, Any]:
 
 
 def create_user(store: Store, audit: AuditSink, mfa: Mfa | None, actor: Actor, now: float,
-                data: dict[str, Any], must_change_password: bool = False) -> dict[str, Any]:
-    """Create a local account (the API, gatectl and the first admin all come here)."""
+                data: dict[str, Any]) -> dict[str, Any]:
+    """Create a local account (the API, gatectl and the first admin all come here). A password given
+    must be changed at the first sign-in unless `"must_change_password": false` is given too."""
     _known_fields(data, CREATE_FIELDS)
     # Not stripped: a name with spaces or line breaks around it is refused, not silently changed.
     if not isinstance(data.get("username"), str):
         raise BadRequest('"username" must be a non-empty string')
     username = check_username(data["username"])
     roles = _roles(data.get("roles"))
-    password = _password(data)
+    password = _password(data, username)
+    must_change = _must_change(data, password)
     email, display_name = check_email(_text(data, "email")), check_display_name(_text(data, "display_name"))
     if password is not None and ADMIN in roles:
         require_fresh_mfa(store, audit, mfa, actor, now, "user.create")
@@ -127,9 +134,11 @@ def create_user(store: Store, audit: AuditSink, mfa: Mfa | None, actor: Actor, n
             raise Conflict(f"user {username!r} exists already")
         user = accounts.add_user(db, User(
             username=username, roles=",".join(roles), password_hash=password_hash,
-            source="local", disabled=False, must_change_password=must_change_password, display_name=display_name,
+            source="local", disabled=False, must_change_password=must_change, display_name=display_name,
             email=email, created_at=now, updated_at=now))
-    audit(_event(now, actor, "user.create", f"created user {username} with roles {','.join(roles)}",
+    how = "" if password is None else \
+        " and a password to change at first sign-in" if must_change else " and a password it need not change"
+    audit(_event(now, actor, "user.create", f"created user {username} with roles {','.join(roles)}{how}",
                  detail=json.dumps({"after": _audited(user)})))
     return user_view(user)
 
@@ -142,15 +151,15 @@ def ensure_first_admin(store: Store, audit: AuditSink, now: float) -> tuple[str,
         taken = accounts.user_by_name(db, FIRST_ADMIN) is not None
     username = FIRST_ADMIN if not taken else f"{FIRST_ADMIN}-{secrets.token_hex(3)}"
     password = one_time_password()
-    create_user(store, audit, None, GATECTL, now, {"username": username, "roles": [ADMIN], "password": password},
-                must_change_password=True)
+    create_user(store, audit, None, GATECTL, now, {"username": username, "roles": [ADMIN], "password": password,
+                                                   MUST_CHANGE: True})
     return username, password
 
 
 def update_user(store: Store, audit: AuditSink, mfa: Mfa | None, actor: Actor, now: float, username: str,
                 data: dict[str, Any]) -> dict[str, Any]:
     """Change the fields given (the others stay as they are); audited with before and after."""
-    changes = _changes(data)
+    changes = _changes(data, username)
     with store.read() as db:
         user = _existing(db, username)
     _refuse_directory_changes(user, changes)
@@ -341,7 +350,7 @@ def _mfa_refusal(audit: AuditSink, actor: Actor, now: float, action: str, messag
 def _audited(user: User) -> dict[str, Any]:
     """What an audit record shows of an account: never its password."""
     return {"roles": sorted(user.role_set), "email": user.email, "display_name": user.display_name,
-            "disabled": user.disabled}
+            "disabled": user.disabled, MUST_CHANGE: user.must_change_password}
 
 
 def _existing(db: DbSession, username: str) -> User:
@@ -384,6 +393,7 @@ def _apply(db: DbSession, user: User, changes: dict[str, Any], password_hash: st
         user.display_name = changes["display_name"]
     if password_hash is not None:
         user.password_hash = password_hash
+        user.must_change_password = changes[MUST_CHANGE]
         _forget_failures(db, user, now)  # a new password from an admin lifts a lockout too
     if "disabled" in changes:
         user.disabled = changes["disabled"]
@@ -419,7 +429,7 @@ def _imported(row: ImportRow, now: float) -> User:
                 created_at=now, updated_at=now)
 
 
-def _changes(data: dict[str, Any]) -> dict[str, Any]:
+def _changes(data: dict[str, Any], username: str) -> dict[str, Any]:
     _known_fields(data, CHANGE_FIELDS)
     changes: dict[str, Any] = {}
     if "roles" in data:
@@ -432,8 +442,12 @@ def _changes(data: dict[str, Any]) -> dict[str, Any]:
         if not isinstance(data["disabled"], bool):
             raise BadRequest('"disabled" must be true or false')
         changes["disabled"] = data["disabled"]
-    if "password" in data:
-        changes["password"] = _password(data)
+    password = _password(data, username)
+    if "password" in data and password is None:
+        raise BadRequest('"password" must be a string')
+    must_change = _must_change(data, password)
+    if password is not None:
+        changes["password"], changes[MUST_CHANGE] = password, must_change
     return changes
 
 
@@ -458,10 +472,23 @@ def _roles(value: Any) -> list[str]:
     return check_roles(value)
 
 
-def _password(data: dict[str, Any]) -> str | None:
+def _password(data: dict[str, Any], username: str) -> str | None:
     password = data.get("password")
     if password is None:
         return None
     if not isinstance(password, str):
         raise BadRequest('"password" must be a string')
-    return check_password(password)
+    return check_password(password, username)
+
+
+def _must_change(data: dict[str, Any], password: str | None) -> bool:
+    """Must the account change the password given at its next sign-in? Yes, unless the request
+    says `"must_change_password": false`; the flag means nothing without a password."""
+    if MUST_CHANGE not in data:
+        return password is not None
+    if password is None:
+        raise BadRequest(f'Send "{MUST_CHANGE}" only with a "password": it says whether that password must be '
+                         "changed at the next sign-in.", MUST_CHANGE)
+    if not isinstance(data[MUST_CHANGE], bool):
+        raise BadRequest(f'Send "{MUST_CHANGE}" as true or false.', MUST_CHANGE)
+    return data[MUST_CHANGE]

@@ -42,7 +42,8 @@ def setup(tmp_path_factory: pytest.TempPathFactory):
         ldap.stop()  # the module's finally below is not reached: stop slapd here, by its PID
         raise
     # A local account that a directory entry of the same name must not take over.
-    gate.proc.gatectl("create-user", "admin", "--role", "admin", "--password-stdin", stdin="local admin password\n")
+    gate.proc.gatectl("create-user", "admin", "--role", "admin", "--password-stdin", "--no-password-change",
+                      stdin="the local account password\n")
     try:
         yield Setup(gate, ldap)
     finally:
@@ -102,7 +103,7 @@ def test_a_local_account_is_never_taken_over_by_a_directory_entry(setup):
     # The directory has uid=admin too (password "directory admin 123", in an unmapped group).
     assert me(setup, "admin", "directory admin 123").status_code == 401
     assert login(setup, "admin", "directory admin 123").status_code == 401
-    local = me(setup, "admin", "local admin password")
+    local = me(setup, "admin", "the local account password")
     assert local.status_code == 200 and local.json()["roles"] == ["admin"]
 
 

@@ -237,7 +237,7 @@ def a_study(server: Server) -> tuple[str, str]:
 def test_a_login_tied_to_a_doctor_sees_their_studies_until_the_doctor_is_deleted(server: Server):
     username, password = f"dr-{unique_token()}", "a long password 123"
     made = server.admin("POST", "/gate/api/users", json={"username": username, "roles": ["referring_doctor"],
-                                                         "password": password})
+                                                         "password": password, "must_change_password": False})
     assert made.status_code == 201, made.text
     assert username != DOCTOR  # the shared doctor's access stays as other tests expect it
 

@@ -37,7 +37,8 @@ def srv(tmp_path_factory: pytest.TempPathFactory, mailbox, sms):
             "Outbox": {"RetryBaseSeconds": 0.2, "RetryMaxSeconds": 1, "PollSeconds": 0.2, "MaxAttempts": 1000}}
     server = start_gate(workdir, gate=gate, extra={"StableAge": 1})
     try:
-        server.proc.gatectl_many([(["create-user", "drzoe", "--role", "referring_doctor", "--password-stdin"],
+        server.proc.gatectl_many([(["create-user", "drzoe", "--role", "referring_doctor", "--password-stdin",
+                                    "--no-password-change"],
                                    PASSWORD + "\n"),
                                   (["create-user", "drnew", "--role", "referring_doctor"], None)])
         yield server

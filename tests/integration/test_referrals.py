@@ -48,7 +48,8 @@ ARTIFACTS = Path(__file__).resolve().parents[2] / "var" / "artifacts" / "referra
 def srv(tmp_path_factory: pytest.TempPathFactory):
     server = start_gate(tmp_path_factory.mktemp("referrals"), gate={"Referrals": REFERRALS})
     try:
-        commands = [(["create-user", fields["username"], "--role", "referring_doctor", "--password-stdin"],
+        commands = [(["create-user", fields["username"], "--role", "referring_doctor", "--password-stdin",
+                      "--no-password-change"],
                      PASSWORD + "\n") for fields in DOCTORS.values()]
         server.proc.gatectl_many(commands)
         yield server

@@ -117,9 +117,11 @@ def test_first_admin_replaces_the_one_time_password_then_sets_up_mfa(tmp_path):
         assert signed.headers["Location"] == "/gate/password"
         assert session.get(proc.url("/patients"), timeout=10).status_code == 403
         page = session.get(proc.url("/gate/password"), timeout=10)
+        assert 'name="current"' not in page.text  # the one-time password was proved a moment ago
         csrf = re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)
         changed = session.post(proc.url("/gate/password"), timeout=10, allow_redirects=False,
-                               data={"csrf_token": csrf, "current": password, "new": "a brand new passphrase"})
+                               data={"csrf_token": csrf, "new": "a brand new passphrase",
+                                     "confirm": "a brand new passphrase"})
         assert changed.headers["Location"] == "/gate/mfa"
         assert session.get(proc.url("/patients"), timeout=10).status_code == 403  # no second factor yet
         enrolment = session.get(proc.url("/gate/mfa"), timeout=10).text
@@ -250,12 +252,38 @@ def test_a_password_change_signs_out_every_other_session_at_once_and_says_so(ser
                    timeout=10)
     assert elsewhere.get(server.url("/gate/api/me"), timeout=10).status_code == 200
     page = here.post(server.url("/gate/password"), timeout=10, data={
-        "csrf_token": csrf, "current": "the first password 1", "new": "the second password 2"})
+        "csrf_token": csrf, "current": "the first password 1", "new": "the second password 2",
+        "confirm": "the second password 2"})
     assert page.status_code == 200 and "signed out everywhere else (1 other session)" in page.text
     assert elsewhere.get(server.url("/gate/api/me"), timeout=10).status_code == 401
     assert here.get(server.url("/gate/api/me"), timeout=10).status_code == 200
     assert wait_for_audit(server, "action='password.change' AND actor='drpass' "
                                   "AND reason='password changed; 1 other session(s) ended'")
+
+
+def test_the_password_page_asks_for_the_current_password_and_the_new_one_twice(server: Server):
+    server.proc.create_user("drtwice", ["radiologist"], "the first password 1")
+    browser = requests.Session()
+    csrf = browser.post(server.url("/gate/login"), json={"username": "drtwice", "password": "the first password 1"},
+                        timeout=10).json()["csrf_token"]
+    page = browser.get(server.url("/gate/password"), timeout=10)
+    assert 'name="current"' in page.text and 'name="confirm"' in page.text
+
+    def change(**fields: str) -> requests.Response:
+        return browser.post(server.url("/gate/password"), data={"csrf_token": csrf, **fields}, timeout=10)
+
+    first, second = "the first password 1", "the second password 2"
+    assert "The two new passwords differ" in change(current=first, new=second, confirm=second + "!").text
+    assert "The two new passwords differ" in change(current=first, new=second).text  # a form confirms
+    assert "The current password is wrong" in change(current="not it at all", new=second, confirm=second).text
+    assert "This password is too common" in change(current=first, new="Password1234", confirm="Password1234").text
+    # A script sends JSON: the current password it must send, "confirm" it may leave out.
+    scripted = browser.post(server.url("/gate/password"), timeout=10,
+                            json={"csrf_token": csrf, "current": first, "new": second})
+    assert scripted.status_code == 200 and scripted.json() == {"changed": True, "other_sessions_ended": 0}
+    mismatch = browser.post(server.url("/gate/password"), timeout=10,
+                            json={"csrf_token": csrf, "current": second, "new": "the third password 3", "confirm": "x"})
+    assert mismatch.status_code == 400 and "The two new passwords differ" in mismatch.json()["message"]
 
 
 def test_an_admins_password_reset_signs_the_user_out(server: Server):

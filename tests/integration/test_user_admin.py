@@ -214,3 +214,114 @@ def test_an_admin_signs_a_user_out_everywhere_at_once(server: Server):
     assert doctor.get(server.url("/gate/api/me"), timeout=10).status_code == 401  # no wait: this node
     assert server.doctor("GET", "/gate/api/me").status_code == 200  # Basic and keys are untouched
     assert wait_for_audit(server, "action='user.sign_out_everywhere'")
+
+
+# -- passwords set by an admin --------------------------------------------------------------------
+
+GIVEN_PASSWORD = "amber-quarry-lantern-31"
+OWN_PASSWORD = "tidal-cedar-window-58"
+
+
+def basic_me(server: Server, username: str, password: str) -> requests.Response:
+    return requests.get(server.url("/gate/api/me"), auth=(username, password), timeout=10)
+
+
+def created_as(server: Server, username: str) -> dict:
+    """What the audit of the account's creation recorded of it."""
+    [row] = wait_for_audit(server, "action='user.create' AND reason LIKE ?", (f"created user {username} %",))
+    return json.loads(row["detail"])["after"]
+
+
+def test_a_password_an_admin_sets_is_changed_at_the_first_sign_in(server: Server):
+    made = server.admin("POST", "/gate/api/users", json={"username": "drfirst", "roles": ["radiologist"],
+                                                         "password": GIVEN_PASSWORD})
+    assert made.status_code == 201 and made.json()["must_change_password"] is True
+    assert created_as(server, "drfirst")["must_change_password"] is True
+    # Basic cannot change a password: it is refused, on our routes and Orthanc's, until it is changed.
+    refused = basic_me(server, "drfirst", GIVEN_PASSWORD)
+    assert refused.status_code == 403 and "/gate/password" in refused.json()["message"]
+    assert requests.get(server.url("/patients"), auth=("drfirst", GIVEN_PASSWORD), timeout=10).status_code == 403
+
+    # Signing in lands on the password page, which does not ask again for the password just proved.
+    browser = requests.Session()
+    signed = browser.post(server.url("/gate/login"), data={"username": "drfirst", "password": GIVEN_PASSWORD},
+                          timeout=10, allow_redirects=False)
+    assert signed.status_code == 303 and signed.headers["Location"] == "/gate/password"
+    page = browser.get(server.url("/gate/password"), timeout=10)
+    assert 'name="current"' not in page.text and 'name="confirm"' in page.text
+    assert "Not a common password" in page.text  # the rules are listed
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)
+
+    def choose(new: str, confirm: str) -> requests.Response:
+        return browser.post(server.url("/gate/password"), data={"csrf_token": csrf, "new": new, "confirm": confirm},
+                            timeout=10, allow_redirects=False)
+
+    for new, confirm, said in (("aaaaaaaaaaaa", "aaaaaaaaaaaa", "This password repeats a character"),
+                               ("Password1234", "Password1234", "This password is too common"),
+                               ("drfirst's own password", "drfirst's own password", "contains your username"),
+                               (OWN_PASSWORD, OWN_PASSWORD + "!", "The two new passwords differ"),
+                               (GIVEN_PASSWORD, GIVEN_PASSWORD, "different from the one you were given")):
+        again = choose(new, confirm)
+        assert again.status_code == 200 and said in again.text, (new, again.text[:300])
+        assert 'name="current"' not in again.text
+    done = choose(OWN_PASSWORD, OWN_PASSWORD)
+    assert done.status_code == 303 and done.headers["Location"] != "/gate/password"
+    assert browser.get(server.url("/gate/api/me"), timeout=10).json()["must_change_password"] is False
+    assert basic_me(server, "drfirst", OWN_PASSWORD).status_code == 200
+    assert basic_me(server, "drfirst", GIVEN_PASSWORD).status_code == 401
+    assert wait_for_audit(server, "action='password.change' AND actor='drfirst' AND reason LIKE "
+                                  "'password changed in place of the one to change at first sign-in%'")
+
+    # From now on the password is the user's own: changing it asks for the current one.
+    page = browser.get(server.url("/gate/password"), timeout=10)
+    assert 'name="current"' in page.text
+    wrong = browser.post(server.url("/gate/password"), timeout=10, data={
+        "csrf_token": csrf, "current": GIVEN_PASSWORD, "new": "willow-ember-signal-64", "confirm":
+        "willow-ember-signal-64"})
+    assert wrong.status_code == 200 and "The current password is wrong" in wrong.text
+
+
+def test_a_service_account_keeps_the_password_set_for_it_when_asked_and_it_is_audited(server: Server):
+    made = server.admin("POST", "/gate/api/users", json={"username": "pacsbot", "roles": ["radiologist"],
+                                                         "password": GIVEN_PASSWORD, "must_change_password": False})
+    assert made.status_code == 201 and made.json()["must_change_password"] is False
+    assert basic_me(server, "pacsbot", GIVEN_PASSWORD).status_code == 200  # usable over Basic at once
+    assert created_as(server, "pacsbot")["must_change_password"] is False
+    # A reset is a password to change unless the request says otherwise, each audited before and after.
+    reset = server.admin("PUT", "/gate/api/users/pacsbot", json={"password": "copper-delta-beacon-17"})
+    assert reset.status_code == 200 and reset.json()["must_change_password"] is True
+    assert basic_me(server, "pacsbot", "copper-delta-beacon-17").status_code == 403
+    kept = server.admin("PUT", "/gate/api/users/pacsbot", json={"password": "granite-fable-orchid-23",
+                                                                "must_change_password": False})
+    assert kept.status_code == 200 and kept.json()["must_change_password"] is False
+    assert basic_me(server, "pacsbot", "granite-fable-orchid-23").status_code == 200
+    rows = wait_for_audit(server, "action='user.update' AND reason LIKE '%of pacsbot%'", until=lambda r: len(r) >= 2)
+    flags = [(d["before"]["must_change_password"], d["after"]["must_change_password"], d["password_changed"])
+             for d in (json.loads(row["detail"]) for row in rows)]
+    assert flags == [(False, True, True), (True, False, True)]
+    # The flag goes with a password, as true or false; a weak password is refused with its reason.
+    for body, said in (({"must_change_password": True}, 'only with a "password"'),
+                       ({"password": "granite-fable-orchid-24", "must_change_password": "no"}, "true or false"),
+                       ({"password": "qwertyuiopasdf"}, "runs along the alphabet, the digits or the keyboard")):
+        refused = server.admin("PUT", "/gate/api/users/pacsbot", json=body)
+        assert refused.status_code == 400 and said in refused.json()["message"], refused.text
+
+
+def test_gatectl_makes_a_password_to_change_unless_told_not_to(server: Server):
+    printed = server.proc.gatectl("create-user", "drcli", "--role", "radiologist", "--password-stdin",
+                                  stdin=GIVEN_PASSWORD + "\n").stdout
+    assert "the password must be changed at the first sign-in" in printed
+    printed = server.proc.gatectl("create-user", "clibot", "--role", "radiologist", "--password-stdin",
+                                  "--no-password-change", stdin=GIVEN_PASSWORD + "\n").stdout
+    assert "the password need not be changed" in printed
+    assert basic_me(server, "drcli", GIVEN_PASSWORD).status_code == 403
+    assert basic_me(server, "clibot", GIVEN_PASSWORD).status_code == 200
+    assert created_as(server, "drcli")["must_change_password"] is True
+    assert created_as(server, "clibot")["must_change_password"] is False
+    no_password = server.proc.gatectl("create-user", "nopass", "--role", "radiologist", "--no-password-change",
+                                      check=False)
+    assert no_password.returncode == 2 and 'only with a "password"' in no_password.stderr
+    weak = server.proc.gatectl("create-user", "weak", "--role", "radiologist", "--password-stdin",
+                               stdin="123456789012\n", check=False)
+    assert weak.returncode == 2 and "runs along the alphabet" in weak.stderr
+    assert server.admin("GET", "/gate/api/users/nopass").status_code == 404

@@ -15,8 +15,9 @@ NO_AUDIT: Callable = lambda _record: True  # noqa: E731
 
 def add_user(store: Store, now: float, username: str, roles: Iterable[str], password: str | None = None, *,
              audit: Callable = NO_AUDIT, actor: str = "gatectl", must_change_password: bool = False) -> User:
-    data = {"username": username, "roles": list(roles), **({"password": password} if password is not None else {})}
-    users.create_user(store, audit, None, _actor(actor), now, data, must_change_password=must_change_password)
+    data = {"username": username, "roles": list(roles),
+            **({"password": password, "must_change_password": must_change_password} if password is not None else {})}
+    users.create_user(store, audit, None, _actor(actor), now, data)
     with store.read() as db:
         return account_rows.user_by_name(db, username)
 

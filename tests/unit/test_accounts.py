@@ -313,6 +313,50 @@ def test_change_password_refuses_the_same_password(store, sink, clock):
         accounts.change_password(store, sink, clock(), "drnkosi", PASSWORD, PASSWORD, IP)
 
 
+def test_change_password_follows_the_password_rules_with_the_username(store, sink, clock):
+    create(store, sink, clock)
+    for weak, said in (("aaaaaaaaaaaa", "repeats"), ("Password1234", "too common"),
+                       ("drnkosi's new password", "contains your username")):
+        with pytest.raises(BadRequest, match=said):
+            accounts.change_password(store, sink, clock(), "drnkosi", PASSWORD, weak, IP)
+
+
+def test_change_password_checks_the_confirmation_when_given(store, sink, clock, events):
+    create(store, sink, clock)
+    with pytest.raises(BadRequest, match="The two new passwords differ") as refused:
+        accounts.change_password(store, sink, clock(), "drnkosi", PASSWORD, NEW_PASSWORD, IP,
+                                 confirm=NEW_PASSWORD + "!")
+    assert refused.value.field == "confirm"
+    accounts.change_password(store, sink, clock(), "drnkosi", PASSWORD, NEW_PASSWORD, IP, confirm=NEW_PASSWORD)
+    assert sign_in(store, sink, clock, password=NEW_PASSWORD).principal.username == "drnkosi"
+
+
+def test_an_account_that_must_change_its_password_is_not_asked_for_the_current_one(store, sink, clock, events):
+    create(store, sink, clock, must_change_password=True)
+    ended = accounts.change_password(store, sink, clock(), "drnkosi", "", NEW_PASSWORD, IP, confirm=NEW_PASSWORD)
+    assert ended == 0 and not user_row(store, "drnkosi").must_change_password
+    assert sign_in(store, sink, clock, password=NEW_PASSWORD).principal.must_change_password is False
+    assert events[-2].reason == ("password changed in place of the one to change at first sign-in (proved at "
+                                 "sign-in); 0 other session(s) ended")
+    # Once it is the account's own, the current password is asked again.
+    with pytest.raises(Unauthenticated, match="The current password is wrong"):
+        accounts.change_password(store, sink, clock(), "drnkosi", "", "yet another password 789", IP)
+
+
+def test_the_password_given_cannot_be_chosen_again(store, sink, clock):
+    create(store, sink, clock, must_change_password=True)
+    with pytest.raises(BadRequest, match="different from the one you were given"):
+        accounts.change_password(store, sink, clock(), "drnkosi", "", PASSWORD, IP)
+    assert user_row(store, "drnkosi").must_change_password
+
+
+def test_a_directory_account_changes_its_password_in_the_directory(store, sink, clock):
+    with store.transaction() as db:
+        account_rows.upsert_directory_account(db, "uuid:0001", "dlamini", "radiologist", "", "Dr Dlamini", clock())
+    with pytest.raises(BadRequest, match="kept in the directory"):
+        accounts.change_password(store, sink, clock(), "dlamini", "the directory one", NEW_PASSWORD, IP)
+
+
 # -- every change is audited -------------------------------------------------------------------------------
 
 

@@ -25,6 +25,7 @@ pytestmark = pytest.mark.usefixtures("cheap_argon2")
 PID = "b9c08539-26f93bde-c81ab0d7-bffaf2cb-a4d0bdd0"
 STUDY = f"/studies/{PID}"  # not in the fake core: located nowhere, so for admins only
 IP = "10.0.0.7"
+PASSWORD = "a gate service password 1"
 IDENTITY_TTL, DECISION_TTL = 2.0, 1.0
 
 
@@ -45,7 +46,7 @@ class Gate:
         return True
 
     def add_user(self, username: str, roles: list[str]) -> str:
-        add_user(self.store, self.clock(), username, roles, f"{username} password 1", audit=self.sink, actor="test")
+        add_user(self.store, self.clock(), username, roles, PASSWORD, audit=self.sink, actor="test")
         return add_api_key(self.store, self.clock(), "tests", username, audit=self.sink, actor="test")
 
     @staticmethod
@@ -393,7 +394,7 @@ def test_a_trimmed_route_is_still_refused_to_anonymous_callers(gate):
 
 
 def test_session_write_without_csrf_token_is_denied_and_with_it_allowed(gate, admin_key, clock):
-    signed = accounts.sign_in(gate.store, gate.sink, gate.auth, clock(), "root1", "root1 password 1", IP, 1800, 3600)
+    signed = accounts.sign_in(gate.store, gate.sink, gate.auth, clock(), "root1", PASSWORD, IP, 1800, 3600)
     cookie = {"cookie": f"{SESSION_COOKIE}={signed.token}", "host": "pacs:8042"}
     modify = f"/studies/{PID}/modify"
     assert gate.check("POST", modify, {**cookie, "origin": "https://evil.example.com"}) is False
@@ -403,7 +404,7 @@ def test_session_write_without_csrf_token_is_denied_and_with_it_allowed(gate, ad
 
 
 def test_a_trimmed_search_needs_the_csrf_token_too(gate, admin_key, clock):
-    signed = accounts.sign_in(gate.store, gate.sink, gate.auth, clock(), "root1", "root1 password 1", IP, 1800, 3600)
+    signed = accounts.sign_in(gate.store, gate.sink, gate.auth, clock(), "root1", PASSWORD, IP, 1800, 3600)
     cookie = {"cookie": f"{SESSION_COOKIE}={signed.token}", "host": "pacs:8042"}
     assert gate.check("POST", "/tools/find", {**cookie, "origin": "https://evil.example.com"}) is False
     assert gate.check("POST", "/tools/find", {**cookie, "x-csrf-token": signed.csrf_token}) is True

@@ -150,11 +150,15 @@ def test_unusable_links_all_say_the_same(store, audit, case, status):
     assert audit[-1].outcome == "failure"
 
 
-def test_the_password_rule_is_the_one_of_every_password(store, audit):
+@pytest.mark.parametrize(("password", "said"), [("short", f"at least {MIN_PASSWORD_LENGTH} characters"),
+                                              ("aaaaaaaaaaaaaaaa", "repeats a character"),
+                                              ("Password1234", "too common"),
+                                              ("drnkosi's long password", "contains your username")])
+def test_the_password_rules_are_the_ones_of_every_password(store, audit, password, said):
     make_user(store)
     token = issued(store)
-    with pytest.raises(BadRequest, match=f"at least {MIN_PASSWORD_LENGTH} characters"):
-        redeem(store, sink(audit), token, "short", T0, "")
+    with pytest.raises(BadRequest, match=said):
+        redeem(store, sink(audit), token, password, T0, "")
     assert check(store, token, T0).username == "drnkosi"  # a refused password leaves the link usable
     assert tokens(store)[0].used_at is None and audit == []
 

@@ -120,7 +120,7 @@ def test_list_and_get_show_the_fields_of_the_api(store, admin_id):
     assert [u["username"] for u in listed] == ["nkosi", "root1"]
     assert users.get_user(store, "nkosi") == listed[0] == {
         "username": "nkosi", "display_name": "", "email": "nkosi@clinic.example", "roles": ["radiologist"],
-        "source": "local", "disabled": False, "mfa_enabled": False}
+        "source": "local", "disabled": False, "mfa_enabled": False, "must_change_password": False}
 
 
 def test_get_unknown_user(store, admin_id):
@@ -169,6 +169,73 @@ def test_an_admin_with_a_password_needs_fresh_mfa_but_one_without_does_not(store
     assert [(e.action, e.outcome) for e in events_after_setup] == [("user.create", "failure")]
     users.create_user(store, sink, mfa, actor("api_key"), clock(), {"username": "boss", "roles": ["admin"]})
     assert row(store, "boss").password_hash is None
+
+
+def test_a_password_set_by_an_admin_must_be_changed_unless_the_request_says_not(store, sink, mfa, clock,
+                                                                                events_after_setup):
+    forced = users.create_user(store, sink, mfa, actor("api_key"), clock(),
+                               {"username": "moyo", "roles": ["billing"], "password": PASSWORD})
+    service = users.create_user(store, sink, mfa, actor("api_key"), clock(),
+                                {"username": "pacsbot", "roles": ["radiologist"], "password": PASSWORD,
+                                 "must_change_password": False})
+    none = users.create_user(store, sink, mfa, actor("api_key"), clock(), {"username": "mabena", "roles": ["billing"]})
+    assert [forced["must_change_password"], service["must_change_password"], none["must_change_password"]] == \
+        [True, False, False]
+    assert row(store, "moyo").must_change_password and not row(store, "pacsbot").must_change_password
+    made, opted_out, _ = events_after_setup
+    assert json.loads(made.detail)["after"]["must_change_password"] is True
+    assert made.reason == "created user moyo with roles billing and a password to change at first sign-in"
+    assert json.loads(opted_out.detail)["after"]["must_change_password"] is False
+    assert opted_out.reason == "created user pacsbot with roles radiologist and a password it need not change"
+
+
+def test_the_first_admins_one_time_password_must_be_changed(store, sink, clock):
+    username, _password = users.ensure_first_admin(store, sink, clock())
+    assert row(store, username).must_change_password
+
+
+def test_a_password_reset_by_an_admin_must_be_changed_unless_the_request_says_not(store, sink, mfa, clock,
+                                                                                 events_after_setup):
+    update(store, sink, mfa, clock, {"password": "a reset password 456"}, who=actor("api_key"))
+    assert row(store, "nkosi").must_change_password
+    first = json.loads(events_after_setup[-1].detail)
+    assert (first["before"]["must_change_password"], first["after"]["must_change_password"]) == (False, True)
+    update(store, sink, mfa, clock, {"password": "another reset password 789", "must_change_password": False},
+           who=actor("api_key"))
+    assert not row(store, "nkosi").must_change_password
+    second = json.loads(events_after_setup[-1].detail)
+    assert (second["before"]["must_change_password"], second["after"]["must_change_password"]) == (True, False)
+    assert second["password_changed"] is True
+    update(store, sink, mfa, clock, {"email": "nkosi@other.example"}, who=actor("api_key"))
+    assert not row(store, "nkosi").must_change_password  # no password given, the flag is left as it is
+
+
+@pytest.mark.parametrize(("data", "message"), [
+    ({"must_change_password": False}, 'only with a "password"'),
+    ({"password": PASSWORD, "must_change_password": "no"}, "as true or false"),
+    ({"password": None}, '"password" must be a string'),
+    ({"password": "nkosi's own password"}, "contains your username"),
+    ({"password": "aaaaaaaaaaaaaaaa"}, "repeats a character"),
+    ({"password": "Password1234"}, "too common"),
+])
+def test_a_password_or_its_flag_that_breaks_the_rules_is_refused(store, sink, mfa, clock, events_after_setup, data,
+                                                                  message):
+    with pytest.raises(BadRequest, match=message):
+        update(store, sink, mfa, clock, data, who=actor("api_key"))
+    assert events_after_setup == [] and not row(store, "nkosi").must_change_password
+
+
+@pytest.mark.parametrize(("data", "message"), [
+    ({"must_change_password": True}, 'only with a "password"'),
+    ({"password": "moyo's own password"}, "contains your username"),
+    ({"password": "123456789012"}, "runs along"),
+])
+def test_a_new_account_whose_password_or_flag_breaks_the_rules_is_refused(store, sink, mfa, clock,
+                                                                          events_after_setup, data, message):
+    with pytest.raises(BadRequest, match=message):
+        users.create_user(store, sink, mfa, actor("api_key"), clock(), {"username": "moyo", "roles": ["billing"],
+                                                                       **data})
+    assert events_after_setup == [] and row(store, "moyo") is None
 
 
 # -- update ----------------------------------------------------------------------------------------
