@@ -20,6 +20,7 @@ DONE = {"created": "The account was created.", "disabled": "The account is disab
         "enabled": "The account is enabled again.", "unlocked": "The sign-in lockout is lifted.",
         "not_locked": "The account was not locked; its failed sign-ins are forgotten.",
         "password": "The password is set; it must be changed at the next sign-in.",
+        "password_kept": "The password is set, to be kept (a service account's).",
         "mfa_reset": "Two-step sign-in is reset; the user sets it up again at the next sign-in.",
         "signed_out": "Every session of the account has ended.", "roles": "The roles are saved.",
         "key_revoked": "The API key is revoked."}
@@ -43,8 +44,11 @@ def _unlock(runtime: Runtime, visit: ConsoleVisit, username: str) -> str:
 def _password(runtime: Runtime, visit: ConsoleVisit, username: str) -> str:
     if visit.form.get("password", "") != visit.form.get("confirm", ""):
         raise BadRequest("The two passwords differ; type the same one twice")
-    _update(runtime, visit, username, {"password": visit.form.get("password", "")})
-    return "password"
+    changes: dict[str, object] = {"password": visit.form.get("password", "")}
+    if visit.form.get("keep_password"):
+        changes["must_change_password"] = False
+    _update(runtime, visit, username, changes)
+    return "password_kept" if visit.form.get("keep_password") else "password"
 
 
 def _mfa_reset(runtime: Runtime, visit: ConsoleVisit, username: str) -> str:
@@ -177,6 +181,8 @@ def _new_user(form: dict[str, str], request: Request) -> dict[str, object]:
     for name in ("email", "display_name", "password"):
         if form.get(name):
             data[name] = form[name]
+    if form.get("password") and form.get("keep_password"):
+        data["must_change_password"] = False
     if form.get("otp"):
         data[users.OTP_FIELD] = form["otp"]
     return data
