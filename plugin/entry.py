@@ -7,6 +7,7 @@ which answers 503 and says why.
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 import threading
 from collections.abc import Callable
@@ -120,6 +121,8 @@ def _route(handlers: dict):  # noqa: ANN202 - returns Orthanc's callback
 
 def _answer(handler, req: Request, groups: tuple) -> Response:  # noqa: ANN001
     try:
+        # The caller, identified once here and handed to the handler with the request.
+        req = dataclasses.replace(req, identification=_runtime.authenticator.identify(req.headers, req.ip))
         return handler(_runtime, req, *groups)
     except GateError as exc:
         return error_response(exc, is_browser_session(req.headers))

@@ -10,7 +10,7 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from plugin.errors import GateError, NotFound
-from plugin.identity.authenticate import SESSION_COOKIE
+from plugin.identity.authenticate import SESSION_COOKIE, Identification
 
 # On every answer the plugin sends (lists, searches, pages, the API): nothing of it is kept by a
 # browser or a shared cache (it may name patients), and no browser second-guesses its type. A
@@ -35,6 +35,9 @@ class Request:
     query: dict[str, str] = field(default_factory=dict)
     body: bytes = b""
     ip: str = ""
+    # Who is calling, identified once for the request by the dispatcher (entry.py), which hands it
+    # to the handler; handlers read it through handlers/shared.py `identified`.
+    identification: Identification | None = None
 
     def form(self) -> dict[str, str]:
         """The body as a form (urlencoded) or a JSON object, whichever the client sent."""

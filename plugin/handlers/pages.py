@@ -13,6 +13,7 @@ from markupsafe import Markup
 
 from plugin.errors import BadRequest, DirectoryDown, GateError, RateLimited, Unauthenticated
 from plugin.handlers.http import Request, Response
+from plugin.handlers.shared import identified
 from plugin.identity.authenticate import SESSION_COOKIE, Identification
 from plugin.policies.csrf import csrf_ok, same_origin
 from plugin.policies.passwords import RULES as PASSWORD_RULES
@@ -44,7 +45,7 @@ def _cookie(runtime: Runtime, value: str, max_age: int) -> str:
 
 
 def root(runtime: Runtime, request: Request) -> Response:
-    identification = runtime.authenticator.identify(request.headers, request.ip)
+    identification = identified(runtime, request)
     if identification.principal.is_anonymous:
         return Response.redirect("/gate/login?next=/")  # "/": whichever home is theirs, once signed in
     return Response.redirect(destination(runtime, identification.principal, "/"))
@@ -74,7 +75,7 @@ def ui_page_at(runtime: Runtime, request: Request, path: str) -> Response:
 
 def login_page(runtime: Runtime, request: Request) -> Response:
     asked = local_path(request.query.get("next"), "")
-    principal = runtime.authenticator.identify(request.headers, request.ip).principal
+    principal = identified(runtime, request).principal
     if principal.via == "session":
         return Response.redirect(destination(runtime, principal, asked))
     # Without a page asked for, whose home it is is known only once signed in ("home" in the form).
@@ -118,7 +119,7 @@ def page_visitor(runtime: Runtime, request: Request) -> Principal | Response:
 def page_identification(runtime: Runtime, request: Request) -> Identification | Response:
     """`page_visitor`, with what else identifying them told (the session's CSRF token). The way back
     keeps the query as Orthanc handed it to the plugin (not decoded), so it comes back unchanged."""
-    identification = runtime.authenticator.identify(request.headers, request.ip)
+    identification = identified(runtime, request)
     principal = identification.principal
     here = request.path + ("?" + "&".join(f"{k}={v}" for k, v in request.query.items()) if request.query else "")
     if principal.is_anonymous:
@@ -148,7 +149,7 @@ def next_step(principal: Principal, target: str) -> str:
 
 
 def logout(runtime: Runtime, request: Request) -> Response:
-    identification = runtime.authenticator.identify(request.headers, request.ip)
+    identification = identified(runtime, request)
     principal = identification.principal
     if principal.via == "session":
         form = request.form()
@@ -163,7 +164,7 @@ def logout(runtime: Runtime, request: Request) -> Response:
 
 
 def password_page(runtime: Runtime, request: Request) -> Response:
-    identification = runtime.authenticator.identify(request.headers, request.ip)
+    identification = identified(runtime, request)
     if identification.principal.via != "session":
         return Response.redirect("/gate/login?next=/gate/password")
     return _password_form(identification, "")
@@ -203,7 +204,7 @@ def _password_form(identification: Identification, error: str) -> Response:
 
 
 def mfa_page(runtime: Runtime, request: Request) -> Response:
-    identification = runtime.authenticator.identify(request.headers, request.ip)
+    identification = identified(runtime, request)
     principal = identification.principal
     if principal.via != "session":
         return Response.redirect("/gate/login?next=/gate/mfa")
@@ -233,7 +234,7 @@ def mfa_confirm(runtime: Runtime, request: Request) -> Response:
 
 def _session_form(runtime: Runtime, request: Request) -> tuple[Identification, dict[str, str]]:
     """A form posted by a signed-in browser: its session and fields, once the CSRF token checks out."""
-    identification = runtime.authenticator.identify(request.headers, request.ip)
+    identification = identified(runtime, request)
     if identification.principal.via != "session":
         raise Unauthenticated("sign in first")
     form = request.form()

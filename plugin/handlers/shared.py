@@ -18,6 +18,14 @@ from plugin.services import users
 from plugin.services.runtime import Runtime
 
 
+def identified(runtime: Runtime, request: Request) -> Identification:
+    """Who is calling, as the dispatcher identified them for this request (entry.py); a request
+    built without (a unit test's) is identified here, once."""
+    if request.identification is not None:
+        return request.identification
+    return runtime.authenticator.identify(request.headers, request.ip)
+
+
 def caller(runtime: Runtime, request: Request) -> Principal:
     """The signed-in caller who owes nothing more: a 401 with a challenge, a 503 when the directory
     is down, a 403 while a one-time code or a new password is still owed (such a caller may only
@@ -27,7 +35,7 @@ def caller(runtime: Runtime, request: Request) -> Principal:
 
 def caller_identification(runtime: Runtime, request: Request) -> Identification:
     """`caller`, with what else identifying them told (the session's CSRF token)."""
-    identification = runtime.authenticator.identify(request.headers, request.ip)
+    identification = identified(runtime, request)
     if identification.unavailable:
         raise DirectoryDown(unavailable_message(identification.failure))
     if identification.retry_after:

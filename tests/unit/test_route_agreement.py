@@ -62,10 +62,12 @@ def registered() -> list[tuple[str, str]]:
 
 
 def paths_of(regex: str) -> st.SearchStrategy[str]:
-    """Plain paths a route's regex matches (what a client would send: printable, no dot segments)."""
+    """Plain paths a route's regex matches (what a client sends as a path: printable, no dot segments, no
+    query or fragment)."""
     return st.from_regex(re.compile(regex, re.DOTALL), fullmatch=True).filter(
         lambda path: path.isprintable() and "//" not in path and "/./" not in path and "/../" not in path
-        and not path.endswith(("/.", "/..")) and "%" not in path and "\\" not in path)
+        and not path.endswith(("/.", "/..")) and "%" not in path and "\\" not in path and "?" not in path
+        and "#" not in path)
 
 
 @pytest.mark.parametrize("method, regex", registered())
