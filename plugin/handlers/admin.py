@@ -8,8 +8,7 @@ from urllib.parse import quote
 
 from plugin.errors import BadRequest, GateError
 from plugin.handlers.http import Request, Response
-from plugin.handlers.pages import render
-from plugin.handlers.shared import ConsoleVisit, console_visit
+from plugin.handlers.shared import ConsoleVisit, console_page, console_visit
 from plugin.policies.types import ROLE_NAMES
 from plugin.services import users
 from plugin.services.runtime import Runtime
@@ -83,14 +82,6 @@ ACTIONS = {"disable": _disable, "enable": _enable, "unlock": _unlock, "password"
            "mfa-reset": _mfa_reset, "sign-out": _sign_out, "roles": _roles, "revoke-key": _revoke_key}
 
 
-def page(runtime: Runtime, request: Request, template: str, visit: ConsoleVisit, status: int = 200,
-         **context: object) -> Response:
-    """A console page, or its data as JSON when the client asks for JSON (`json` in the context)."""
-    if request.headers.get("accept", "").startswith("application/json") and "json" in context:
-        return Response.json(context["json"], status)
-    return render(template, status, viewer=visit.viewer, practice=runtime.config.practice_name, **context)
-
-
 def users_page(runtime: Runtime, request: Request) -> Response:
     visit = console_visit(runtime, request)
     if isinstance(visit, Response):
@@ -105,8 +96,8 @@ def users_page(runtime: Runtime, request: Request) -> Response:
         except GateError as exc:
             error = exc.message
     states = users.account_states(runtime.store, runtime.clock())
-    return page(runtime, request, "admin/users.html", visit, section="Users", users=states, error=error,
-                roles=sorted(ROLE_NAMES), entered=entered, json={"users": states})
+    return console_page(runtime, request, "admin/users.html", visit, section="Users", users=states, error=error,
+                        roles=sorted(ROLE_NAMES), entered=entered, json={"users": states})
 
 
 def user_page(runtime: Runtime, request: Request, username: str) -> Response:
@@ -115,11 +106,11 @@ def user_page(runtime: Runtime, request: Request, username: str) -> Response:
         return visit
     states = [u for u in users.account_states(runtime.store, runtime.clock()) if u["username"] == username]
     if not states:
-        return page(runtime, request, "admin/refused.html", visit, 404, message="There is no such account.")
+        return console_page(runtime, request, "admin/refused.html", visit, 404, message="There is no such account.")
     keys = users.api_keys_of(runtime.store, username)
-    return page(runtime, request, "admin/user.html", visit, section="Users", user=states[0], keys=keys,
-                roles=sorted(ROLE_NAMES), notice=DONE.get(request.query.get("done", ""), ""),
-                error="", new_key=None, json={"user": states[0], "api_keys": keys})
+    return console_page(runtime, request, "admin/user.html", visit, section="Users", user=states[0], keys=keys,
+                        roles=sorted(ROLE_NAMES), notice=DONE.get(request.query.get("done", ""), ""),
+                        error="", new_key=None, json={"user": states[0], "api_keys": keys})
 
 
 def user_action(runtime: Runtime, request: Request, username: str, action: str) -> Response:
@@ -134,7 +125,7 @@ def user_action(runtime: Runtime, request: Request, username: str, action: str) 
                                            runtime.clock(), {"name": visit.form.get("name", ""), "user": username})
             return _user_error(runtime, request, visit, username, "", created)
         if act is None:
-            return page(runtime, request, "admin/refused.html", visit, 404, message="There is no such action.")
+            return console_page(runtime, request, "admin/refused.html", visit, 404, message="There is no such action.")
         done = act(runtime, visit, username)
     except GateError as exc:
         return _user_error(runtime, request, visit, username, exc.message)
@@ -159,19 +150,19 @@ def import_page(runtime: Runtime, request: Request) -> Response:
             error, report = exc.message, {"rows": exc.rows()}
         except GateError as exc:
             error = exc.message
-    return page(runtime, request, "admin/import.html", visit, section="Users", csv=text, report=report,
-                error=error, notice=f"{imported} accounts imported." if imported is not None else "",
-                json={"report": report, "error": error or None})
+    return console_page(runtime, request, "admin/import.html", visit, section="Users", csv=text, report=report,
+                        error=error, notice=f"{imported} accounts imported." if imported is not None else "",
+                        json={"report": report, "error": error or None})
 
 
 def _user_error(runtime: Runtime, request: Request, visit: ConsoleVisit, username: str, error: str,
                 new_key: dict | None = None) -> Response:
     states = [u for u in users.account_states(runtime.store, runtime.clock()) if u["username"] == username]
     if not states:
-        return page(runtime, request, "admin/refused.html", visit, 404, message="There is no such account.")
-    return page(runtime, request, "admin/user.html", visit, section="Users", user=states[0],
-                keys=users.api_keys_of(runtime.store, username), roles=sorted(ROLE_NAMES), error=error,
-                notice="", new_key=new_key)
+        return console_page(runtime, request, "admin/refused.html", visit, 404, message="There is no such account.")
+    return console_page(runtime, request, "admin/user.html", visit, section="Users", user=states[0],
+                        keys=users.api_keys_of(runtime.store, username), roles=sorted(ROLE_NAMES), error=error,
+                        notice="", new_key=new_key)
 
 
 def _new_user(form: dict[str, str], request: Request) -> dict[str, object]:
@@ -194,7 +185,9 @@ def dashboard_page(runtime: Runtime, request: Request) -> Response:
     if isinstance(visit, Response):
         return visit
     if runtime.server_status is None:
-        return page(runtime, request, "admin/refused.html", visit, 503, message="The dashboard is not available.")
+        return console_page(runtime, request, "admin/refused.html", visit, 503,
+                            message="The dashboard is not available.")
     review_open = len(runtime.review.items({"status": "open", "limit": "1000"}))
     figures = runtime.server_status.dashboard(review_open)
-    return page(runtime, request, "admin/dashboard.html", visit, section="Dashboard", figures=figures, json=figures)
+    return console_page(runtime, request, "admin/dashboard.html", visit, section="Dashboard", figures=figures,
+                        json=figures)

@@ -10,9 +10,8 @@ from urllib.parse import urlencode
 
 from plugin.audit.verify import verify_store
 from plugin.errors import GateError
-from plugin.handlers.admin import page
 from plugin.handlers.http import Request, Response
-from plugin.handlers.shared import ConsoleVisit, console_visit
+from plugin.handlers.shared import ConsoleVisit, console_page, console_visit
 from plugin.services import audit_reports
 from plugin.services.runtime import Runtime, checkpoint_file
 
@@ -88,7 +87,7 @@ def verify_page(runtime: Runtime, request: Request) -> Response:
 
 def _page(runtime: Runtime, request: Request, visit: ConsoleVisit, template: str, status: int = 200,
           **context: Any) -> Response:
-    return page(runtime, request, template, visit, status, section="Audit", zone=_zone_name(), **context)
+    return console_page(runtime, request, template, visit, status, section="Audit", zone=_zone_name(), **context)
 
 
 def _shown(event: dict[str, Any]) -> dict[str, Any]:

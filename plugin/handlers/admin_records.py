@@ -7,9 +7,8 @@ from __future__ import annotations
 from urllib.parse import urlencode
 
 from plugin.errors import BadRequest, GateError
-from plugin.handlers.admin import page
 from plugin.handlers.http import Request, Response, record_id
-from plugin.handlers.shared import ConsoleVisit, console_visit, forget_who_sees_what
+from plugin.handlers.shared import ConsoleVisit, console_page, console_visit, forget_who_sees_what
 from plugin.policies.levels import LEVEL_NAMES
 from plugin.policies.redirects import local_path
 from plugin.services import doctors, users
@@ -41,10 +40,11 @@ def doctors_page(runtime: Runtime, request: Request) -> Response:
         found = doctors.list_doctors(runtime.store, query, request.query.get("offset"), "50")
     except GateError as exc:
         found, error = [], exc.message
-    return page(runtime, request, "admin/doctors.html", visit, 400 if error and not field and not entered else 200,
-                section="Doctors", doctors=found, q=query, error="" if field else error, field=field,
-                field_error=error if field else "", entered=entered, offset=_offset(request),
-                prefixes=sorted(runtime.config.hpcsa_prefixes), json={"doctors": found})
+    status = 400 if error and not field and not entered else 200
+    return console_page(runtime, request, "admin/doctors.html", visit, status,
+                        section="Doctors", doctors=found, q=query, error="" if field else error, field=field,
+                        field_error=error if field else "", entered=entered, offset=_offset(request),
+                        prefixes=sorted(runtime.config.hpcsa_prefixes), json={"doctors": found})
 
 
 def doctor_page(runtime: Runtime, request: Request, doctor_id: str) -> Response:
@@ -87,11 +87,11 @@ def _doctor(runtime: Runtime, request: Request, visit: ConsoleVisit, number: int
     try:
         doctor = doctors.get_doctor(runtime.store, number)
     except GateError as exc:
-        return page(runtime, request, "admin/refused.html", visit, exc.status, message=exc.message)
-    return page(runtime, request, "admin/doctor.html", visit, section="Doctors", doctor=doctor,
-                error="" if field else error, field=field, field_error=error if field else "",
-                entered=entered or _as_form(doctor), notice=DOCTOR_DONE.get(request.query.get("done", ""), ""),
-                levels=LEVEL_NAMES, json={"doctor": doctor})
+        return console_page(runtime, request, "admin/refused.html", visit, exc.status, message=exc.message)
+    return console_page(runtime, request, "admin/doctor.html", visit, section="Doctors", doctor=doctor,
+                        error="" if field else error, field=field, field_error=error if field else "",
+                        entered=entered or _as_form(doctor), notice=DOCTOR_DONE.get(request.query.get("done", ""), ""),
+                        levels=LEVEL_NAMES, json={"doctor": doctor})
 
 
 def _doctor_data(form: dict[str, str], editing: bool = False) -> dict[str, object]:
@@ -150,10 +150,11 @@ def grants_page(runtime: Runtime, request: Request) -> Response:
     except GateError as exc:
         grants, error = [], exc.message
     done = GRANT_DONE.get(request.query.get("done", ""), "").format(n=request.query.get("n", ""))
-    return page(runtime, request, "admin/grants.html", visit, section="Grants", searched=searched, studies=studies,
-                grants=grants, filters=filters, error=error, notice=done, levels=LEVEL_NAMES,
-                subjects=_subjects(runtime), here=request.path + _query_string(request),
-                json={"studies": studies, "grants": grants})
+    return console_page(runtime, request, "admin/grants.html", visit, section="Grants", searched=searched,
+                        studies=studies,
+                        grants=grants, filters=filters, error=error, notice=done, levels=LEVEL_NAMES,
+                        subjects=_subjects(runtime), here=request.path + _query_string(request),
+                        json={"studies": studies, "grants": grants})
 
 
 def grant_bulk(runtime: Runtime, request: Request) -> Response:
@@ -177,8 +178,8 @@ def grant_bulk(runtime: Runtime, request: Request) -> Response:
             data["expires_at"] = form["expires"]
         written = runtime.grants.bulk(visit.actor, runtime.clock(), data)
     except GateError as exc:
-        return page(runtime, request, "admin/refused.html", visit, exc.status,
-                    message=f"{exc.message}. Go back and try again.")
+        return console_page(runtime, request, "admin/refused.html", visit, exc.status,
+                            message=f"{exc.message}. Go back and try again.")
     return Response.redirect(f"{back}&done=granted&n={len(written)}")
 
 
@@ -189,7 +190,7 @@ def grant_revoke(runtime: Runtime, request: Request, grant_id: str) -> Response:
     try:
         runtime.grants.revoke(visit.actor, runtime.clock(), record_id(grant_id, "grant"))
     except GateError as exc:
-        return page(runtime, request, "admin/refused.html", visit, exc.status, message=exc.message)
+        return console_page(runtime, request, "admin/refused.html", visit, exc.status, message=exc.message)
     back = local_path(visit.form.get("back"), "/gate/admin/grants")
     return Response.redirect(f"{back}{'&' if '?' in back else '?'}done=revoked")
 
@@ -203,9 +204,9 @@ def study_access_page(runtime: Runtime, request: Request) -> Response:
     try:
         reach = runtime.grants.who_can_see(study, runtime.clock()) if study else None
     except GateError as exc:
-        return page(runtime, request, "admin/refused.html", visit, exc.status, message=exc.message)
-    return page(runtime, request, "admin/study_access.html", visit, section="Grants", study=study, reach=reach,
-                json=reach or {})
+        return console_page(runtime, request, "admin/refused.html", visit, exc.status, message=exc.message)
+    return console_page(runtime, request, "admin/study_access.html", visit, section="Grants", study=study, reach=reach,
+                        json=reach or {})
 
 
 def study_query(searched: dict[str, str]) -> dict[str, str]:
@@ -258,10 +259,10 @@ def shares_page(runtime: Runtime, request: Request) -> Response:
         listed = runtime.shares.list(visit.principal, {"offset": str(_offset(request)), "limit": "100"},
                                      runtime.clock())
     except GateError as exc:
-        return page(runtime, request, "admin/refused.html", visit, exc.status, message=exc.message)
+        return console_page(runtime, request, "admin/refused.html", visit, exc.status, message=exc.message)
     notice = "The share link is revoked." if request.query.get("done") == "revoked" else ""
-    return page(runtime, request, "admin/shares.html", visit, section="Shares", listed=listed, notice=notice,
-                enabled=runtime.config.shares.enabled, offset=_offset(request), json=listed)
+    return console_page(runtime, request, "admin/shares.html", visit, section="Shares", listed=listed, notice=notice,
+                        enabled=runtime.config.shares.enabled, offset=_offset(request), json=listed)
 
 
 def share_revoke(runtime: Runtime, request: Request, share_id: str) -> Response:
@@ -271,7 +272,7 @@ def share_revoke(runtime: Runtime, request: Request, share_id: str) -> Response:
     try:
         runtime.shares.revoke(visit.principal, record_id(share_id, "share"), runtime.clock(), request.ip)
     except GateError as exc:
-        return page(runtime, request, "admin/refused.html", visit, exc.status, message=exc.message)
+        return console_page(runtime, request, "admin/refused.html", visit, exc.status, message=exc.message)
     return Response.redirect("/gate/admin/shares?done=revoked")
 
 
@@ -283,10 +284,10 @@ def review_page(runtime: Runtime, request: Request) -> Response:
     try:
         items = runtime.review.items({"status": status, "limit": "200"})
     except GateError as exc:
-        return page(runtime, request, "admin/refused.html", visit, exc.status, message=exc.message)
+        return console_page(runtime, request, "admin/refused.html", visit, exc.status, message=exc.message)
     notice = "The review item is settled." if request.query.get("done") == "resolved" else ""
-    return page(runtime, request, "admin/review.html", visit, section="Review", items=items, showing=status,
-                notice=notice, json={"items": items})
+    return console_page(runtime, request, "admin/review.html", visit, section="Review", items=items, showing=status,
+                        notice=notice, json={"items": items})
 
 
 def review_resolve(runtime: Runtime, request: Request, item_id: str) -> Response:
@@ -300,5 +301,5 @@ def review_resolve(runtime: Runtime, request: Request, item_id: str) -> Response
     try:
         runtime.review.resolve(visit.actor, runtime.clock(), record_id(item_id, "review item"), decision)
     except GateError as exc:
-        return page(runtime, request, "admin/refused.html", visit, exc.status, message=exc.message)
+        return console_page(runtime, request, "admin/refused.html", visit, exc.status, message=exc.message)
     return Response.redirect("/gate/admin/review?done=resolved")

@@ -8,9 +8,8 @@ import json
 from typing import Any
 
 from plugin.errors import GateError
-from plugin.handlers.admin import page
 from plugin.handlers.http import Request, Response
-from plugin.handlers.shared import ConsoleVisit, console_visit
+from plugin.handlers.shared import ConsoleVisit, console_page, console_visit
 from plugin.services import server_admin, server_config
 from plugin.services.runtime import Runtime
 
@@ -32,7 +31,7 @@ def restart(runtime: Runtime, request: Request) -> Response:
                              runtime.process, [f"{p['key']}: {p['message']}" for p in check["problems"]])
     except GateError as exc:
         return _server(runtime, request, visit, exc.message, exc.status)
-    return page(runtime, request, "admin/restarting.html", visit, section="Server", json={"restarting": True})
+    return console_page(runtime, request, "admin/restarting.html", visit, section="Server", json={"restarting": True})
 
 
 def _server(runtime: Runtime, request: Request, visit: ConsoleVisit, error: str, status: int = 200) -> Response:
@@ -42,8 +41,8 @@ def _server(runtime: Runtime, request: Request, visit: ConsoleVisit, error: str,
     figures: dict[str, Any] = {"configuration": configuration, "check": check,
                                "jobs": server_admin.jobs(runtime.core), "log": server_admin.log_tail(process),
                                "can_restart": process.restart is not None and check["ok"]}
-    return page(runtime, request, "admin/server.html", visit, status, section="Server", error=error,
-                configuration_text=json.dumps(configuration, indent=2, sort_keys=True), **figures, json=figures)
+    return console_page(runtime, request, "admin/server.html", visit, status, section="Server", error=error,
+                        configuration_text=json.dumps(configuration, indent=2, sort_keys=True), **figures, json=figures)
 
 
 def _check(runtime: Runtime) -> dict[str, Any]:

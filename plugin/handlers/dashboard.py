@@ -9,8 +9,7 @@ from typing import Any
 from plugin.errors import BadRequest, Forbidden
 from plugin.handlers import ohif
 from plugin.handlers.http import Request, Response
-from plugin.handlers.pages import page_identification, render
-from plugin.handlers.shared import caller_identification
+from plugin.handlers.shared import caller_identification, page_identification, render
 from plugin.i18n import LANGUAGES
 from plugin.identity.authenticate import Identification
 from plugin.policies.csrf import csrf_ok

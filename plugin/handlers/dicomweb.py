@@ -5,8 +5,7 @@ request already; here the caller gets the plugin's answer, trimmed unless they a
 from __future__ import annotations
 
 from plugin.handlers.http import Request, Response
-from plugin.handlers.orthanc import audit_answer
-from plugin.handlers.shared import caller
+from plugin.handlers.shared import audit_answer, caller
 from plugin.policies.dicomweb_search import INSTANCE, SERIES, STUDY
 from plugin.services.runtime import Runtime
 

@@ -9,8 +9,7 @@ import dataclasses
 
 from plugin.errors import NotFound
 from plugin.handlers.http import Request, Response
-from plugin.handlers.pages import ui_page_at
-from plugin.handlers.shared import caller
+from plugin.handlers.shared import caller, ui_page_at
 from plugin.policies.explorer2 import PRE_LOGIN
 from plugin.services.explorer2 import Explorer2
 from plugin.services.runtime import Runtime

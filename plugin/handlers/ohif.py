@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from plugin.handlers.http import Request, Response
-from plugin.handlers.pages import page_visitor
+from plugin.handlers.shared import page_visitor
 from plugin.policies.routes import is_viewer_page
 from plugin.services.runtime import Runtime
 

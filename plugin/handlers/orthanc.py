@@ -12,11 +12,10 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from plugin.audit.record import AuditRecord, iso_utc, patients_named
 from plugin.errors import BadRequest, Conflict, Forbidden, GateError
 from plugin.handlers.http import Request, Response
 from plugin.handlers.orthanc_xml import XML_TYPE, json_to_xml, wants_xml
-from plugin.handlers.shared import caller
+from plugin.handlers.shared import audit_answer, caller
 from plugin.policies.types import Principal
 from plugin.services.core import CoreError
 from plugin.services.runtime import Runtime
@@ -174,30 +173,6 @@ def _answered(runtime: Runtime, principal: Principal, request: Request, family: 
     if data is not None and wants_xml(request.headers.get("accept")):
         return Response(200, json_to_xml(data), XML_TYPE)
     return Response(200, raw if raw is not None else json.dumps(data).encode(), ORTHANC_JSON)
-
-
-def audit_answer(runtime: Runtime, principal: Principal, request: Request, family: str, count: int,
-                 patient_ids: frozenset[str]) -> Response | None:
-    """Record what a list or search answered (how many, whose); the 503 to send if it could not be.
-
-    Identical answers (the same caller, route and path, patients and count) inside the coalescing
-    window share the first one's durable row, as repeated reads do: the DICOMweb plugin of Orthanc
-    1.12 asks /tools/find, as the caller, once for every frame a viewer fetches.
-    """
-    now = runtime.clock()
-    reason = "admin" if principal.is_admin else "answer trimmed to grants"
-    action = "view" if family == "patient" else "list"
-
-    def record() -> AuditRecord:
-        named, listed = patients_named(patient_ids)
-        return AuditRecord(ts=iso_utc(now), actor=principal.username or "", action=action, outcome="allow",
-                           reason=reason, roles=",".join(sorted(principal.roles)), source_ip=request.ip,
-                           method=request.method, path=request.path[:512], route_class=family,
-                           patient_id=named, detail=json.dumps({"returned": count, **listed}))
-    key = ("answer", principal.username, family, request.method, request.path, patient_ids, count, reason)
-    if not runtime.audit_read(key, record, now):
-        return Response.json({"error": "store_unavailable", "message": "the audit could not be written"}, 503)
-    return None
 
 
 def _patients(data: Any) -> frozenset[str]:

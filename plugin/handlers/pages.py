@@ -5,15 +5,18 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from pathlib import Path
-from urllib.parse import quote
 
-from jinja2 import Environment, FileSystemLoader, select_autoescape
 from markupsafe import Markup
 
 from plugin.errors import BadRequest, DirectoryDown, GateError, RateLimited, Unauthenticated
 from plugin.handlers.http import Request, Response
-from plugin.handlers.shared import identified
+from plugin.handlers.shared import (
+    PLUGIN_DIR,
+    identified,
+    next_step,
+    render,
+    ui_page_at,
+)
 from plugin.identity.authenticate import SESSION_COOKIE, Identification
 from plugin.policies.csrf import csrf_ok, same_origin
 from plugin.policies.passwords import RULES as PASSWORD_RULES
@@ -23,20 +26,13 @@ from plugin.services import accounts, mfa, password_links
 from plugin.services.dashboard import home_of
 from plugin.services.runtime import Runtime
 
-PLUGIN_DIR = Path(__file__).resolve().parents[1]
 STATIC_DIR = PLUGIN_DIR / "static"
 STATIC_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]*\.(css|js|png|svg|ico)$")
 STATIC_TYPES = {"css": "text/css", "js": "text/javascript", "png": "image/png", "svg": "image/svg+xml",
                 "ico": "image/x-icon"}
 
-_templates = Environment(loader=FileSystemLoader(PLUGIN_DIR / "templates"),
-                         autoescape=select_autoescape(["html"]), auto_reload=False)
 # The set-password pages: their address holds the link's secret, which no request may carry on.
 LINK_HEADERS = {"Referrer-Policy": "no-referrer", "Cache-Control": "no-store"}
-
-
-def render(name: str, status: int = 200, headers: dict[str, str] | None = None, **context: object) -> Response:
-    return Response.html(_templates.get_template(name).render(**context), status, headers)
 
 
 def _cookie(runtime: Runtime, value: str, max_age: int) -> str:
@@ -58,19 +54,6 @@ def ui_page(runtime: Runtime, request: Request, _name: str = "") -> Response:
     without a session goes to sign in and comes back here. The page holds no patient data; what it
     then asks for is decided by the gate, request by request."""
     return ui_page_at(runtime, request, request.path)
-
-
-def ui_page_at(runtime: Runtime, request: Request, path: str) -> Response:
-    """`ui_page` for the page read at start-up for `path` (several routes may serve one page)."""
-    visitor = page_visitor(runtime, request)
-    if isinstance(visitor, Response):
-        return visitor
-    page = runtime.ui_pages.page(path, admin=visitor.is_admin)
-    if page is None:
-        if path in runtime.ui_pages.missing:
-            return Response(503, b"This page could not be read from Orthanc at start-up; see the server log.")
-        return Response(404, b"Unknown page")
-    return Response(200, page, "text/html")
 
 
 def login_page(runtime: Runtime, request: Request) -> Response:
@@ -109,26 +92,6 @@ def login(runtime: Runtime, request: Request) -> Response:
     return Response.redirect(destination(runtime, signed.principal, asked), cookie)
 
 
-def page_visitor(runtime: Runtime, request: Request) -> Principal | Response:
-    """Who opens a UI's page (Orthanc Explorer, the Web Viewer, OHIF), or where their browser goes
-    first: to sign in and back here, or to what signing in still owes."""
-    visitor = page_identification(runtime, request)
-    return visitor if isinstance(visitor, Response) else visitor.principal
-
-
-def page_identification(runtime: Runtime, request: Request) -> Identification | Response:
-    """`page_visitor`, with what else identifying them told (the session's CSRF token). The way back
-    keeps the query as Orthanc handed it to the plugin (not decoded), so it comes back unchanged."""
-    identification = identified(runtime, request)
-    principal = identification.principal
-    here = request.path + ("?" + "&".join(f"{k}={v}" for k, v in request.query.items()) if request.query else "")
-    if principal.is_anonymous:
-        return Response.redirect(f"/gate/login?next={quote(here, safe='/')}")
-    if principal.must_change_password or principal.mfa_pending:
-        return Response.redirect(next_step(principal, here))
-    return identification
-
-
 def destination(runtime: Runtime, principal: Principal, asked: str = "") -> str:
     """Where a signed-in browser goes: what signing in still owes first, then the page it asked for,
     else its own home (the doctor dashboard for doctors, HomePage for everyone else). The one place
@@ -137,15 +100,6 @@ def destination(runtime: Runtime, principal: Principal, asked: str = "") -> str:
     if owed:
         return owed
     return asked if asked not in ("", "/") else home_of(runtime.store, principal, runtime.config.home_page)
-
-
-def next_step(principal: Principal, target: str) -> str:
-    """Where a signed-in browser goes: what it still owes first (a new password, MFA enrolment)."""
-    if principal.must_change_password:
-        return "/gate/password"
-    if principal.mfa_pending:
-        return "/gate/mfa"
-    return target
 
 
 def logout(runtime: Runtime, request: Request) -> Response:

@@ -1,12 +1,18 @@
-"""What every handler needs from a request: who is calling (identified once, see `caller`), the
-checks a state change must pass, and a JSON body. The one home of these helpers."""
+"""What every handler needs from a request: who is calling (identified once, see `identified`), the
+checks a state change must pass, a JSON body, the pages' templates and who opens a page. The one
+home of these helpers."""
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+
+from plugin.audit.record import AuditRecord, iso_utc, patients_named
 from plugin.errors import DirectoryDown, Forbidden, RateLimited, Unauthenticated, unavailable_message
 from plugin.handlers.http import BadBody, Request, Response
 from plugin.identity.authenticate import Identification
@@ -89,6 +95,60 @@ def forget_who_sees_what(runtime: Runtime) -> None:
         access.invalidate()
 
 
+# -- pages: templates, and who opens a page ------------------------------------------------------
+
+PLUGIN_DIR = Path(__file__).resolve().parents[1]
+_templates = Environment(loader=FileSystemLoader(PLUGIN_DIR / "templates"),
+                         autoescape=select_autoescape(["html"]), auto_reload=False)
+
+
+def render(name: str, status: int = 200, headers: dict[str, str] | None = None, **context: object) -> Response:
+    return Response.html(_templates.get_template(name).render(**context), status, headers)
+
+
+def ui_page_at(runtime: Runtime, request: Request, path: str) -> Response:
+    """`ui_page` for the page read at start-up for `path` (several routes may serve one page)."""
+    visitor = page_visitor(runtime, request)
+    if isinstance(visitor, Response):
+        return visitor
+    page = runtime.ui_pages.page(path, admin=visitor.is_admin)
+    if page is None:
+        if path in runtime.ui_pages.missing:
+            return Response(503, b"This page could not be read from Orthanc at start-up; see the server log.")
+        return Response(404, b"Unknown page")
+    return Response(200, page, "text/html")
+
+
+def page_visitor(runtime: Runtime, request: Request) -> Principal | Response:
+    """Who opens a UI's page (Orthanc Explorer, the Web Viewer, OHIF), or where their browser goes
+    first: to sign in and back here, or to what signing in still owes."""
+    visitor = page_identification(runtime, request)
+    return visitor if isinstance(visitor, Response) else visitor.principal
+
+
+def page_identification(runtime: Runtime, request: Request) -> Identification | Response:
+    """`page_visitor`, with what else identifying them told (the session's CSRF token). The way back
+    keeps the query as Orthanc handed it to the plugin (not decoded), so it comes back unchanged."""
+    identification = identified(runtime, request)
+    principal = identification.principal
+    here = request.path + ("?" + "&".join(f"{k}={v}" for k, v in request.query.items()) if request.query else "")
+    if principal.is_anonymous:
+        return Response.redirect(f"/gate/login?next={quote(here, safe='/')}")
+    if principal.must_change_password or principal.mfa_pending:
+        return Response.redirect(next_step(principal, here))
+    return identification
+
+
+def next_step(principal: Principal, target: str) -> str:
+    """Where a signed-in browser goes: what it still owes first (a new password, MFA enrolment)."""
+    if principal.must_change_password:
+        return "/gate/password"
+    if principal.mfa_pending:
+        return "/gate/mfa"
+    return target
+
+
+
 # -- the admin console's pages (handlers/admin*.py) -------------------------------------------------
 
 
@@ -111,9 +171,6 @@ class ConsoleVisit:
 def console_visit(runtime: Runtime, request: Request) -> ConsoleVisit | Response:
     """Who opens a console page, or the answer instead: sign in first (and come back), finish
     signing in, or a refusal that shows nothing of the console."""
-    # Imported here: pages.py renders the sign-in flow this builds on, and imports this module.
-    from plugin.handlers.pages import page_identification, render
-
     identification = page_identification(runtime, request)
     if isinstance(identification, Response):
         return identification
@@ -133,3 +190,38 @@ def console_visit(runtime: Runtime, request: Request) -> ConsoleVisit | Response
     otp = form.get("otp", "")
     return ConsoleVisit(principal, identification.csrf_token or "", users.Actor.calling(principal, request.ip, otp),
                         form)
+
+
+def console_page(runtime: Runtime, request: Request, template: str, visit: ConsoleVisit, status: int = 200,
+         **context: object) -> Response:
+    """A console page, or its data as JSON when the client asks for JSON (`json` in the context)."""
+    if request.headers.get("accept", "").startswith("application/json") and "json" in context:
+        return Response.json(context["json"], status)
+    return render(template, status, viewer=visit.viewer, practice=runtime.config.practice_name, **context)
+
+
+# -- what a list or search answered, for the audit -------------------------------------------------
+
+
+def audit_answer(runtime: Runtime, principal: Principal, request: Request, family: str, count: int,
+                 patient_ids: frozenset[str]) -> Response | None:
+    """Record what a list or search answered (how many, whose); the 503 to send if it could not be.
+
+    Identical answers (the same caller, route and path, patients and count) inside the coalescing
+    window share the first one's durable row, as repeated reads do: the DICOMweb plugin of Orthanc
+    1.12 asks /tools/find, as the caller, once for every frame a viewer fetches.
+    """
+    now = runtime.clock()
+    reason = "admin" if principal.is_admin else "answer trimmed to grants"
+    action = "view" if family == "patient" else "list"
+
+    def record() -> AuditRecord:
+        named, listed = patients_named(patient_ids)
+        return AuditRecord(ts=iso_utc(now), actor=principal.username or "", action=action, outcome="allow",
+                           reason=reason, roles=",".join(sorted(principal.roles)), source_ip=request.ip,
+                           method=request.method, path=request.path[:512], route_class=family,
+                           patient_id=named, detail=json.dumps({"returned": count, **listed}))
+    key = ("answer", principal.username, family, request.method, request.path, patient_ids, count, reason)
+    if not runtime.audit_read(key, record, now):
+        return Response.json({"error": "store_unavailable", "message": "the audit could not be written"}, 503)
+    return None
