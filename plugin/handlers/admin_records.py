@@ -127,7 +127,9 @@ def _offset(request: Request) -> int:
 # -- grants ------------------------------------------------------------------------------------------
 
 SEARCH_FIELDS = ("patient_id", "patient_name", "date_from", "date_to", "modality", "referring", "accession")
-GRANT_FILTERS = ("user", "doctor", "patient_id", "study_uid")
+# The grants list's filters, by the names the grant service reads (the search form above it has
+# its own patient_id: a search must not filter the list too).
+GRANT_FILTERS = {"user": "user", "doctor": "doctor", "grant_patient": "patient_id", "grant_study": "study_uid"}
 GRANT_DONE = {"granted": "Grants written: {n}.", "revoked": "The grant is revoked."}
 
 
@@ -146,7 +148,7 @@ def grants_page(runtime: Runtime, request: Request) -> Response:
             error = exc.message
     filters = {name: request.query.get(name, "") for name in GRANT_FILTERS}
     try:
-        grants = runtime.grants.list({**{k: v for k, v in filters.items() if v}, "limit": "500"})
+        grants = runtime.grants.list({**{GRANT_FILTERS[k]: v for k, v in filters.items() if v}, "limit": "500"})
     except GateError as exc:
         grants, error = [], exc.message
     done = GRANT_DONE.get(request.query.get("done", ""), "").format(n=request.query.get("n", ""))

@@ -36,7 +36,12 @@ def is_enrolled(store: Store, username: str) -> bool:
 
 def begin(store: Store, mfa: Mfa, principal: Principal) -> Enrolment:
     secret, uri = mfa.pending_secret(_user_id(store, principal.username or ""))
-    return Enrolment(secret, segno.make(uri, error="m").svg_inline(scale=5, title="one-time code set-up"))
+    # A viewBox and no fixed size: the page's CSS scales it whole (a fixed width and height, shrunk
+    # by CSS, cropped it, and phones could not read it); black on white, with the standard
+    # four-module quiet zone a camera needs around it.
+    qr = segno.make(uri, error="m").svg_inline(omitsize=True, border=4, dark="#000", light="#fff",
+                                               title="one-time code set-up", svgclass="qr-code")
+    return Enrolment(secret, qr)
 
 
 def confirm(store: Store, mfa: Mfa, audit: AuditSink, principal: Principal, code: str, now: float,
