@@ -92,6 +92,15 @@ class Response:
                                                   **(headers or {})})
 
 
+def sentence(text: str) -> str:
+    """A message as users are shown it: starting with a capital, whichever module wrote it, unless
+    it starts with a name of ours (a field like patient_id, a path, a quoted key)."""
+    first = text.split(" ", 1)[0]
+    if not text[:1].islower() or "_" in first or "/" in first:
+        return text
+    return text[:1].upper() + text[1:]
+
+
 MAX_ID_DIGITS = 18  # store ids are 64-bit; a longer number can name nothing
 
 
@@ -108,7 +117,7 @@ def error_response(error: GateError, browser_session: bool = False) -> Response:
     with a password prompt instead of letting the page send the user to the sign-in page."""
     retry_after = getattr(error, "retry_after", None)
     headers = {"Retry-After": str(math.ceil(retry_after))} if retry_after else None
-    body = {"error": error.code, "message": error.message, **({"field": error.field} if error.field else {})}
+    body = {"error": error.code, "message": sentence(error.message), **({"field": error.field} if error.field else {})}
     response = Response.json(body, error.status, headers)
     if error.status == 401 and not browser_session:
         return dataclasses.replace(response, challenge="Orthanc Gate")

@@ -14,7 +14,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from plugin.audit.record import AuditRecord, iso_utc, patients_named
 from plugin.errors import DirectoryDown, Forbidden, RateLimited, Unauthenticated, unavailable_message
-from plugin.handlers.http import BadBody, Request, Response
+from plugin.handlers.http import BadBody, Request, Response, sentence
 from plugin.identity.authenticate import Identification
 from plugin.policies.console import console_refusal
 from plugin.policies.csrf import csrf_ok
@@ -103,6 +103,10 @@ _templates = Environment(loader=FileSystemLoader(PLUGIN_DIR / "templates"),
 
 
 def render(name: str, status: int = 200, headers: dict[str, str] | None = None, **context: object) -> Response:
+    """A page from its template; its `error` and `message` (often an error's text) read as sentences."""
+    for key in ("error", "message", "field_error"):
+        if isinstance(context.get(key), str):
+            context[key] = sentence(context[key])
     return Response.html(_templates.get_template(name).render(**context), status, headers)
 
 

@@ -1054,8 +1054,8 @@ def _error(answer: requests.Response, status: int) -> dict:
     ({"patient_id": "NO-SUCH-PATIENT-42"}, 404, "NO-SUCH-PATIENT-42"),
     ({"study_uid": "1.2.826.0.1.3680043.99.99.99"}, 404, "1.2.826.0.1.3680043.99.99.99"),
     ({"orthanc_id": "00000000-00000000-00000000-00000000-00000000"}, 404, None),
-    ({"level": "owner"}, 400, "level"),
-    ({"level": "Download"}, 400, "level"),
+    ({"level": "owner"}, 400, "Level"),
+    ({"level": "Download"}, 400, "Level"),
     ({"expires_at": "next tuesday"}, 400, "next tuesday"),
     ({"expires_at": "2031-01-31T17:00:00"}, 400, "time zone"),
     ({"expires_at": "2001-01-31T17:00:00+02:00"}, 400, "past"),
@@ -1089,7 +1089,7 @@ def test_a_bulk_grant_with_one_bad_item_writes_nothing(gate: Server, sample_set)
     items = [{"study_uid": studies[0].uid}, {"patient_id": "NO-SUCH-PATIENT-43"}, {"study_uid": studies[1].uid}]
     error = _error(gate.admin("POST", "/gate/api/grants/bulk", json={"user": "drbulk", "level": "view_only",
                                                                      "items": items}), 404)
-    assert "item 2" in error["message"] and "NO-SUCH-PATIENT-43" in error["message"]
+    assert "Item 2" in error["message"] and "NO-SUCH-PATIENT-43" in error["message"]
     _error(gate.admin("POST", "/gate/api/grants/bulk", json={"user": "drbulk", "level": "view_only",
                                                              "items": [items[0], {"study_uid": "*"}]}), 400)
     _error(gate.admin("POST", "/gate/api/grants/bulk", json={"user": "drbulk", "level": "owner",

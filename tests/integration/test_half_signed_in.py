@@ -68,7 +68,7 @@ def test_every_api_route_is_refused_until_signing_in_is_finished(server: Server,
     session, csrf = owing[owes]
     answer = session.request(method, server.url(path), headers={"X-CSRF-Token": csrf}, json={}, timeout=10)
     assert answer.status_code == 403, (answer.status_code, answer.text[:200])
-    assert re.search(r"finish signing in first", answer.json()["message"]), answer.text
+    assert re.search(r"(?i)finish signing in first", answer.json()["message"]), answer.text
 
 
 @pytest.mark.parametrize("owes", ["one-time code pending", "password change pending"])

@@ -14,6 +14,7 @@ from plugin.handlers.http import (
     Response,
     error_response,
     is_browser_session,
+    sentence,
 )
 
 
@@ -82,7 +83,7 @@ def test_json_response_copies_its_headers():
 def test_unauthenticated_becomes_a_401_challenge_with_a_json_body():
     response = error_response(Unauthenticated("sign in first"))
     assert (response.status, response.challenge) == (401, "Orthanc Gate")
-    assert json.loads(response.body) == {"error": "unauthenticated", "message": "sign in first"}
+    assert json.loads(response.body) == {"error": "unauthenticated", "message": "Sign in first"}
 
 
 @pytest.mark.parametrize(("headers", "browser"), [
@@ -108,4 +109,17 @@ def test_a_browsers_session_gets_its_401_without_a_password_prompt(headers, brow
 def test_typed_errors_map_to_status_code_and_message(error, status, code):
     response = error_response(error)
     assert response.status == status and response.content_type == "application/json"
-    assert json.loads(response.body) == {"error": code, "message": error.message}
+    assert json.loads(response.body) == {"error": code, "message": error.message[:1].upper() + error.message[1:]}
+
+
+@pytest.mark.parametrize(("written", "shown"), [
+    ("no such route", "No such route"),
+    ("Already a sentence.", "Already a sentence."),
+    ("patient_id must be a DICOM identifier", "patient_id must be a DICOM identifier"),  # a field's name
+    ("/gate/password is where to go", "/gate/password is where to go"),
+    ('"hpcsa_number": bad', '"hpcsa_number": bad'),
+    ("", ""),
+])
+def test_every_error_is_shown_as_a_sentence_unless_it_starts_with_a_name(written, shown):
+    assert sentence(written) == shown
+    assert json.loads(error_response(BadRequest(written)).body)["message"] == shown
