@@ -9,7 +9,7 @@ from typing import Any
 from plugin.errors import BadRequest, Forbidden
 from plugin.handlers import ohif
 from plugin.handlers.http import Request, Response
-from plugin.handlers.shared import caller_identification, page_identification, render
+from plugin.handlers.shared import caller_identification, page_identification, render, viewer_of
 from plugin.i18n import LANGUAGES
 from plugin.identity.authenticate import Identification
 from plugin.policies.csrf import csrf_ok
@@ -40,7 +40,8 @@ def doctor_page(runtime: Runtime, request: Request) -> Response:
     last_visit = time.strftime("%Y-%m-%d %H:%M", time.localtime(board.previous_visit_at)) \
         if board.previous_visit_at else ""
     return render("doctor.html", 400 if wanted.problem else 200, board=board, search=wanted, principal=principal,
-                  csrf_token=visitor.csrf_token if principal.via == "session" else None, last_visit=last_visit,
+                  csrf_token=visitor.csrf_token if principal.via == "session" else None, viewer=viewer_of(visitor),
+                  last_visit=last_visit,
                   viewers=_viewers(runtime), modalities=MODALITIES, iso_day=iso_day)
 
 
@@ -96,7 +97,7 @@ def share_study(runtime: Runtime, request: Request, study_id: str) -> Response:
     except BadRequest as exc:
         return _share_form(visitor, study, hours, form, exc.message)
     return render("share_created.html", 200, principal=principal, study=study, share=created,
-                  csrf_token=visitor.csrf_token)
+                  csrf_token=visitor.csrf_token, viewer=viewer_of(visitor))
 
 
 def share_request(form: dict[str, str], study_oid: str) -> dict[str, Any]:
@@ -128,4 +129,4 @@ def _share_form(visitor: Identification, study: Any, hours: list[int], form: dic
     """The form (again with its message after a mistake: 200, so that Orthanc 1.12.2+, which sends an
     error status's body as text/plain, still shows it as a form)."""
     return render("share_form.html", 200, principal=visitor.principal, study=study, hours=hours, form=form,
-                  error=error, csrf_token=visitor.csrf_token, languages=LANGUAGES)
+                  error=error, csrf_token=visitor.csrf_token, languages=LANGUAGES, viewer=viewer_of(visitor))

@@ -16,6 +16,7 @@ from plugin.handlers.shared import (
     next_step,
     render,
     ui_page_at,
+    viewer_of,
 )
 from plugin.identity.authenticate import SESSION_COOKIE, Identification
 from plugin.policies.csrf import csrf_ok, same_origin
@@ -62,7 +63,9 @@ def login_page(runtime: Runtime, request: Request) -> Response:
     if principal.via == "session":
         return Response.redirect(destination(runtime, principal, asked))
     # Without a page asked for, whose home it is is known only once signed in ("home" in the form).
-    return render("login.html", next=asked or runtime.config.home_page, home=not asked, error="", username="")
+    notice = "You have signed out." if request.query.get("signed_out") else ""
+    return render("login.html", next=asked or runtime.config.home_page, home=not asked, error="", username="",
+                  notice=notice)
 
 
 def login(runtime: Runtime, request: Request) -> Response:
@@ -114,7 +117,14 @@ def logout(runtime: Runtime, request: Request) -> Response:
     expired = {"Set-Cookie": _cookie(runtime, "", 0)}
     if request.wants_json:
         return Response.json({"signed_out": True}, headers=expired)
-    return Response.redirect("/gate/login", expired)
+    return Response.redirect("/gate/login?signed_out=1", expired)
+
+
+def logout_page(runtime: Runtime, request: Request) -> Response:
+    """GET /gate/logout (a link, a bookmark): signed in, a button that signs out (a sign-out is a
+    POST, so another site cannot sign anyone out with a link); else, that nobody is signed in."""
+    identification = identified(runtime, request)
+    return render("logout.html", viewer=viewer_of(identification))
 
 
 def password_page(runtime: Runtime, request: Request) -> Response:
@@ -146,13 +156,14 @@ def change_password(runtime: Runtime, request: Request) -> Response:
     next_page = destination(runtime, dataclasses.replace(principal, must_change_password=False))
     if principal.must_change_password and not ended:
         return Response.redirect(next_page)  # the first sign-in goes straight on to its next step
-    return render("password_changed.html", ended=ended, next=next_page)
+    return render("password_changed.html", ended=ended, next=next_page, viewer=viewer_of(identification))
 
 
 def _password_form(identification: Identification, error: str) -> Response:
     """The password page, again with its message after a mistake (200, as the sign-in page does)."""
     principal = identification.principal
     return render("password.html", csrf_token=identification.csrf_token, username=principal.username,
+                  viewer=viewer_of(identification),
                   forced=principal.must_change_password, error=error, min_length=accounts.MIN_PASSWORD_LENGTH,
                   rules=PASSWORD_RULES)
 
@@ -165,7 +176,8 @@ def mfa_page(runtime: Runtime, request: Request) -> Response:
     if principal.must_change_password:
         return Response.redirect("/gate/password")
     if mfa.is_enrolled(runtime.store, principal.username or ""):
-        return render("mfa.html", enrolled=True, home=destination(runtime, principal))
+        return render("mfa.html", enrolled=True, home=destination(runtime, principal),
+                      viewer=viewer_of(identification))
     return _enrolment_page(runtime, principal, identification.csrf_token, "")
 
 
@@ -182,7 +194,7 @@ def mfa_confirm(runtime: Runtime, request: Request) -> Response:
     runtime.authenticator.invalidate(("session", principal.session_id))
     if request.wants_json:
         return Response.json({"enrolled": True, "recovery_codes": codes})
-    return render("mfa.html", enrolled=True, recovery_codes=codes,
+    return render("mfa.html", enrolled=True, recovery_codes=codes, viewer=viewer_of(identification),
                   home=destination(runtime, dataclasses.replace(principal, mfa_pending=False)))
 
 
@@ -201,7 +213,8 @@ def _enrolment_page(runtime: Runtime, principal: Principal, csrf_token: str | No
     enrolment = mfa.begin(runtime.store, runtime.mfa, principal)
     # The SVG is made by segno from our own otpauth URI, not from anything the user typed.
     return render("mfa.html", enrolled=False, qr_svg=Markup(enrolment.qr_svg), secret=enrolment.secret,  # noqa: S704
-                  csrf_token=csrf_token, error=error)
+                  csrf_token=csrf_token, error=error,
+                  viewer={"username": principal.username or "", "csrf_token": csrf_token or ""})
 
 
 def set_password_page(runtime: Runtime, request: Request, token: str) -> Response:

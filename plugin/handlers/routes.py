@@ -31,7 +31,7 @@ ROUTES = (
     ("/", {"GET": pages.root}),
     (HEALTH, {"GET": None}),  # served by _health, which also works when start-up failed
     ("/gate/login", {"GET": pages.login_page, "POST": pages.login}),
-    ("/gate/logout", {"POST": pages.logout}),
+    ("/gate/logout", {"GET": pages.logout_page, "POST": pages.logout}),
     ("/gate/password", {"GET": pages.password_page, "POST": pages.change_password}),
     ("/gate/mfa", {"GET": pages.mfa_page, "POST": pages.mfa_confirm}),
     ("/gate/static/([^/]+)", {"GET": pages.static}),

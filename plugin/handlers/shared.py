@@ -123,6 +123,15 @@ def ui_page_at(runtime: Runtime, request: Request, path: str) -> Response:
     return Response(200, page, "text/html")
 
 
+def viewer_of(identification: Identification) -> dict[str, str] | None:
+    """What a page's header shows of who is signed in, with the sign-out's CSRF token (base.html):
+    for a browser's session only (a Basic caller has no sign-out)."""
+    principal = identification.principal
+    if principal.via != "session" or principal.username is None:
+        return None
+    return {"username": principal.username, "csrf_token": identification.csrf_token or ""}
+
+
 def page_visitor(runtime: Runtime, request: Request) -> Principal | Response:
     """Who opens a UI's page (Orthanc Explorer, the Web Viewer, OHIF), or where their browser goes
     first: to sign in and back here, or to what signing in still owes."""

@@ -8,7 +8,7 @@ from plugin.policies.types import Decision, Principal, RouteInfo
 
 # Reachable without signing in: the login page, health and our static assets, and `/`, whose
 # handler only redirects (to the login page or to the viewer).
-PUBLIC_FAMILIES = frozenset({"root", "gate_public"})
+PUBLIC_FAMILIES = frozenset({"root", "gate_public", "favicon"})
 # Orthanc Explorer's and the OHIF Viewer's static files and the server's name and version: no
 # patient data, but nothing for anonymous callers.
 SIGNED_IN_FAMILIES = frozenset({"ui_asset", "ohif_asset", "system_info"})

@@ -55,7 +55,11 @@ ADMIN_FAMILIES = frozenset({"changes", "exports", "jobs", "modalities", "peers",
                             "plugins", "system", "statistics", "storage-commitment"})
 # GET /peers and GET /modalities (the collections only): answered by the plugin, empty for non-admins.
 NETWORK_LISTS = frozenset({"peers", "modalities"})
-PUBLIC_GATE_PATHS = frozenset({"/gate/health", "/gate/login"})
+# The sign-out page is as public as the sign-in page: signed out, it says so.
+PUBLIC_GATE_PATHS = frozenset({"/gate/health", "/gate/login", "/gate/logout"})
+# Orthanc's own icon (the core redirects /favicon.ico to the second): a browser asks for it on every
+# page, signed in or not; it is the same picture for everyone.
+FAVICONS = frozenset({"/favicon.ico", "/app/images/favicon.ico"})
 # The welcome e-mail's link, /gate/set-password/{token}: whoever holds the token may open it and
 # post its form (the handler checks the token); nothing else under /gate/set-password/.
 SET_PASSWORD = "set-password"  # noqa: S105 - a path segment, not a password
@@ -168,6 +172,8 @@ def _classify_path(method: str, path: str, query: dict[str, str]) -> RouteInfo:
     head = segments[0]
     if head == "gate":
         return _classify_gate(method, path)
+    if path in FAVICONS and method == "GET":
+        return RouteInfo("favicon", Action.PUBLIC, method, path, carries_phi=False)
     if head == "share":
         # Share pages authorise themselves by token; they audit every access.
         return RouteInfo("share", Action.VIEW, method, path, carries_phi=False, own_route=True)

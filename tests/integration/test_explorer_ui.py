@@ -209,7 +209,7 @@ def test_sign_out_from_explorer_ends_the_session(ui_server: Server, browser):
         watched.sign_in("drdown", PASSWORD)
         watched.page.wait_for_url("**/app/explorer.html")
         watched.page.click("#lookup #gate-sign-out")
-        watched.page.wait_for_url(re.compile(r".*/gate/login$"))
+        watched.page.wait_for_url(re.compile(r".*/gate/login\?signed_out=1$"))  # saying so
         watched.page.goto(ui_server.url("/app/explorer.html"))
         watched.page.wait_for_url(SIGN_IN)
         assert watched.failures == [], "\n".join(watched.failures)

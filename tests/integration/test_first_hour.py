@@ -90,6 +90,7 @@ def test_the_first_hour(fresh, browser):
     page.click("button[type=submit]")
     expect(page).to_have_url(re.compile(r"/gate/password"))
     assert page.locator("input[name=current]").count() == 0
+    expect(page.locator("#signed-in-as")).to_have_text(admin_name)
     page.fill("input[name=new]", "aaaaaaaaaaaa")
     page.fill("input[name=confirm]", "aaaaaaaaaaaa")
     page.click("button[type=submit]")
@@ -115,7 +116,26 @@ def test_the_first_hour(fresh, browser):
     page.fill("input[name=code]", fresh_code(totp, used))
     page.click("button[type=submit]")
     expect(page.locator(".codes li")).to_have_count(10)
+    expect(page.locator("#signed-in-as")).to_have_text(admin_name)
     shot(page, "03-recovery-codes")
+    codes = [c.strip() for c in page.locator(".codes code").all_inner_texts()]
+    # ... can be downloaded (made in the browser, from the page),
+    with page.expect_download() as download:
+        page.click("#download-codes")
+    saved = Path(download.value.path()).read_text()
+    assert all(code in saved for code in codes) and admin_name in saved
+    # ... copied,
+    context.grant_permissions(["clipboard-read", "clipboard-write"], origin=proc.url("/").rstrip("/"))
+    page.click("#copy-codes")
+    expect(page.locator("#copied")).to_have_text("Copied.")
+    assert all(code in page.evaluate("navigator.clipboard.readText()") for code in codes)
+    # ... and printed: the print stylesheet keeps the codes and names the account, without the buttons.
+    page.emulate_media(media="print")
+    expect(page.locator(".print-only")).to_be_visible()
+    expect(page.locator("#copy-codes")).to_be_hidden()
+    page.pdf(path=str(ARTIFACTS / "03-recovery-codes.pdf"))
+    page.emulate_media(media="screen")
+    expect(page.locator("#print-codes")).to_be_visible()
 
     # A doctor: a bad HPCSA number is shown beside its field, what was typed stays; then a good one.
     page.goto(proc.url("/gate/admin/doctors"))

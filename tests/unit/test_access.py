@@ -166,6 +166,7 @@ TABLE: list[tuple[str, str, dict[str, str], str, Action, str]] = [
     # -- the plugin's own routes: public, or authorised by their handlers --------------------------------
     ("GET", "/", {}, "root", P,                                           "Y YYYYYY Y Y Y Y"),
     ("GET", "/gate/login", {}, "gate_public", P,                          "Y YYYYYY Y Y Y Y"),
+    ("GET", "/favicon.ico", {}, "favicon", P,                             "Y YYYYYY Y Y Y Y"),
     ("GET", "/gate/api/me", {}, "gate", A,                                "Y YYYYYY Y Y Y Y"),
     # The viewer's pages: the handler serves them to a signed-in user and sends anyone else to sign in.
     ("GET", "/ohif/viewer", {"StudyInstanceUIDs": UID}, "ohif_page", V,   "Y YYYYYY Y Y Y Y"),

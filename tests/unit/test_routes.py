@@ -180,7 +180,6 @@ ROUTES: list[tuple[str, str, dict[str, str], dict[str, str], str, Action]] = [
     ("GET", "//ui/app/", {}, {}, "ui_asset", V),  # not the spelling the plugin's route takes
     ("GET", "/UI/app/", {}, {}, "ui_asset", V),
     ("POST", "/ui/app/filtered-studies", {}, {}, "ui_page", V),  # the plugin's route answers 405
-    ("GET", "/favicon.ico", {}, {}, "ui_asset", V),
     ("GET", "/plugins/explorer.js", {}, {}, "ui_asset", V),  # the plugins' additions to Explorer
     ("GET", "/Plugins/Explorer.js", {}, {}, "ui_asset", V),
     # -- the OHIF Viewer the plugin serves: pages (the app's routes) and files --------------------
@@ -270,6 +269,12 @@ ROUTES: list[tuple[str, str, dict[str, str], dict[str, str], str, Action]] = [
     ("GET", "/gate/health", {}, {}, "gate_public", P),
     ("GET", "/gate/login", {"next": "/app/explorer.html"}, {}, "gate_public", P),
     ("POST", "/gate/login", {}, {}, "gate_public", P),
+    ("GET", "/gate/logout", {}, {}, "gate_public", P),  # "you are signed out", or the sign-out button
+    # -- Orthanc's icon, which browsers ask for on every page ---------------------------------------
+    ("GET", "/favicon.ico", {}, {}, "favicon", P),
+    ("GET", "/app/images/favicon.ico", {}, {}, "favicon", P),
+    ("POST", "/favicon.ico", {}, {}, "ui_asset", M),
+    ("GET", "/favicon.ico/x", {}, {}, "ui_asset", V),
     ("GET", "/gate/static/gate.css", {}, {}, "gate_public", P),
     ("GET", "/gate/static", {}, {}, "gate", A),
     ("GET", "/gate/api/me", {}, {}, "gate", A),
@@ -280,7 +285,7 @@ ROUTES: list[tuple[str, str, dict[str, str], dict[str, str], str, Action]] = [
     ("DELETE", "/gate/api/users/drnkosi", {}, {}, "gate", A),
     ("POST", "/gate/api/api-keys", {}, {}, "gate", A),
     ("DELETE", "/gate/api/api-keys/7", {}, {}, "gate", A),
-    ("POST", "/gate/logout", {}, {}, "gate", A),
+    ("POST", "/gate/logout", {}, {}, "gate_public", P),
     ("GET", "/gate/anything", {}, {}, "gate", A),
     # The welcome e-mail's set-password link: its page and its form, for anyone holding the token.
     ("GET", "/gate/set-password/Xq3_-9TkLm0aBcDeFgHiJkLmNoPqRsTuVwXyZ012345", {}, {}, "gate_public", P),
@@ -362,7 +367,7 @@ EXPECTED_FAMILIES = {
     "changes", "exports", "jobs", "modalities", "peers", "queries", "plugins", "system", "statistics",
     "storage_commitment", "system_info",
     "ui_asset", "ui_page", "ohif_page", "ohif_asset", "wado", "dicomweb", "dicomweb_search", "dicomweb_admin",
-    "webdav", "web_viewer", "web_viewer_admin",
+    "webdav", "web_viewer", "web_viewer_admin", "favicon",
     "gate_public", "gate", "share", "share_tokens", "root", "unknown", "malformed",
 }
 
