@@ -238,20 +238,33 @@ def test_the_first_hour(fresh, browser):
     # Restart: the configuration checks clean, a fresh code, and the server comes back.
     page.goto(proc.url("/gate/admin/server"))
     expect(page.locator("#check")).to_contain_text("checks clean")
-    pid = proc.pid
+    pid, starts = proc.pid, proc.log_text().count("Gate: started;")
     page.fill("#restart input[name=otp]", fresh_code(totp, used))
     page.click("#restart button[type=submit]")
     expect(page.locator("#restarting")).to_contain_text("Orthanc is restarting")
     shot(page, "10-restarting")
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and proc.log_text().count("Gate: started;") == starts:
+        time.sleep(0.3)  # until the new Orthanc has loaded the Gate again
     while time.monotonic() < deadline:
         try:
             if requests.get(proc.url("/gate/health"), timeout=1).status_code == 200:
                 break
         except requests.RequestException:
             time.sleep(0.3)
+    assert proc.log_text().count("Gate: started;") == starts + 1, proc.log_tail()
     page.goto(proc.url("/gate/admin/server"))
     expect(page.locator("#check")).to_contain_text("checks clean")
     assert proc.pid == pid and proc.returncode is None
     shot(page, "11-back-after-restart")
+
+    # The console on a tablet: every page fits the width (tables scroll inside their own box).
+    page.set_viewport_size({"width": 768, "height": 1024})
+    for path in ("/gate/admin/", "/gate/admin/users", "/gate/admin/doctors", "/gate/admin/grants",
+                 "/gate/admin/audit", "/gate/admin/server"):
+        page.goto(proc.url(path))
+        assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth"), path
+    page.goto(proc.url("/gate/admin/"))
+    expect(page.locator(".plot svg")).to_have_count(4)
+    shot(page, "12-dashboard-on-a-tablet")
     context.close()

@@ -27,10 +27,13 @@ def server(tmp_path_factory: pytest.TempPathFactory):
         srv.proc.stop()
 
 
-def back_up(server: Server, seconds: float = 30.0) -> None:
-    """Wait for the restarted Orthanc to answer again (it is down for a moment in between)."""
+def back_up(server: Server, started_before: int, seconds: float = 60.0) -> None:
+    """Wait for the restarted Orthanc to have loaded the Gate again and to answer (the old one
+    answers for a moment after the restart is asked, then none does)."""
     deadline = time.monotonic() + seconds
-    time.sleep(0.5)
+    while time.monotonic() < deadline and starts(server) == started_before:
+        assert server.proc.returncode is None, server.proc.log_tail()
+        time.sleep(0.2)
     while time.monotonic() < deadline:
         assert server.proc.returncode is None, server.proc.log_tail()
         try:
@@ -50,7 +53,7 @@ def test_an_admins_reset_restarts_orthanc_as_the_same_process(server: Server):
     pid, before = server.proc.pid, starts(server)
     answer = server.admin("POST", "/tools/reset", data="")
     assert answer.status_code == 200 and answer.json() == {}
-    back_up(server)
+    back_up(server, before)
     assert server.proc.pid == pid and server.proc.returncode is None
     assert starts(server) == before + 1
     assert server.admin("GET", "/gate/api/me").json()["username"] == ADMIN  # its keys still work
@@ -94,7 +97,7 @@ def test_the_console_restarts_after_a_fresh_code_and_not_with_a_bad_configuratio
     time.sleep(31 - time.time() % 30)  # the enrolment's code is spent: wait for the next one
     answer = console.restart(console.totp.now())
     assert answer.status_code == 200 and "Orthanc is restarting" in answer.text
-    back_up(server)
+    back_up(server, before)
     assert starts(server) == before + 1
     assert wait_for_audit(server, "action = 'server.restart' AND actor = ?", (ADMIN,))
     # Still signed in: sessions live in the store.
