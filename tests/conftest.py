@@ -89,6 +89,13 @@ def upload_dicomdir(srv: Server) -> None:
         assert answer.status_code == 200, (path, answer.status_code)
 
 
+def load_samples(srv: Server) -> None:
+    """The generated samples pushed over DICOM (storescu), pydicom's DICOMDIR set over REST."""
+    pushed = storescu(srv.proc.dicom_port, sorted(SAMPLES.glob("*.dcm")))
+    assert pushed.returncode == 0, pushed.stderr
+    upload_dicomdir(srv)
+
+
 def start_gate(workdir: Path, gate: dict | None = None, extra: dict | None = None) -> Server:
     proc = OrthancProcess(workdir, gate={**TEST_GATE_CONFIG, **(gate or {})}, extra=extra)
     outputs = proc.gatectl_many([
@@ -109,9 +116,7 @@ def server(tmp_path_factory: pytest.TempPathFactory):
     the generated samples pushed over DICOM (storescu), pydicom's DICOMDIR set over REST."""
     srv = start_gate(tmp_path_factory.mktemp("gate"), extra={"WebDavEnabled": True})
     try:
-        pushed = storescu(srv.proc.dicom_port, sorted(SAMPLES.glob("*.dcm")))
-        assert pushed.returncode == 0, pushed.stderr
-        upload_dicomdir(srv)
+        load_samples(srv)
         yield srv
     finally:
         srv.proc.stop()

@@ -18,12 +18,10 @@ from tests.conftest import (
     ADMIN_PASSWORD,
     DOCTOR,
     DOCTOR_PASSWORD,
-    SAMPLES,
     Server,
     audit_rows,
+    load_samples,
     start_gate,
-    storescu,
-    upload_dicomdir,
     wait_for_audit,
 )
 
@@ -58,9 +56,7 @@ def server(tmp_path_factory: pytest.TempPathFactory):
                      gate={"MfaRequiredRoles": ["admin"], "LockoutFailures": 5}, extra=CONFIG_SECRETS)
     srv.proc.create_user("admin2", ["admin"], "second admin password 9")
     try:
-        pushed = storescu(srv.proc.dicom_port, sorted(SAMPLES.glob("*.dcm")))
-        assert pushed.returncode == 0, pushed.stderr
-        upload_dicomdir(srv)
+        load_samples(srv)
         yield srv
     finally:
         srv.proc.stop()
