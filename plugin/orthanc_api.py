@@ -96,7 +96,11 @@ def restart(before: Callable[[], None]) -> None:
         os.execve(executable, argv, dict(os.environ))  # noqa: S606 - Orthanc itself, as it was started
 
     atexit.register(start_again)
-    orthanc.RestApiPost("/tools/shutdown", "")
+    try:
+        orthanc.RestApiPost("/tools/shutdown", "")
+    except Exception:
+        atexit.unregister(start_again)  # no restart asked after all: a later stop must stay a stop
+        raise
 
 
 # Orthanc error codes (OrthancPluginErrorCode) -> the HTTP status the core answers them with.
