@@ -10,11 +10,10 @@ from typing import TextIO
 
 from plugin.audit.log import append_now
 from plugin.audit.record import AuditRecord, iso_utc
-from plugin.audit.verify import verify_store
 from plugin.config import GateConfig, config_base, load_gate_config, read_orthanc_config
 from plugin.errors import GateError
 from plugin.services import server_config, user_import, users
-from plugin.services.runtime import checkpoint_file, configured_cipher, ensure_secrets, open_mfa, open_store
+from plugin.services.runtime import configured_cipher, ensure_secrets, open_mfa, open_store, verify_audit
 from plugin.store import contacts
 from plugin.store.db import Store
 
@@ -138,8 +137,7 @@ def cmd_ensure_admin(args: argparse.Namespace) -> int:
 def cmd_audit_verify(args: argparse.Namespace) -> int:
     config = _config(args.config)
     store = Store(config.database_url, config.database_timeout_seconds)
-    key = config.audit_checkpoint_key_file.read_bytes().strip()
-    report = verify_store(store, key, checkpoint_file(config))
+    report = verify_audit(config, store)
     if report.ok:
         print(f"audit chain OK: {report.rows} rows, {report.checkpoints} checkpoints verified")
         return 0

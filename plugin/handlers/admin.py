@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from urllib.parse import quote
 
-from plugin.errors import BadRequest, GateError
+from plugin.errors import BadRequest, GateError, NotFound
 from plugin.handlers.http import Request, Response
 from plugin.handlers.shared import ConsoleVisit, console_page, console_visit
 from plugin.policies.types import ROLE_NAMES
@@ -104,13 +104,7 @@ def user_page(runtime: Runtime, request: Request, username: str) -> Response:
     visit = console_visit(runtime, request)
     if isinstance(visit, Response):
         return visit
-    states = [u for u in users.account_states(runtime.store, runtime.clock()) if u["username"] == username]
-    if not states:
-        return console_page(runtime, request, "admin/refused.html", visit, 404, message="There is no such account.")
-    keys = users.api_keys_of(runtime.store, username)
-    return console_page(runtime, request, "admin/user.html", visit, section="Users", user=states[0], keys=keys,
-                        roles=sorted(ROLE_NAMES), notice=DONE.get(request.query.get("done", ""), ""),
-                        error="", new_key=None, json={"user": states[0], "api_keys": keys})
+    return _user(runtime, request, visit, username, notice=DONE.get(request.query.get("done", ""), ""))
 
 
 def user_action(runtime: Runtime, request: Request, username: str, action: str) -> Response:
@@ -123,12 +117,12 @@ def user_action(runtime: Runtime, request: Request, username: str, action: str) 
         if action == "api-key":  # the key is shown once, on the page this answers
             created = users.create_api_key(runtime.store, runtime.audit_now, runtime.mfa, visit.actor,
                                            runtime.clock(), {"name": visit.form.get("name", ""), "user": username})
-            return _user_error(runtime, request, visit, username, "", created)
+            return _user(runtime, request, visit, username, new_key=created)
         if act is None:
             return console_page(runtime, request, "admin/refused.html", visit, 404, message="There is no such action.")
         done = act(runtime, visit, username)
     except GateError as exc:
-        return _user_error(runtime, request, visit, username, exc.message)
+        return _user(runtime, request, visit, username, exc.message)
     finally:
         runtime.authenticator.invalidate()  # roles, state, keys and sessions count at once on this node
     return Response.redirect(f"/gate/admin/users/{quote(username)}?done={done}")
@@ -155,14 +149,18 @@ def import_page(runtime: Runtime, request: Request) -> Response:
                         json={"report": report, "error": error or None})
 
 
-def _user_error(runtime: Runtime, request: Request, visit: ConsoleVisit, username: str, error: str,
-                new_key: dict | None = None) -> Response:
-    states = [u for u in users.account_states(runtime.store, runtime.clock()) if u["username"] == username]
-    if not states:
+def _user(runtime: Runtime, request: Request, visit: ConsoleVisit, username: str, error: str = "",
+          notice: str = "", new_key: dict | None = None) -> Response:
+    """One account's page: its state and keys, with what an action said (an error, or the key made)."""
+    try:
+        state = users.account_state(runtime.store, runtime.clock(), username)
+    except NotFound:
         return console_page(runtime, request, "admin/refused.html", visit, 404, message="There is no such account.")
-    return console_page(runtime, request, "admin/user.html", visit, section="Users", user=states[0],
-                        keys=users.api_keys_of(runtime.store, username), roles=sorted(ROLE_NAMES), error=error,
-                        notice="", new_key=new_key)
+    keys = users.api_keys_of(runtime.store, username)
+    # An action's answer (its error, the key made once) is the page itself, never its data alone.
+    data = {} if error or new_key else {"json": {"user": state, "api_keys": keys}}
+    return console_page(runtime, request, "admin/user.html", visit, section="Users", user=state, keys=keys,
+                        roles=sorted(ROLE_NAMES), error=error, notice=notice, new_key=new_key, **data)
 
 
 def _new_user(form: dict[str, str], request: Request) -> dict[str, object]:

@@ -4,16 +4,17 @@ The same reads as the JSON API's (services/audit_reports.py), and as audited."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlencode
 
-from plugin.audit.verify import verify_store
 from plugin.errors import GateError
 from plugin.handlers.http import Request, Response
 from plugin.handlers.shared import ConsoleVisit, console_page, console_visit
 from plugin.services import audit_reports
-from plugin.services.runtime import Runtime, checkpoint_file
+from plugin.services.runtime import Runtime, verify_audit
 
 
 def audit_page(runtime: Runtime, request: Request) -> Response:
@@ -22,10 +23,8 @@ def audit_page(runtime: Runtime, request: Request) -> Response:
         return visit
     given = {name: request.query.get(name, "") for name in audit_reports.FILTERS}
     try:
-        query = audit_reports.parse_query({k: v for k, v in request.query.items() if v})
-        limit, before = audit_reports.page_limits(request.query)
-        audit_reports.looked(runtime.audit_now, visit.actor, runtime.clock(), "audit.search", query)
-        found = audit_reports.search(runtime.store, query, limit, before)
+        found = audit_reports.searched(runtime.store, runtime.audit_now, visit.actor, runtime.clock(),
+                                       {k: v for k, v in request.query.items() if v})
     except GateError as exc:
         return _page(runtime, request, visit, "admin/audit.html", given=given, found=None, error=exc.message,
                      status=exc.status)
@@ -38,18 +37,10 @@ def patient_report_page(runtime: Runtime, request: Request) -> Response:
     visit = console_visit(runtime, request)
     if isinstance(visit, Response):
         return visit
-    given = {name: request.query.get(name, "") for name in ("patient_id", "from", "to")}
-    report, error = None, ""
-    if given["patient_id"]:
-        try:
-            query = audit_reports.parse_query({k: v for k, v in given.items() if v}, ("patient_id", "from", "to"))
-            audit_reports.looked(runtime.audit_now, visit.actor, runtime.clock(), "audit.patient_report", query,
-                                 query.patient_id or "")
-            report = audit_reports.patient_access_report(runtime.store, query.patient_id or "", query.since,
-                                                         query.until)
-            report["accesses"] = [_shown(a) for a in report["accesses"]]
-        except GateError as exc:
-            error = exc.message
+    given, report, error = _report(runtime, request, visit, audit_reports.REPORT_FILTERS, "patient_id",
+                                   audit_reports.patient_report)
+    if report is not None:
+        report["accesses"] = [_shown(a) for a in report["accesses"]]
     return _page(runtime, request, visit, "admin/patient_report.html", given=given, report=report, error=error,
                  report_query=urlencode({k: v for k, v in given.items() if v}),
                  printed=_shown_time(audit_reports.iso_utc(runtime.clock())), json=report or {})
@@ -59,17 +50,11 @@ def breach_report_page(runtime: Runtime, request: Request) -> Response:
     visit = console_visit(runtime, request)
     if isinstance(visit, Response):
         return visit
-    given = {name: request.query.get(name, "") for name in ("user", "from", "to")}
-    report, error = None, ""
-    if any(given.values()):
-        try:
-            query = audit_reports.parse_query({k: v for k, v in given.items() if v}, ("user", "from", "to"))
-            audit_reports.looked(runtime.audit_now, visit.actor, runtime.clock(), "audit.breach_report", query)
-            report = audit_reports.patients_seen(runtime.store, query.user or "", query.since, query.until)
-            report["patients"] = [{**p, "first": _shown_time(p["first"]), "last": _shown_time(p["last"])}
-                                  for p in report["patients"]]
-        except GateError as exc:
-            error = exc.message
+    given, report, error = _report(runtime, request, visit, audit_reports.BREACH_FILTERS, None,
+                                   audit_reports.breach_report)
+    if report is not None:
+        report["patients"] = [{**p, "first": _shown_time(p["first"]), "last": _shown_time(p["last"])}
+                              for p in report["patients"]]
     return _page(runtime, request, visit, "admin/breach_report.html", given=given, report=report, error=error,
                  printed=_shown_time(audit_reports.iso_utc(runtime.clock())), json=report or {})
 
@@ -78,11 +63,22 @@ def verify_page(runtime: Runtime, request: Request) -> Response:
     visit = console_visit(runtime, request)
     if isinstance(visit, Response):
         return visit
-    report = verify_store(runtime.store, runtime.config.audit_checkpoint_key_file.read_bytes().strip(),
-                          checkpoint_file(runtime.config))
-    return _page(runtime, request, visit, "admin/audit_verify.html", report=report,
-                 json={"ok": report.ok, "rows": report.rows, "checkpoints": report.checkpoints,
-                       "problem": report.problem, "bad_row": report.bad_row})
+    report = verify_audit(runtime.config, runtime.store)
+    return _page(runtime, request, visit, "admin/audit_verify.html", report=report, json=dataclasses.asdict(report))
+
+
+def _report(runtime: Runtime, request: Request, visit: ConsoleVisit, fields: tuple[str, ...], needed: str | None,
+            read: Callable[..., dict[str, Any]]) -> tuple[dict[str, str], dict[str, Any] | None, str]:
+    """A report's form as given, the report once the form is filled in (`needed`, else any field), or
+    why it cannot be made."""
+    given = {name: request.query.get(name, "") for name in fields}
+    if not (given[needed] if needed else any(given.values())):
+        return given, None, ""
+    try:
+        return given, read(runtime.store, runtime.audit_now, visit.actor, runtime.clock(),
+                           {k: v for k, v in given.items() if v}), ""
+    except GateError as exc:
+        return given, None, exc.message
 
 
 def _page(runtime: Runtime, request: Request, visit: ConsoleVisit, template: str, status: int = 200,

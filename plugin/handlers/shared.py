@@ -190,9 +190,7 @@ def console_visit(runtime: Runtime, request: Request) -> ConsoleVisit | Response
     principal = identification.principal
     refusal = console_refusal(principal)
     if refusal is not None:
-        viewer = {"username": principal.username, "csrf_token": identification.csrf_token} \
-            if principal.via == "session" else None
-        return render("admin/refused.html", 403, message=refusal, viewer=viewer,
+        return render("admin/refused.html", 403, message=refusal, viewer=viewer_of(identification),
                       practice=runtime.config.practice_name)
     form: dict[str, str] = {}
     if request.method == "POST":

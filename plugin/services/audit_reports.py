@@ -24,6 +24,8 @@ MAX_PAGE = 500
 MAX_EXPORT_ROWS = 200_000
 FILTERS = ("from", "to", "user", "patient_id", "study_uid", "action", "outcome")
 PAGING = ("limit", "before")
+REPORT_FILTERS = ("patient_id", "from", "to")
+BREACH_FILTERS = ("user", "from", "to")
 OUTCOMES = ("allow", "deny", "success", "failure")
 # What disclosed a patient's data to someone: a request the gate allowed, a use that succeeded.
 DISCLOSED = ("allow", "success")
@@ -175,6 +177,40 @@ def patients_seen(store: Store, user: str, since: str | None, until: str | None)
     patients = [{**entry, "studies": sorted(entry["studies"]), "actions": sorted(entry["actions"])}
                 for entry in sorted(seen.values(), key=lambda e: e["patient_id"])]
     return {"user": user, "from": since, "to": until, "patients": patients}
+
+
+# -- the reads as callers ask them: the filters parsed, the read, then the record that it was read
+# (nothing is shown unless that record is written). The JSON API and the console both call these.
+
+
+def searched(store: Store, audit: AuditSink, actor: Actor, now: float, params: dict[str, str]) -> dict[str, Any]:
+    query = parse_query(params)
+    limit, before = page_limits(params)
+    found = search(store, query, limit, before)
+    looked(audit, actor, now, "audit.search", query)
+    return found
+
+
+def exported(store: Store, audit: AuditSink, actor: Actor, now: float, params: dict[str, str]) -> bytes:
+    query = parse_query(params, FILTERS)
+    body = export_csv(store, query)
+    looked(audit, actor, now, "audit.export", query)
+    return body
+
+
+def patient_report(store: Store, audit: AuditSink, actor: Actor, now: float,
+                   params: dict[str, str]) -> dict[str, Any]:
+    query = parse_query(params, REPORT_FILTERS)
+    report = patient_access_report(store, query.patient_id or "", query.since, query.until)
+    looked(audit, actor, now, "audit.patient_report", query, query.patient_id or "")
+    return report
+
+
+def breach_report(store: Store, audit: AuditSink, actor: Actor, now: float, params: dict[str, str]) -> dict[str, Any]:
+    query = parse_query(params, BREACH_FILTERS)
+    report = patients_seen(store, query.user or "", query.since, query.until)
+    looked(audit, actor, now, "audit.breach_report", query)
+    return report
 
 
 def _discloses(action: str) -> bool:

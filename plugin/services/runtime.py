@@ -10,8 +10,10 @@ from pathlib import Path
 
 from cryptography.fernet import Fernet, MultiFernet
 
+from plugin.audit.chain import ChainReport
 from plugin.audit.log import AuditLog
 from plugin.audit.record import AuditRecord
+from plugin.audit.verify import verify_store
 from plugin.config import GateConfig, ensure_secret_file
 from plugin.errors import StoreUnavailable
 from plugin.identity.attempts import SignInGuard
@@ -134,6 +136,11 @@ def ensure_secrets(config: GateConfig, log: Callable[[str], None]) -> None:
 def checkpoint_file(config: GateConfig) -> Path:
     """Checkpoints are also appended here, outside the database, beside their key."""
     return config.audit_checkpoint_key_file.with_suffix(".log")
+
+
+def verify_audit(config: GateConfig, store: Store) -> ChainReport:
+    """Prove the audit chain and its signed checkpoints (gatectl audit-verify, the API, the console)."""
+    return verify_store(store, config.audit_checkpoint_key_file.read_bytes().strip(), checkpoint_file(config))
 
 
 def open_store(config: GateConfig) -> Store:

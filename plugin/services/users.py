@@ -100,12 +100,19 @@ def account_states(store: Store, now: float) -> list[dict[str, Any]]:
     """Every account as `list_users` shows it (whether it must choose a new password included), with
     whether it is locked out of signing in (for how long)."""
     with store.read() as db:
-        states = []
-        for user in accounts.all_users(db):
-            keys = account_keys(user.username, user.directory_id)
-            wait = max((retry_after(found, now) for found in attempt_rows.load(db, keys).values()), default=0.0)
-            states.append({**user_view(user), "locked_seconds": round(wait)})
-        return states
+        return [_state(db, user, now) for user in accounts.all_users(db)]
+
+
+def account_state(store: Store, now: float, username: str) -> dict[str, Any]:
+    """One account as `account_states` shows it (404 if there is none)."""
+    with store.read() as db:
+        return _state(db, _existing(db, username), now)
+
+
+def _state(db: DbSession, user: User, now: float) -> dict[str, Any]:
+    keys = account_keys(user.username, user.directory_id)
+    wait = max((retry_after(found, now) for found in attempt_rows.load(db, keys).values()), default=0.0)
+    return {**user_view(user), "locked_seconds": round(wait)}
 
 
 def get_user(store: Store, username: str) -> dict[str, Any]:

@@ -6,7 +6,6 @@ and offers no restart while the configuration file has an error, naming the key.
 from __future__ import annotations
 
 import json
-import re
 import sqlite3
 import time
 from contextlib import closing
@@ -16,6 +15,9 @@ import pytest
 import requests
 
 from tests.conftest import ADMIN, ADMIN_PASSWORD, Server, start_gate, wait_for_audit
+from tests.integration.console_support import Browser
+
+RESTART = "/gate/admin/server/restart"
 
 
 @pytest.fixture(scope="module")
@@ -67,49 +69,35 @@ def test_nobody_but_an_admin_resets(server: Server):
     assert server.proc.returncode is None
 
 
-class Console:
-    def __init__(self, server: Server) -> None:
-        self.server, self.http = server, requests.Session()
-        signed = self.http.post(server.url("/gate/login"), json={"username": ADMIN, "password": ADMIN_PASSWORD},
-                                timeout=10).json()
-        self.csrf = signed["csrf_token"]
-        secret = re.search(r'class="secret">([A-Z2-7]+)<', self.http.get(server.url("/gate/mfa"), timeout=10).text)
-        self.totp = pyotp.TOTP(secret.group(1))
-        assert self.http.post(server.url("/gate/mfa"), json={"csrf_token": self.csrf, "code": self.totp.now()},
-                              timeout=10).status_code == 200
-
-    def restart(self, otp: str = "") -> requests.Response:
-        return self.http.post(self.server.url("/gate/admin/server/restart"), timeout=10, allow_redirects=False,
-                              data={"csrf_token": self.csrf, "otp": otp})
-
-
 def test_the_console_restarts_after_a_fresh_code_and_not_with_a_bad_configuration(server: Server):
-    console = Console(server)
-    page = console.http.get(server.url("/gate/admin/server"), timeout=10)
+    console = Browser(server, ADMIN, ADMIN_PASSWORD)
+    console.enrol()
+    totp = pyotp.TOTP(console.secret)
+    page = console.get("/gate/admin/server")
     assert "checks clean" in page.text and 'action="/gate/admin/server/restart"' in page.text
     # The code proved at enrolment is fresh for 5 minutes: age it, then a restart needs a new one.
     with closing(sqlite3.connect(server.proc.database, timeout=10)) as db, db:
         db.execute("UPDATE sessions SET mfa_at = mfa_at - 600 WHERE mfa_at IS NOT NULL")
-    refused = console.restart()
+    refused = console.post(RESTART, {"otp": ""})
     assert refused.status_code == 401 or "one-time code" in refused.text
     assert server.proc.returncode is None and requests.get(server.url("/gate/health"), timeout=5).ok
     before = starts(server)
     time.sleep(31 - time.time() % 30)  # the enrolment's code is spent: wait for the next one
-    answer = console.restart(console.totp.now())
+    answer = console.post(RESTART, {"otp": totp.now()})
     assert answer.status_code == 200 and "Orthanc is restarting" in answer.text
     back_up(server, before)
     assert starts(server) == before + 1
     assert wait_for_audit(server, "action = 'server.restart' AND actor = ?", (ADMIN,))
     # Still signed in: sessions live in the store.
-    assert console.http.get(server.url("/gate/admin/server"), timeout=10).status_code == 200
+    assert console.get("/gate/admin/server").status_code == 200
 
     config = json.loads(server.proc.config_path.read_text())
     config["Gate"]["SessionIdleMinuts"] = 30
     server.proc.config_path.write_text(json.dumps(config))
-    page = console.http.get(server.url("/gate/admin/server"), timeout=10)
+    page = console.get("/gate/admin/server")
     assert "Gate.SessionIdleMinuts" in page.text and "has errors" in page.text
     assert 'action="/gate/admin/server/restart"' not in page.text
-    refused = console.restart(console.totp.now())
+    refused = console.post(RESTART, {"otp": totp.now()})
     assert refused.status_code == 409 and "SessionIdleMinuts" in refused.text
     assert server.proc.returncode is None
     del config["Gate"]["SessionIdleMinuts"]
