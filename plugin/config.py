@@ -321,7 +321,9 @@ class GateConfig:
 
 
 def strip_json_comments(text: str) -> str:
-    """Remove // and /* */ comments (Orthanc's configuration files allow them) outside strings."""
+    """Remove // and /* */ comments (Orthanc's configuration files allow them) outside strings.
+    A comment becomes spaces and its line breaks stay, so a JSON error's line and column are the
+    file's own."""
     out: list[str] = []
     i, n = 0, len(text)
     in_string = False
@@ -339,12 +341,14 @@ def strip_json_comments(text: str) -> str:
             out.append(c)
         elif text.startswith("//", i):
             while i < n and text[i] != "\n":
+                out.append(" ")
                 i += 1
             continue
         elif text.startswith("/*", i):
             end = text.find("*/", i + 2)
             if end < 0:
-                raise ConfigError("configuration: unterminated /* comment")
+                raise ConfigError("Configuration: unterminated /* comment")
+            out.append(re.sub(r"[^\n]", " ", text[i:end + 2]))
             i = end + 2
             continue
         else:
@@ -368,18 +372,35 @@ def substitute_variables(text: str) -> str:
 
 
 def read_orthanc_config(path: str | Path) -> dict[str, Any]:
-    """Read an Orthanc configuration file, or a folder of them (merged, as Orthanc does)."""
+    """Read an Orthanc configuration file, or a folder of them (merged, as Orthanc does: each file
+    a JSON object, and no key in two files)."""
     path = Path(path)
-    files = sorted(path.glob("*.json")) if path.is_dir() else [path]
+    try:
+        files = sorted(p for p in path.iterdir() if p.suffix.lower() == ".json" and not p.is_dir()) \
+            if path.is_dir() else [path]
+    except OSError as exc:
+        raise ConfigError(f"Configuration {path}: {exc.strerror or exc}") from exc
     if not files:
-        raise ConfigError(f"configuration {path}: no .json file there")
+        raise ConfigError(f"Configuration {path}: no .json file there")
     merged: dict[str, Any] = {}
     for file in files:
         try:
             text = substitute_variables(file.read_text(encoding="utf-8"))
-            merged.update(json.loads(strip_json_comments(text)))
-        except (OSError, ValueError) as exc:
-            raise ConfigError(f"configuration {file}: {exc}") from exc
+            found = json.loads(strip_json_comments(text))
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"Configuration {file}: not valid JSON at line {exc.lineno}, column {exc.colno}: "
+                              f"{exc.msg}") from exc
+        except OSError as exc:
+            raise ConfigError(f"Configuration {file}: {exc.strerror or exc}") from exc
+        except ValueError as exc:
+            raise ConfigError(f"Configuration {file}: {exc}") from exc
+        if not isinstance(found, dict):
+            raise ConfigError(f"Configuration {file}: must be a JSON object ({{...}})")
+        twice = sorted(set(found) & set(merged))
+        if twice:
+            raise ConfigError(f"Configuration {file}: {twice[0]} is also in another file of {path} (Orthanc "
+                              "refuses a key defined in two files)")
+        merged.update(found)
     return merged
 
 
@@ -415,7 +436,7 @@ def load_gate_config(orthanc: dict[str, Any], base_dir: str | Path) -> GateConfi
         raise ConfigError("Gate must be a JSON object")
     unknown = sorted(set(section) - set(_BY_NAME))
     if unknown:
-        raise ConfigError(f"unknown key in the Gate section: Gate.{unknown[0]} "
+        raise ConfigError(f"Unknown key in the Gate section: Gate.{unknown[0]} "
                           f"(known keys: {', '.join(sorted(_BY_NAME))})")
     values = {k.name: _checked(k, section[k.name]) if k.name in section else k.default for k in _KEYS}
 
@@ -478,7 +499,7 @@ def _sub_section(name: str, section: dict[str, Any], keys: dict[str, tuple[type,
     """A sub-section's values, checked like the Gate section's own (unknown keys refused)."""
     unknown = sorted(set(section) - set(keys))
     if unknown:
-        raise ConfigError(f"unknown key in the Gate section: Gate.{name}.{unknown[0]} "
+        raise ConfigError(f"Unknown key in the Gate section: Gate.{name}.{unknown[0]} "
                           f"(known keys: {', '.join(sorted(keys))})")
     return {key: _checked(_Key(f"{name}.{key}", kind, default, 0 if kind is float else None), section[key])
             if key in section else default for key, (kind, default) in keys.items()}
@@ -634,7 +655,7 @@ def _roles(value: list, label: str) -> frozenset[str]:
 def _ldap_config(section: dict[str, Any], base: Path) -> LdapConfig:
     unknown = sorted(set(section) - set(_LDAP_KEYS))
     if unknown:
-        raise ConfigError(f"unknown key in the Gate section: Gate.Ldap.{unknown[0]} "
+        raise ConfigError(f"Unknown key in the Gate section: Gate.Ldap.{unknown[0]} "
                           f"(known keys: {', '.join(sorted(_LDAP_KEYS))})")
     values = {}
     for name, (kind, default) in _LDAP_KEYS.items():

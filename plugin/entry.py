@@ -130,7 +130,7 @@ def _answer(handler, req: Request, groups: tuple) -> Response:  # noqa: ANN001
         # Never the token of a share link (the second segment of /share/{token}) in the log.
         where = redacted_path(req.path).split("/")[1:3]
         orthanc_api.log_error(f"Gate: error in {req.method} {where}: {type(exc).__name__}")
-        return Response.json({"error": "internal_error", "message": "internal error; see the server log"}, 500)
+        return Response.json({"error": "internal_error", "message": "Internal error; see the server log"}, 500)
 
 
 def _search_route(handlers: dict):  # noqa: ANN202 - returns Orthanc's callback

@@ -74,7 +74,7 @@ class DirectoryDown(GateError):
 def unavailable_message(why: str) -> str:
     """What a directory user is told when the directory cannot check their password, and why."""
     reason = why.removeprefix("directory unavailable: ")
-    return f"the directory is unavailable ({reason}); directory accounts cannot sign in just now"
+    return f"The directory is unavailable ({reason}); directory accounts cannot sign in just now"
 
 
 class MfaRequired(Forbidden):

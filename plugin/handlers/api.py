@@ -25,7 +25,7 @@ def me(runtime: Runtime, request: Request) -> Response:
               "csrf_token": identification.csrf_token if principal.via == "session" else None}
     asked = [(kind, request.query[kind]) for kind in RESOURCE_KINDS if kind in request.query]
     if len(asked) > 1:
-        raise BadRequest("ask about one resource at a time")
+        raise BadRequest("Ask about one resource at a time")
     if asked:
         kind, orthanc_id = asked[0]
         held = None if principal.is_admin else runtime.access.level_on(principal, RESOURCE_KINDS[kind], orthanc_id,
@@ -37,7 +37,7 @@ def me(runtime: Runtime, request: Request) -> Response:
 def not_found(runtime: Runtime, request: Request, *_path: str) -> Response:
     """Any other /gate/ path: who are you first (401), then 404."""
     caller(runtime, request)
-    raise NotFound("no such route")
+    raise NotFound("No such route")
 
 
 def health(runtime: Runtime | None, request: Request, startup_error: str = "") -> Response:

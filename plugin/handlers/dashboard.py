@@ -91,7 +91,7 @@ def share_study(runtime: Runtime, request: Request, study_id: str) -> Response:
     form = request.form()
     if principal.via != "session" or not csrf_ok("POST", "session", request.headers, visitor.csrf_token,
                                                  form.get("csrf_token")):
-        raise Forbidden("cross-site request refused")
+        raise Forbidden("Cross-site request refused")
     try:
         created = runtime.shares.create(principal, share_request(form, study.orthanc_id), runtime.clock(), request.ip)
     except BadRequest as exc:

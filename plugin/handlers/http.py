@@ -45,14 +45,14 @@ class Request:
         try:
             text = self.body.decode("utf-8")
         except UnicodeDecodeError as exc:
-            raise BadBody("the request body is not UTF-8") from exc
+            raise BadBody("The request body is not UTF-8") from exc
         if content_type == "application/json":
             try:
                 data = json.loads(text or "{}")
             except ValueError as exc:
-                raise BadBody("the request body is not valid JSON") from exc
+                raise BadBody("The request body is not valid JSON") from exc
             if not isinstance(data, dict):
-                raise BadBody("the request body must be a JSON object")
+                raise BadBody("The request body must be a JSON object")
             return {k: v if isinstance(v, str) else json.dumps(v) for k, v in data.items()}
         return {k: v[0] for k, v in parse_qs(text, keep_blank_values=True).items()}
 
@@ -107,7 +107,7 @@ MAX_ID_DIGITS = 18  # store ids are 64-bit; a longer number can name nothing
 def record_id(text: str, what: str) -> int:
     """The numeric id in a path (routes match [0-9]+); one too long to exist is simply unknown."""
     if len(text) > MAX_ID_DIGITS:
-        raise NotFound(f"no {what} {text[:MAX_ID_DIGITS]}...")
+        raise NotFound(f"No {what} {text[:MAX_ID_DIGITS]}...")
     return int(text)
 
 

@@ -58,7 +58,7 @@ def _asset(parts: list[str]) -> Response:
         return Response(200, APP_CONFIG.read_bytes(), TYPES["js"])
     body = _read(name)
     if body is None:
-        return Response.json({"error": "not_found", "message": "no such file"}, 404)
+        return Response.json({"error": "not_found", "message": "No such file"}, 404)
     extension = name.rsplit(".", 1)[-1].lower()
     return Response(200, body, TYPES.get(extension, "application/octet-stream"), ASSET_CACHE)
 

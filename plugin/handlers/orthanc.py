@@ -218,9 +218,9 @@ def _paging(query: dict[str, str]) -> tuple[int | None, int | None]:
         since = int(query["since"]) if "since" in query else None
         limit = int(query["limit"]) if "limit" in query else None
     except ValueError:
-        raise BadRequest("since and limit must be whole numbers") from None
+        raise BadRequest("Since and limit must be whole numbers") from None
     if (since is not None and since < 0) or (limit is not None and limit < 0):
-        raise BadRequest("since and limit must not be negative")
+        raise BadRequest("Since and limit must not be negative")
     return since, limit
 
 
@@ -228,7 +228,7 @@ def _json_body(request: Request) -> dict[str, Any]:
     try:
         body = json.loads(request.body.decode("utf-8") or "null")
     except (UnicodeDecodeError, ValueError):
-        raise BadRequest("the body must be a JSON object") from None
+        raise BadRequest("The body must be a JSON object") from None
     if not isinstance(body, dict):
-        raise BadRequest("the body must be a JSON object")
+        raise BadRequest("The body must be a JSON object")
     return body

@@ -71,7 +71,7 @@ def login_page(runtime: Runtime, request: Request) -> Response:
 def login(runtime: Runtime, request: Request) -> Response:
     # A browser sends Origin, or at least Referer, on a form post; scripts send neither.
     if (request.headers.get("origin") or request.headers.get("referer")) and not same_origin(request.headers):
-        raise BadRequest("sign-in from another site is refused")
+        raise BadRequest("Sign-in from another site is refused")
     form = request.form()
     username, password = form.get("username", ""), form.get("password", "")
     asked = "" if form.get("home") else local_path(form.get("next"), "")
@@ -111,7 +111,7 @@ def logout(runtime: Runtime, request: Request) -> Response:
     if principal.via == "session":
         form = request.form()
         if not csrf_ok("POST", "session", request.headers, identification.csrf_token, form.get("csrf_token")):
-            raise BadRequest("the sign-out form is stale or came from another site; reload the page")
+            raise BadRequest("The sign-out form is stale or came from another site; reload the page")
         accounts.sign_out(runtime.store, runtime.audit_now, runtime.clock(), principal, request.ip)
         runtime.authenticator.invalidate(("session", principal.session_id))
     expired = {"Set-Cookie": _cookie(runtime, "", 0)}
@@ -202,10 +202,10 @@ def _session_form(runtime: Runtime, request: Request) -> tuple[Identification, d
     """A form posted by a signed-in browser: its session and fields, once the CSRF token checks out."""
     identification = identified(runtime, request)
     if identification.principal.via != "session":
-        raise Unauthenticated("sign in first")
+        raise Unauthenticated("Sign in first")
     form = request.form()
     if not csrf_ok("POST", "session", request.headers, identification.csrf_token, form.get("csrf_token")):
-        raise BadRequest("the form is stale or came from another site; reload the page")
+        raise BadRequest("The form is stale or came from another site; reload the page")
     return identification, form
 
 
@@ -232,7 +232,7 @@ def set_password(runtime: Runtime, request: Request, token: str) -> Response:
     sign-in. (`Origin: null` is what this page's no-referrer policy makes a browser send; a forger
     would need the link's secret, with which they could set the password themselves.)"""
     if _names_another_site(request.headers):
-        raise BadRequest("a password set from another site is refused")
+        raise BadRequest("A password set from another site is refused")
     form = request.form()
     new, confirm = form.get("new", ""), form.get("confirm", "")
     now = runtime.clock()
@@ -268,6 +268,6 @@ def _names_another_site(headers: dict[str, str]) -> bool:
 
 def static(runtime: Runtime, request: Request, name: str) -> Response:
     if not STATIC_NAME.match(name) or not (STATIC_DIR / name).is_file():
-        return Response.json({"error": "not_found", "message": "no such file"}, 404)
+        return Response.json({"error": "not_found", "message": "No such file"}, 404)
     body = (STATIC_DIR / name).read_bytes()
     return Response(200, body, STATIC_TYPES[name.rsplit(".", 1)[1]], {"Cache-Control": "max-age=3600"})

@@ -49,12 +49,12 @@ def caller_identification(runtime: Runtime, request: Request) -> Identification:
     if identification.principal.is_anonymous:
         # The reason presented credentials failed tells the caller what to do (e.g. use the login
         # page for a one-time code); it names nothing they did not send.
-        raise Unauthenticated(identification.failure or "sign in or send credentials")
+        raise Unauthenticated(identification.failure or "Sign in or send credentials")
     principal = identification.principal
     if principal.must_change_password:
-        raise Forbidden("finish signing in first: choose a new password at /gate/password")
+        raise Forbidden("Finish signing in first: choose a new password at /gate/password")
     if principal.mfa_pending:
-        raise Forbidden("finish signing in first: prove your one-time code at /gate/mfa")
+        raise Forbidden("Finish signing in first: prove your one-time code at /gate/mfa")
     return identification
 
 
@@ -63,7 +63,7 @@ def require_csrf(request: Request, identification: Identification) -> None:
     principal = identification.principal
     if request.method not in SAFE_METHODS and not csrf_ok(request.method, principal.via, request.headers,
                                                            identification.csrf_token):
-        raise Forbidden("cross-site request refused: send the X-CSRF-Token header given at sign-in")
+        raise Forbidden("Cross-site request refused: send the X-CSRF-Token header given at sign-in")
 
 
 def admin_actor(runtime: Runtime, request: Request) -> users.Actor:
@@ -76,13 +76,13 @@ def admin_actor(runtime: Runtime, request: Request) -> users.Actor:
 
 def json_object(request: Request) -> dict[str, Any]:
     if request.headers.get("content-type", "").split(";")[0].strip().lower() != "application/json":
-        raise BadBody("send a JSON object, with Content-Type: application/json")
+        raise BadBody("Send a JSON object, with Content-Type: application/json")
     try:
         data = json.loads(request.body.decode("utf-8") or "{}")
     except (UnicodeDecodeError, ValueError) as exc:
-        raise BadBody("the request body is not valid JSON") from exc
+        raise BadBody("The request body is not valid JSON") from exc
     if not isinstance(data, dict):
-        raise BadBody("the request body must be a JSON object")
+        raise BadBody("The request body must be a JSON object")
     return data
 
 
@@ -234,5 +234,5 @@ def audit_answer(runtime: Runtime, principal: Principal, request: Request, famil
                            patient_id=named, detail=json.dumps({"returned": count, **listed}))
     key = ("answer", principal.username, family, request.method, request.path, patient_ids, count, reason)
     if not runtime.audit_read(key, record, now):
-        return Response.json({"error": "store_unavailable", "message": "the audit could not be written"}, 503)
+        return Response.json({"error": "store_unavailable", "message": "The audit could not be written"}, 503)
     return None

@@ -73,7 +73,7 @@ def user_mfa_reset(runtime: Runtime, request: Request, username: str) -> Respons
 def import_users(runtime: Runtime, request: Request) -> Response:
     actor = admin_actor(runtime, request)
     if request.headers.get("content-type", "").split(";")[0].strip().lower() != "text/csv":
-        raise BadRequest("send the CSV file as the body, with Content-Type: text/csv")
+        raise BadRequest("Send the CSV file as the body, with Content-Type: text/csv")
     dry_run = (request.query.get("dry_run") or request.headers.get("x-dry-run", "")).lower() in DRY_RUN_VALUES
     try:
         count = users.import_users(runtime.store, runtime.audit_now, actor, runtime.clock(),

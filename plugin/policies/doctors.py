@@ -53,7 +53,7 @@ def doctor_fields(data: Mapping[str, Any], prefixes: frozenset[str], *, creating
     """
     unknown = sorted(set(data) - set(FIELDS))
     if unknown:
-        raise Invalid(f"unknown field {unknown[0]!r}; the fields are {', '.join(FIELDS)}")
+        raise Invalid(f"Unknown field {unknown[0]!r}; the fields are {', '.join(FIELDS)}")
     missing = [name for name in REQUIRED if creating and name not in data]
     if missing:
         raise Invalid(f'"{missing[0]}" is required')

@@ -129,7 +129,7 @@ def read_share_request(data: Mapping[str, Any], now: float, default_hours: float
     """A create request, checked field by field (ShareInvalid names the first bad one)."""
     unknown = sorted(set(data) - CREATE_KEYS)
     if unknown:
-        raise ShareInvalid(f'unknown field "{unknown[0]}" (known: {", ".join(sorted(CREATE_KEYS))})')
+        raise ShareInvalid(f'Unknown field "{unknown[0]}" (known: {", ".join(sorted(CREATE_KEYS))})')
     recipient = data.get("recipient") or {}
     if not isinstance(recipient, dict) or set(recipient) - {"email", "mobile"}:
         raise ShareInvalid('"recipient" must be an object with "email" and/or "mobile"')
@@ -153,22 +153,22 @@ def explorer_share_request(data: Any) -> dict[str, Any]:
     `ExpirationDate`) as our create request. Other fields it sends (`Type`, `Id`, `Username`) are
     not ours to trust: the caller is who signed in."""
     if not isinstance(data, dict):
-        raise ShareInvalid("send a JSON object")
+        raise ShareInvalid("Send a JSON object")
     resources = data.get("Resources")
     if not isinstance(resources, list) or not resources:
         raise ShareInvalid('"Resources" must be a non-empty list of studies')
     studies = []
     for resource in resources:
         if not isinstance(resource, dict) or str(resource.get("Level", "")).lower() != "study":
-            raise ShareInvalid('a share holds studies: each of "Resources" must have "Level": "study"')
+            raise ShareInvalid('A share holds studies: each of "Resources" must have "Level": "study"')
         study = resource.get("OrthancId") or resource.get("DicomUid")
         if not isinstance(study, str) or not study:
-            raise ShareInvalid('each of "Resources" must name its "OrthancId" (or "DicomUid")')
+            raise ShareInvalid('Each of "Resources" must name its "OrthancId" (or "DicomUid")')
         studies.append(study)
     request: dict[str, Any] = {"studies": studies}
     seconds, until = data.get("ValidityDuration"), data.get("ExpirationDate")
     if seconds is not None and until is not None:
-        raise ShareInvalid('give "ValidityDuration" or "ExpirationDate", not both')
+        raise ShareInvalid('Give "ValidityDuration" or "ExpirationDate", not both')
     if seconds is not None:
         if isinstance(seconds, bool) or not isinstance(seconds, int | float):
             raise ShareInvalid('"ValidityDuration" must be a number of seconds')
@@ -232,7 +232,7 @@ def _recipient(recipient: dict[str, Any], key: str, check: Any) -> str:
     try:
         return check(value)
     except Invalid as exc:
-        raise ShareInvalid(f"recipient: {exc}") from None
+        raise ShareInvalid(f'"recipient": {exc}') from None
 
 
 def _studies(value: Any) -> tuple[str, ...]:
@@ -243,14 +243,14 @@ def _studies(value: Any) -> tuple[str, ...]:
     for item in value:
         if not isinstance(item, str) or not item.strip() or len(item) > MAX_STUDY_ID \
                 or any(c in item for c in "*?\\,"):
-            raise ShareInvalid('each of "studies" must be a StudyInstanceUID or an Orthanc study id')
+            raise ShareInvalid('Each of "studies" must be a StudyInstanceUID or an Orthanc study id')
     return tuple(dict.fromkeys(item.strip() for item in value))
 
 
 def _expiry(data: Mapping[str, Any], now: float, default_hours: float, max_hours: float) -> float:
     given = [key for key in ("expires_at", "valid_hours") if data.get(key) is not None]
     if len(given) > 1:
-        raise ShareInvalid('give "expires_at" or "valid_hours", not both')
+        raise ShareInvalid('Give "expires_at" or "valid_hours", not both')
     if not given:
         return now + default_hours * 3600
     if given[0] == "valid_hours":
@@ -267,7 +267,7 @@ def _expiry(data: Mapping[str, Any], now: float, default_hours: float, max_hours
         if expires <= now:
             raise ShareInvalid('"expires_at" is in the past')
     if expires - now > max_hours * 3600 + 1:
-        raise ShareInvalid(f"a share may last at most {max_hours:g} hours (Gate.Shares.MaxValidHours)")
+        raise ShareInvalid(f"A share may last at most {max_hours:g} hours (Gate.Shares.MaxValidHours)")
     return expires
 
 

@@ -40,7 +40,7 @@ def account_event(now: float, actor: str, action: str, outcome: str, reason: str
 
 def check_username(username: str) -> str:
     if not USERNAME.fullmatch(username or ""):
-        raise BadRequest("usernames are 1-128 characters: letters, digits and . _ @ - "
+        raise BadRequest("Usernames are 1-128 characters: letters, digits and . _ @ - "
                          "(starting with a letter or digit)")
     return username
 
@@ -48,9 +48,9 @@ def check_username(username: str) -> str:
 def check_roles(roles: list[str]) -> list[str]:
     unknown = sorted(set(roles) - ROLE_NAMES)
     if unknown:
-        raise BadRequest(f"unknown role {unknown[0]!r}; roles are {', '.join(sorted(ROLE_NAMES))}")
+        raise BadRequest(f"Unknown role {unknown[0]!r}; roles are {', '.join(sorted(ROLE_NAMES))}")
     if not roles:
-        raise BadRequest("give at least one role")
+        raise BadRequest("Give at least one role")
     return sorted(set(roles))
 
 
@@ -86,7 +86,7 @@ def sign_in(store: Store, audit: AuditSink, authenticator: Authenticator, now: f
     if user.totp_enabled:
         if not otp:
             audit(account_event(now, user.username, "login", "failure", "one-time code missing", ip))
-            raise OtpRequired("enter the 6-digit code from your authenticator app, or a recovery code")
+            raise OtpRequired("Enter the 6-digit code from your authenticator app, or a recovery code")
         code = mfa.check(user.id, username, otp, now, ip, user.directory_id) if mfa is not None \
             else CodeCheck(False, WRONG_CODE)
         if not code.ok:

@@ -128,16 +128,16 @@ class DashboardService:
         if located is None or (level is None and not principal.is_admin):
             self._refusals(self._report_record(principal, "deny", "no grant for this study", study_oid, "", "",
                                                now, ip, path))
-            raise NotFound("no such report")
+            raise NotFound("No such report")
         instance = study_contents(self._core, study_oid).report_instance
         content = report_pdf(self._core, instance) if instance is not None else None
         if content is None:
-            raise NotFound("no such report")
+            raise NotFound("No such report")
         reason = "admin" if principal.is_admin else f"grant {level.label if level else ''}"
         record = self._report_record(principal, "allow", reason, study_oid, located.patient_id,
                                      located.study_uid or "", now, ip, path, instance)
         if not self._audit(record):
-            raise StoreUnavailable("the audit could not be written; the report is not shown")
+            raise StoreUnavailable("The audit could not be written; the report is not shown")
         return Report(content, located.study_uid or "", located.patient_id)
 
     def card(self, principal: Principal, study_oid: str, now: float) -> StudyCard:
@@ -146,7 +146,7 @@ class DashboardService:
         try:
             study = self._core.get(f"/studies/{study_oid}")
         except CoreError:
-            raise NotFound("no such study") from None
+            raise NotFound("No such study") from None
         return self._card(principal, study, False, now)
 
     # -- the studies -------------------------------------------------------------------------------
@@ -221,7 +221,7 @@ class DashboardService:
                              patient_id=named,
                              detail=json.dumps(detail))
         if not self._audit(record):
-            raise StoreUnavailable("the audit could not be written; the studies are not shown")
+            raise StoreUnavailable("The audit could not be written; the studies are not shown")
 
     @staticmethod
     def _report_record(principal: Principal, outcome: str, reason: str, study_oid: str, patient_id: str,

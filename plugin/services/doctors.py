@@ -173,7 +173,7 @@ def _checked(rule: Callable[..., Checked], *args: Any, **kwargs: Any) -> Checked
 def _existing(db: DbSession, doctor_id: int) -> Doctor:
     doctor = doctors.doctor_by_id(db, doctor_id)
     if doctor is None:
-        raise NotFound(f"no doctor {doctor_id}")
+        raise NotFound(f"No doctor {doctor_id}")
     return doctor
 
 
@@ -185,14 +185,14 @@ def _refuse_taken(db: DbSession, fields: dict[str, Any], doctor_id: int | None =
         raise Conflict(f"HPCSA number {number} is registered already, to doctor {holder.id}", "hpcsa_number")
     holder = doctors.doctor_by_username(db, username) if username else None
     if holder is not None and holder.id != doctor_id:
-        raise Conflict(f"username {username!r} is tied to doctor {holder.id} already", "username")
+        raise Conflict(f"Username {username!r} is tied to doctor {holder.id} already", "username")
 
 
 def _taken(fields: dict[str, Any]) -> Conflict:
     taken = [f"HPCSA number {fields['hpcsa_number']}" if fields.get("hpcsa_number") else "",
              f"username {fields['username']!r}" if fields.get("username") else ""]
     named = " or the ".join(t for t in taken if t) or "HPCSA number or username"
-    return Conflict(f"another doctor has the {named} already")
+    return Conflict(f"Another doctor has the {named} already")
 
 
 def _apply(doctor: Doctor, fields: dict[str, Any], now: float) -> None:

@@ -87,7 +87,7 @@ class GrantService:
         _known(data, BULK_FIELDS)
         level, expires_at = _level(data), expiry(data, now)
         if ("items" in data) == ("query" in data):
-            raise BadRequest('give either "items" (a list of patient_id/study_uid/orthanc_id objects) or "query"')
+            raise BadRequest('Give either "items" (a list of patient_id/study_uid/orthanc_id objects) or "query"')
         if "items" in data:
             items = data["items"]
             if not isinstance(items, list) or not items or len(items) > MAX_BULK:
@@ -95,12 +95,12 @@ class GrantService:
             targets = []
             for number, item in enumerate(items, 1):
                 if not isinstance(item, dict):
-                    raise BadRequest(f"item {number} must be a JSON object")
-                _known(item, frozenset({"patient_id", "study_uid", "orthanc_id"}), f"item {number}: ")
+                    raise BadRequest(f"Item {number} must be a JSON object")
+                _known(item, frozenset({"patient_id", "study_uid", "orthanc_id"}), f"Item {number}: ")
                 try:
                     targets.append(self._object(item))
                 except (BadRequest, NotFound) as exc:
-                    raise type(exc)(f"item {number}: {exc.message}") from None
+                    raise type(exc)(f"Item {number}: {exc.message}") from None
         else:
             targets = self._search(data["query"])
         return self._write(actor, now, data, level, expires_at, targets, "bulk")
@@ -109,9 +109,9 @@ class GrantService:
         with self._store.transaction() as db:
             grant = grant_store.grant_by_id(db, grant_id)
             if grant is None:
-                raise NotFound(f"no grant {grant_id}")
+                raise NotFound(f"No grant {grant_id}")
             if grant.revoked_at is not None:
-                raise Conflict(f"grant {grant_id} was revoked already")
+                raise Conflict(f"Grant {grant_id} was revoked already")
             grant_store.revoke_grants(db, [grant], now, actor.username)
             view = grant_view(grant)
         self._access.invalidate()
@@ -125,9 +125,9 @@ class GrantService:
             offset, limit = int(query.get("offset", "0")), int(query.get("limit", "100"))
             doctor = int(query["doctor"]) if query.get("doctor") else None
         except ValueError:
-            raise BadRequest("offset, limit and doctor must be whole numbers") from None
+            raise BadRequest("Offset, limit and doctor must be whole numbers") from None
         if offset < 0 or not 1 <= limit <= 1000:
-            raise BadRequest("offset must be 0 or more and limit 1 to 1000")
+            raise BadRequest("Offset must be 0 or more and limit 1 to 1000")
         with self._store.read() as db:
             found = grant_store.list_grants(
                 db, user=query.get("user") or None, doctor_id=doctor, patient_id=query.get("patient_id") or None,
@@ -141,19 +141,19 @@ class GrantService:
         username, study, level_name = query.get("user") or actor.username or "", query.get("study", ""), \
             query.get("level", "view_only")
         if username != actor.username and not actor.is_admin:
-            raise Forbidden("only admins may check another user's access")
+            raise Forbidden("Only admins may check another user's access")
         level = parse_level(level_name)
         if level is None:
-            raise BadRequest(f"unknown level {level_name!r}; levels are {', '.join(LEVEL_NAMES)}")
+            raise BadRequest(f"Unknown level {level_name!r}; levels are {', '.join(LEVEL_NAMES)}")
         if not study:
-            raise BadRequest("give study= (a StudyInstanceUID or an Orthanc study id)")
+            raise BadRequest("Give study= (a StudyInstanceUID or an Orthanc study id)")
         located = self._access.locator.by_uid("study", study) or tuple(
             loc for loc in (self._access.locator.by_orthanc_id("study", study),) if loc is not None)
         if not located:
             if not actor.is_admin:  # whether a study exists is not the business of those without a grant
                 return {"user": username, "study": study, "level": level.label, "allowed": False, "held": None,
                         "until": None}
-            raise NotFound(f"no study {study!r} in Orthanc")
+            raise NotFound(f"No study {study!r} in Orthanc")
         grants = self._access.grants_of(username)
         holds = [grants.on_study(loc.patient_id, loc.study_uid or "", now) for loc in located]
         held = min(holds, key=lambda h: (h.level or 0))
@@ -183,7 +183,7 @@ class GrantService:
     def _object(self, data: dict[str, Any]) -> GrantObject:
         given = [k for k in ("patient_id", "study_uid", "orthanc_id") if data.get(k) not in (None, "")]
         if len(given) != 1:
-            raise BadRequest("name exactly one of patient_id, study_uid or orthanc_id")
+            raise BadRequest("Name exactly one of patient_id, study_uid or orthanc_id")
         key, value = given[0], data[given[0]]
         if not isinstance(value, str) or len(value) > 64 or UNSAFE_ID.search(value):
             raise BadRequest(f"{key} must be a DICOM identifier (at most 64 characters, no * ? or \\)")
@@ -192,12 +192,12 @@ class GrantService:
             # Orthanc names a patient by a hash of the exact PatientID: no search, no case folding.
             patient_oid = orthanc_id(value)
             if locator.by_orthanc_id("patient", patient_oid) is None:
-                raise NotFound(f"no patient with PatientID {value!r} in Orthanc")
+                raise NotFound(f"No patient with PatientID {value!r} in Orthanc")
             return GrantObject(patient_id=value, orthanc_id=patient_oid)
         if key == "study_uid":
             found = locator.by_uid("study", value)
             if not found:
-                raise NotFound(f"no study with StudyInstanceUID {value!r} in Orthanc")
+                raise NotFound(f"No study with StudyInstanceUID {value!r} in Orthanc")
             return GrantObject(study_uid=value, orthanc_id=found[0].study_oid if len(found) == 1 else None,
                                patient_of_study=",".join(sorted({f.patient_id for f in found})))
         study = locator.by_orthanc_id("study", value)
@@ -207,17 +207,17 @@ class GrantService:
         if patient is not None:
             return GrantObject(patient_id=patient.patient_id, orthanc_id=value)
         if locator.by_any_id(value) is not None:
-            raise BadRequest("grants name a patient or a study; this Orthanc id is a series or an instance")
-        raise NotFound(f"no patient or study with Orthanc id {value!r}")
+            raise BadRequest("Grants name a patient or a study; this Orthanc id is a series or an instance")
+        raise NotFound(f"No patient or study with Orthanc id {value!r}")
 
     def find_studies(self, query: Any) -> list[dict[str, Any]]:
         """The studies a search names (some of BULK_QUERY_KEYS, values as DICOM matches them), for
         a bulk grant or an admin choosing what to grant; at most MAX_BULK."""
         if not isinstance(query, dict) or not query:
-            raise BadRequest(f"query must be a non-empty JSON object with some of {', '.join(sorted(BULK_QUERY_KEYS))}")
-        _known(query, BULK_QUERY_KEYS, "query: ")
+            raise BadRequest(f"Query must be a non-empty JSON object with some of {', '.join(sorted(BULK_QUERY_KEYS))}")
+        _known(query, BULK_QUERY_KEYS, "Query: ")
         if not all(isinstance(v, str) and v for v in query.values()):
-            raise BadRequest("query values must be non-empty strings")
+            raise BadRequest("Query values must be non-empty strings")
         if "StudyDate" in query and not DICOM_DATE_RANGE.fullmatch(query["StudyDate"]):
             raise BadRequest("StudyDate must be a DICOM date or range: YYYYMMDD, YYYYMMDD-YYYYMMDD, "
                              "-YYYYMMDD or YYYYMMDD-", "StudyDate")
@@ -241,7 +241,7 @@ class GrantService:
         located = self._access.locator.by_uid("study", study) or tuple(
             loc for loc in (self._access.locator.by_orthanc_id("study", study),) if loc is not None)
         if not located:
-            raise NotFound(f"no study {study!r} in Orthanc")
+            raise NotFound(f"No study {study!r} in Orthanc")
         with self._store.read() as db:
             found: dict[int, Grant] = {}
             for loc in located:
@@ -255,7 +255,7 @@ class GrantService:
     def _search(self, query: Any) -> list[GrantObject]:
         cards = self.find_studies(query)
         if not cards:
-            raise NotFound("no study matches the query")
+            raise NotFound("No study matches the query")
         return [GrantObject(study_uid=c["study_uid"], orthanc_id=c["orthanc_id"], patient_of_study=c["patient_id"])
                 for c in cards]
 
@@ -263,40 +263,40 @@ class GrantService:
 def _subject(db: Any, data: dict[str, Any]) -> Subject:
     user, doctor = data.get("user"), data.get("doctor")
     if (user is None) == (doctor is None):
-        raise BadRequest('name exactly one subject: "user" (a username) or "doctor" (a doctor id)')
+        raise BadRequest('Name exactly one subject: "user" (a username) or "doctor" (a doctor id)')
     if user is not None:
         if not isinstance(user, str) or not user:
-            raise BadRequest("user must be a username")
+            raise BadRequest("User must be a username")
         found = accounts.user_by_name(db, user)
         if found is None:
-            raise NotFound(f"no user {user!r} (directory users exist after their first sign-in; "
+            raise NotFound(f"No user {user!r} (directory users exist after their first sign-in; "
                            "or grant to their doctor record)")
         if found.disabled:
-            raise Conflict(f"user {user!r} is disabled")
+            raise Conflict(f"User {user!r} is disabled")
         return Subject(user=user)
     if not isinstance(doctor, int) or isinstance(doctor, bool):
-        raise BadRequest("doctor must be a doctor id (a number)")
+        raise BadRequest("Doctor must be a doctor id (a number)")
     record = db.get(Doctor, doctor)
     if record is None:
-        raise NotFound(f"no doctor {doctor}")
+        raise NotFound(f"No doctor {doctor}")
     if record.username:
         tied = accounts.user_by_name(db, record.username)
         if tied is not None and tied.disabled:
-            raise Conflict(f"doctor {doctor}'s user {record.username!r} is disabled")
+            raise Conflict(f"Doctor {doctor}'s user {record.username!r} is disabled")
     return Subject(doctor_id=doctor)
 
 
 def _level(data: dict[str, Any]) -> str:
     level = parse_level(data.get("level"))  # type: ignore[arg-type]
     if level is None:
-        raise BadRequest(f"level must be one of {', '.join(LEVEL_NAMES)}")
+        raise BadRequest(f"Level must be one of {', '.join(LEVEL_NAMES)}")
     return level.label
 
 
 def _known(data: dict[str, Any], allowed: frozenset[str], prefix: str = "") -> None:
     unknown = sorted(set(data) - allowed)
     if unknown:
-        raise BadRequest(f"{prefix}unknown field {unknown[0]!r}; fields are {', '.join(sorted(allowed))}")
+        raise BadRequest(f"{prefix}Unknown field {unknown[0]!r}; fields are {', '.join(sorted(allowed))}")
 
 
 def _iso(epoch: float | None) -> str | None:

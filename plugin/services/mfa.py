@@ -24,7 +24,7 @@ def _user_id(store: Store, username: str) -> int:
     with store.read() as db:
         user = accounts.user_by_name(db, username)
     if user is None:
-        raise NotFound(f"no user {username!r}")
+        raise NotFound(f"No user {username!r}")
     return user.id
 
 
@@ -49,7 +49,7 @@ def confirm(store: Store, mfa: Mfa, audit: AuditSink, principal: Principal, code
     """Turn MFA on with a first code; the session counts as having proved it. Returns recovery codes."""
     codes = mfa.confirm(_user_id(store, principal.username or ""), code, now)
     if codes is None:
-        raise BadRequest("that code does not match; check the time on your phone and try the next code")
+        raise BadRequest("That code does not match; check the time on your phone and try the next code")
     if principal.session_id:
         with store.transaction() as db:
             accounts.mark_session_mfa(db, principal.session_id, now)

@@ -39,9 +39,9 @@ def retry_message(store: Store, audit: AuditSink, actor: Actor, now: float, mess
     with store.transaction() as db:
         row = outbox.message_by_id(db, message_id)
         if row is None:
-            raise NotFound(f"no message {message_id}")
+            raise NotFound(f"No message {message_id}")
         if row.status not in RETRYABLE or not outbox.retry(db, message_id, now):
-            raise Conflict(f"message {message_id} is {row.status}: only a dead or pending message can be retried")
+            raise Conflict(f"Message {message_id} is {row.status}: only a dead or pending message can be retried")
         before = (row.status, row.attempts, row.kind, row.channel, row.study_uid)
     status, attempts, kind, channel, study_uid = before
     audit(AuditRecord(ts=iso_utc(now), actor=actor.username, action="outbox.retry", outcome="success",

@@ -49,7 +49,7 @@ def issue(db: DbSession, username: str, now: float, hours: float) -> str:
     if user is None or user.source != "local":
         raise BadRequest(f"{username!r} is not a local account")
     if hours <= 0:
-        raise BadRequest("a link must be valid for some time")
+        raise BadRequest("A link must be valid for some time")
     token_store.end_unused_tokens(db, username, now)
     token = new_token()
     token_store.add_token(db, PasswordToken(token_hash=token_hash(token), username=username, created_at=now,

@@ -84,7 +84,7 @@ class ReviewService:
         {"action": "dismiss"}, each with an optional "note"."""
         unknown = sorted(set(data) - RESOLVE_FIELDS)
         if unknown:
-            raise BadRequest(f"unknown field {unknown[0]!r}; fields are action, doctor, note")
+            raise BadRequest(f"Unknown field {unknown[0]!r}; fields are action, doctor, note")
         action, note = data.get("action"), data.get("note", "")
         if not isinstance(note, str) or len(note) > MAX_NOTE:
             raise BadRequest(f'"note" must be a string of at most {MAX_NOTE} characters')
@@ -115,7 +115,7 @@ class ReviewService:
     def _apply(self, db: Any, actor: Actor, now: float, item: ReviewItem, referral: Referral | None, action: str,
                data: dict[str, Any], arrival: Any) -> str:
         if referral is None:
-            raise Conflict(f"review item {item.id}'s study has no referral record")
+            raise Conflict(f"Review item {item.id}'s study has no referral record")
         if action == "dismiss":
             referral.status = "dismissed"
             return "dismissed: nothing linked"
@@ -128,9 +128,9 @@ class ReviewService:
             raise BadRequest('"doctor" must be the id of the doctor who referred the study')
         doctor = db.get(Doctor, doctor_id)
         if doctor is None:
-            raise NotFound(f"no doctor {doctor_id}")
+            raise NotFound(f"No doctor {doctor_id}")
         if doctor.disabled or not doctor.hpcsa_active:
-            raise Conflict(f"doctor {doctor_id} is disabled or their HPCSA registration is inactive: not linked")
+            raise Conflict(f"Doctor {doctor_id} is disabled or their HPCSA registration is inactive: not linked")
         self._referrals.link(db, referral, doctor, now, actor.username)
         referral.matched_by = "review"
         return f"linked to doctor {doctor_id}, grant {referral.grant_id}"
@@ -139,18 +139,18 @@ class ReviewService:
         try:
             return self._referrals.read(study_oid)
         except CoreError as exc:
-            raise Conflict("the study is no longer in Orthanc; dismiss the item instead") from exc
+            raise Conflict("The study is no longer in Orthanc; dismiss the item instead") from exc
 
 
 def _open_item(db: Any, item_id: int, action: Any) -> ReviewItem:
     item = referral_store.review_item(db, item_id)
     if item is None:
-        raise NotFound(f"no review item {item_id}")
+        raise NotFound(f"No review item {item_id}")
     allowed = ACTIONS.get(item.kind, ())
     if action not in allowed:
         raise BadRequest(f'"action" must be one of {", ".join(allowed)} for a {item.kind} item')
     if item.status != "open":
-        raise Conflict(f"review item {item_id} was {item.status} already")
+        raise Conflict(f"Review item {item_id} was {item.status} already")
     return item
 
 

@@ -191,7 +191,7 @@ class SearchService:
         (the others' existence is not theirs to know); refused otherwise, and for an unknown id."""
         located = self._access.locator.by_orthanc_id("patient", patient_oid)
         if located is None:
-            raise Forbidden("no grant for this patient")
+            raise Forbidden("No grant for this patient")
         grants = self._access.grants_of(principal.username or "")
         whole = grants.on_patient(located.patient_id, now).level is not None
         visible = self.visible(principal, now).study_oids if not whole else frozenset()
@@ -199,11 +199,11 @@ class SearchService:
         studies = answer.get("Studies") if isinstance(answer, dict) else None
         if whole or not isinstance(studies, list):
             if not whole:
-                raise Forbidden("no grant for this patient")
+                raise Forbidden("No grant for this patient")
             return answer
         kept = [study for study in studies if study in visible]
         if not kept:
-            raise Forbidden("no grant for this patient")
+            raise Forbidden("No grant for this patient")
         trimmed = {**answer, "Studies": kept}
         # When the patient last changed, and whether it is complete, tell of the other studies too:
         # taken from the studies kept instead.
@@ -237,7 +237,7 @@ class SearchService:
         however spelt, is intersected with ours rather than left to override it.
         """
         if not isinstance(request, dict):
-            raise BadRequest("the body of /tools/find must be a JSON object")
+            raise BadRequest("The body of /tools/find must be a JSON object")
         level = str(request.get("Level", "")).lower()
         if level not in LEVEL_NAMES:
             raise BadRequest('Level must be one of "Patient", "Study", "Series", "Instance"')

@@ -79,7 +79,7 @@ class ShareGone(GateError):
     code = "gone"
 
     def __init__(self, reason: State) -> None:
-        super().__init__(f"this link no longer works ({reason.value})")
+        super().__init__(f"This link no longer works ({reason.value})")
         self.reason = reason
 
 
@@ -88,7 +88,7 @@ class ShareThrottled(GateError):
     code = "rate_limited"
 
     def __init__(self, retry_after: float) -> None:
-        super().__init__("too many wrong links from this address; try again later")
+        super().__init__("Too many wrong links from this address; try again later")
         self.retry_after = retry_after
 
 
@@ -234,14 +234,14 @@ class ShareVisits:
         now = self._clock()
         cookie = cookie_value(cookie_header, SESSION_COOKIE)
         if not cookie:
-            raise SessionOver("no viewing session: open the link in your message again")
+            raise SessionOver("No viewing session: open the link in your message again")
         session_hash = secret_hash(cookie)
         with self._store.read() as db:
             session = share_store.session_by_hash(db, session_hash)
             share = share_store.share_by_id(db, session.share_id) if session is not None else None
             studies = tuple(share_store.studies_of(db, share.id)) if share is not None else ()
         if session is None or share is None or session.expires_at <= now:
-            raise SessionOver("the viewing session ended: open the link in your message again")
+            raise SessionOver("The viewing session ended: open the link in your message again")
         stopped = state(facts_of(share), now)
         if stopped is not State.ACTIVE:
             with self._store.transaction() as db:
@@ -276,22 +276,22 @@ class ShareVisits:
         located = self._locator.by_orthanc_id("instance", instance_oid) if ORTHANC_ID.match(instance_oid) else None
         if located is None or located.study_oid not in visit.study_oids:
             self._refuse(visit, ip, path, now, "share.preview", "not an instance of the shared studies")
-            raise ShareUnknown("no such image")
+            raise ShareUnknown("No such image")
         self._read(visit, ip, path, now, "view", "preview image", located.study_uid or "")
         try:
             return self._core.preview_image(instance_oid, PREVIEW_SIZE)
         except CoreError:
-            raise ShareUnknown("no such image") from None
+            raise ShareUnknown("No such image") from None
 
     def report(self, visit: Visit, study_oid: str, ip: str, path: str) -> bytes:
         now = self._clock()
         if study_oid not in visit.study_oids:
             self._refuse(visit, ip, path, now, "share.report", "not a shared study")
-            raise ShareUnknown("no such report")
+            raise ShareUnknown("No such report")
         instance = study_contents(self._core, study_oid).report_instance
         content = report_pdf(self._core, instance) if instance is not None else None
         if content is None:
-            raise ShareUnknown("no such report")
+            raise ShareUnknown("No such report")
         study = next(s for s in visit.studies if s.orthanc_study_id == study_oid)
         self._note(visit.share, ip, path, now, "share.report", "success", "report opened", durable=True,
                    study_uid=study.study_uid)
@@ -388,7 +388,7 @@ class ShareVisits:
                                  reason="no share has this link", source_ip=ip, method="GET",
                                  path=redacted_path(path), route_class="share")
             self._audit.record_denial(("share bad link", ip), f"address {ip}", lambda: record, now)
-            raise ShareUnknown("no such link")
+            raise ShareUnknown("No such link")
         stopped = state(facts_of(share), now, opening=opening)
         if stopped is not State.ACTIVE:
             self._note(share, ip, path, now, "share.landing", "deny", f"link no longer works ({stopped.value})")
@@ -437,7 +437,7 @@ class ShareVisits:
         window = self._audit.cover_read(key, lambda: self._record(share, ip, path, now, action, "allow", reason,
                                                                   study_uid), now)
         if window is None:
-            raise StoreUnavailable("the audit could not be written; nothing is shown")
+            raise StoreUnavailable("The audit could not be written; nothing is shown")
 
     def _refuse(self, visit: Visit, ip: str, path: str, now: float, action: str, reason: str) -> None:
         share = visit.share
@@ -448,7 +448,7 @@ class ShareVisits:
               durable: bool = False, study_uid: str = "") -> None:
         if not self._audit.record(self._record(share, ip, path, now, action, outcome, reason, study_uid),
                                   durable=durable) and durable:
-            raise StoreUnavailable("the audit could not be written")
+            raise StoreUnavailable("The audit could not be written")
 
     @staticmethod
     def _record(share: Share, ip: str, path: str, now: float, action: str, outcome: str, reason: str,

@@ -64,7 +64,7 @@ class ShareService:
     def create(self, principal: Principal, data: dict[str, Any], now: float, ip: str) -> dict[str, Any]:
         """A new share: 201's body, with the token and the link (shown this once)."""
         if not self._settings.enabled:
-            raise Forbidden("patient share links are turned off on this server (Gate.Shares.Enabled)")
+            raise Forbidden("Patient share links are turned off on this server (Gate.Shares.Enabled)")
         try:
             wanted = read_share_request(data, now, self._settings.default_valid_hours, self._settings.max_valid_hours,
                                         principal.username or "")
@@ -75,7 +75,7 @@ class ShareService:
                                                               for ref in wanted.studies)}.values())
         patients = {found.patient_id for found in studies}
         if len(patients) != 1:
-            raise BadRequest("a share holds studies of one patient; these belong to several")
+            raise BadRequest("A share holds studies of one patient; these belong to several")
         token = new_secret()
         link = self._public_url + SHARE_PAGE + token
         with self._store.transaction() as db:
@@ -158,15 +158,15 @@ class ShareService:
         if len(found) > 1:
             raise BadRequest(f"StudyInstanceUID {ref!r} names several studies in Orthanc; name it by Orthanc id")
         if not found or found[0].study_oid is None:
-            raise NotFound(f"no study {ref!r}")
+            raise NotFound(f"No study {ref!r}")
         study = found[0]
         if principal.is_admin:
             return study
         level = self._access.level_on(principal, "study", study.study_oid, now)
         if level is None:
-            raise NotFound(f"no study {ref!r}")
+            raise NotFound(f"No study {ref!r}")
         if level < AccessLevel.SHARE:
-            raise Forbidden(f"sharing study {ref!r} needs the share level on it; you hold {level.label}")
+            raise Forbidden(f"Sharing study {ref!r} needs the share level on it; you hold {level.label}")
         return study
 
     def _row(self, wanted: ShareRequest, token: str, patient_id: str, principal: Principal, now: float) -> Share:
@@ -197,7 +197,7 @@ class ShareService:
     def _visible(db: Any, principal: Principal, share_id: int) -> Share:
         share = share_store.share_by_id(db, share_id)
         if share is None or not (principal.is_admin or share.created_by == principal.username):
-            raise NotFound(f"no share {share_id}")
+            raise NotFound(f"No share {share_id}")
         return share
 
     def _view(self, db: Any, share: Share, now: float) -> dict[str, Any]:
@@ -235,7 +235,7 @@ class ShareService:
                              detail=json.dumps({"share": share.id, "studies": [s["study_uid"] for s in studies],
                                                 **detail}))
         if not self._audit(record):
-            raise StoreUnavailable("the audit could not be written")
+            raise StoreUnavailable("The audit could not be written")
 
 
 def facts_of(share: Share) -> ShareFacts:

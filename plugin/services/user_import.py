@@ -77,7 +77,7 @@ def decode_csv(body: bytes) -> str:
     try:
         return body.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise BadRequest("the file is not UTF-8 text; save it from the spreadsheet as 'CSV UTF-8'") from exc
+        raise BadRequest("The file is not UTF-8 text; save it from the spreadsheet as 'CSV UTF-8'") from exc
 
 
 def check_email(email: str) -> str:
@@ -89,7 +89,7 @@ def check_email(email: str) -> str:
 
 def check_display_name(name: str) -> str:
     if len(name) > MAX_FIELD_LENGTH or any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in name):
-        raise BadRequest(f"display names are at most {MAX_FIELD_LENGTH} characters, without control characters")
+        raise BadRequest(f"Display names are at most {MAX_FIELD_LENGTH} characters, without control characters")
     return name
 
 
@@ -109,7 +109,7 @@ def read_users_csv(text: str, existing: Collection[str] = frozenset(),
     """Check every row of the file; `existing` are the usernames taken already."""
     lines, unreadable = _rows_with_lines(text)
     if not lines and unreadable is None:
-        return ImportReport([], [RowProblem(1, ("the file is empty; the first line must name the columns "
+        return ImportReport([], [RowProblem(1, ("The file is empty; the first line must name the columns "
                                                 f"{', '.join(REQUIRED_COLUMNS)}",))])
     if not lines:
         return ImportReport([], [unreadable])
@@ -119,7 +119,7 @@ def read_users_csv(text: str, existing: Collection[str] = frozenset(),
         return ImportReport([], [RowProblem(header_line, tuple(header_errors))])
     body = lines[1:]
     if len(body) > MAX_ROWS:
-        return ImportReport([], [RowProblem(body[MAX_ROWS][0], (f"more than {MAX_ROWS} rows; split the file",))])
+        return ImportReport([], [RowProblem(body[MAX_ROWS][0], (f"More than {MAX_ROWS} rows; split the file",))])
     rows, problems = [], []
     first_line: dict[str, int] = {}
     for done, (line, cells) in enumerate(body, start=1):
@@ -145,7 +145,7 @@ def _rows_with_lines(text: str) -> tuple[list[tuple[int, list[str]]], RowProblem
         except StopIteration:
             return rows, None
         except csv.Error as exc:
-            return rows, RowProblem(ended + 1, (f"the CSV cannot be read from here on ({exc})",))
+            return rows, RowProblem(ended + 1, (f"The CSV cannot be read from here on ({exc})",))
         start, ended = ended + 1, reader.line_num
         if any(cell.strip() for cell in cells):
             rows.append((start, [cell.strip() for cell in cells]))
@@ -159,12 +159,12 @@ def _column_name(cell: str) -> str:
 
 def _columns(header: list[str]) -> tuple[dict[str, int], list[str]]:
     names = [_column_name(cell) for cell in header]
-    errors = [f"unknown column {cell!r}; the columns are {', '.join(REQUIRED_COLUMNS + OPTIONAL_COLUMNS)}"
+    errors = [f"Unknown column {cell!r}; the columns are {', '.join(REQUIRED_COLUMNS + OPTIONAL_COLUMNS)}"
               for cell, name in zip(header, names, strict=True) if name not in REQUIRED_COLUMNS + OPTIONAL_COLUMNS]
-    errors += [f"column {name!r} appears twice" for name in sorted({n for n in names if names.count(n) > 1})]
+    errors += [f"Column {name!r} appears twice" for name in sorted({n for n in names if names.count(n) > 1})]
     missing = [name for name in REQUIRED_COLUMNS if name not in names]
     if missing:
-        errors.append(f"missing column{'s' if len(missing) > 1 else ''} {', '.join(missing)} "
+        errors.append(f"Missing column{'s' if len(missing) > 1 else ''} {', '.join(missing)} "
                       "(the first line must name the columns)")
     return {name: index for index, name in enumerate(names)}, errors
 
@@ -172,7 +172,7 @@ def _columns(header: list[str]) -> tuple[dict[str, int], list[str]]:
 def _check_row(line: int, cells: list[str], columns: dict[str, int], first_line: dict[str, int],
                existing: Collection[str]) -> tuple[ImportRow | None, list[str]]:
     if len(cells) != len(columns):
-        return None, [f"expected {len(columns)} cells, found {len(cells)}"]
+        return None, [f"Expected {len(columns)} cells, found {len(cells)}"]
     cell = {name: cells[index] for name, index in columns.items()}
     username, hpcsa_number = cell["username"], cell.get("hpcsa_number", "")
     errors = [message for message in (
@@ -182,9 +182,9 @@ def _check_row(line: int, cells: list[str], columns: dict[str, int], first_line:
         _problem(check_roles, split_roles(cell["roles"])),
         _problem(check_hpcsa_number, hpcsa_number)) if message]
     if username in first_line:
-        errors.append(f"username {username!r} is on line {first_line[username]} already")
+        errors.append(f"Username {username!r} is on line {first_line[username]} already")
     elif username in existing:
-        errors.append(f"user {username!r} exists already")
+        errors.append(f"User {username!r} exists already")
     first_line.setdefault(username, line)
     if errors:
         return None, errors

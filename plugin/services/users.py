@@ -78,11 +78,11 @@ GATECTL = Actor("gatectl")
 def require_admin(principal: Principal) -> None:
     """Only admins who owe nothing (a new password, a one-time code) administer users."""
     if not principal.is_admin:
-        raise Forbidden("only admins may do this (users, API keys, doctors and grants are managed by admins)")
+        raise Forbidden("Only admins may do this (users, API keys, doctors and grants are managed by admins)")
     if principal.must_change_password:
-        raise Forbidden("change your password first, at /gate/password")
+        raise Forbidden("Change your password first, at /gate/password")
     if principal.mfa_pending:
-        raise Forbidden("prove your one-time code first, at /gate/mfa")
+        raise Forbidden("Prove your one-time code first, at /gate/mfa")
 
 
 def user_view(user: User) -> dict[str, Any]:
@@ -138,7 +138,7 @@ def create_user(store: Store, audit: AuditSink, mfa: Mfa | None, actor: Actor, n
     password_hash = hash_password(password) if password else None  # slow: not while holding the write lock
     with store.transaction() as db:
         if accounts.user_by_name(db, username) is not None:
-            raise Conflict(f"user {username!r} exists already")
+            raise Conflict(f"User {username!r} exists already")
         user = accounts.add_user(db, User(
             username=username, roles=",".join(roles), password_hash=password_hash,
             source="local", disabled=False, must_change_password=must_change, display_name=display_name,
@@ -177,7 +177,7 @@ def update_user(store: Store, audit: AuditSink, mfa: Mfa | None, actor: Actor, n
     with store.transaction() as db:
         user = _existing(db, username)
         if _privileged(user, changes) and not privileged:
-            raise Conflict(f"user {username!r} was changed meanwhile; send the change again")
+            raise Conflict(f"User {username!r} was changed meanwhile; send the change again")
         before = _audited(user)
         was_admin = _enabled_admin(user)
         ended = _apply(db, user, changes, password_hash, now)
@@ -228,7 +228,7 @@ def create_api_key(store: Store, audit: AuditSink, mfa: Mfa | None, actor: Actor
     _known_fields(data, API_KEY_FIELDS)
     name = _text(data, "name", required=True)
     if len(name) > 128:
-        raise BadRequest("an API key needs a name of 1-128 characters")
+        raise BadRequest("An API key needs a name of 1-128 characters")
     username = _text(data, "user") or actor.username
     expires_at = expiry(data, now)
     with store.read() as db:
@@ -263,7 +263,7 @@ def reset_mfa(store: Store, audit: AuditSink, mfa: Mfa | None, actor: Actor, now
         _existing(db, username)
     require_fresh_mfa(store, audit, mfa, actor, now, "mfa.reset")
     if mfa is None:
-        raise Conflict("one-time codes are not available on this server")
+        raise Conflict("One-time codes are not available on this server")
     mfa_service.reset(store, mfa, audit, actor.username, username, now)
 
 
@@ -271,7 +271,7 @@ def revoke_api_key(store: Store, audit: AuditSink, actor: Actor, now: float, key
     with store.transaction() as db:
         key = accounts.api_key_by_id(db, key_id)
         if key is None:
-            raise NotFound(f"no API key {key_id}")
+            raise NotFound(f"No API key {key_id}")
         revoked_now = key.revoked_at is None
         if revoked_now:
             key.revoked_at = now
@@ -299,7 +299,7 @@ def import_users(store: Store, audit: AuditSink, actor: Actor, now: float, text:
     with store.transaction() as db:
         taken = accounts.usernames(db) & {row.username for row in report.rows}
         if taken:  # created by someone else since the check above
-            raise BadCsv([RowProblem(row.line, (f"user {row.username!r} exists already",))
+            raise BadCsv([RowProblem(row.line, (f"User {row.username!r} exists already",))
                           for row in report.rows if row.username in taken])
         for start in range(0, len(report.rows), INSERT_CHUNK):
             accounts.add_users(db, [_imported(row, now) for row in report.rows[start:start + INSERT_CHUNK]])
@@ -318,7 +318,7 @@ def require_fresh_mfa(store: Store, audit: AuditSink, mfa: Mfa | None, actor: Ac
     if actor.via == GATECTL.via:
         return
     if actor.via != "session" or actor.session_id is None:
-        raise _mfa_refusal(audit, actor, now, action, "this change needs a one-time code proved in the last "
+        raise _mfa_refusal(audit, actor, now, action, "This change needs a one-time code proved in the last "
                             "5 minutes, which only a signed-in session can give: sign in at /gate/login (or use "
                             "gatectl on the server)")
     with store.read() as db:
@@ -327,7 +327,7 @@ def require_fresh_mfa(store: Store, audit: AuditSink, mfa: Mfa | None, actor: Ac
     if proved_at is not None and now - proved_at <= MFA_FRESH_SECONDS:
         return
     if not actor.otp:
-        raise _mfa_refusal(audit, actor, now, action, 'this change needs a one-time code proved in the last '
+        raise _mfa_refusal(audit, actor, now, action, 'This change needs a one-time code proved in the last '
                             '5 minutes: send your current code (or a recovery code) as "otp" with the request')
     code = mfa.check(user.id, user.username, actor.otp, now, actor.ip, user.directory_id) \
         if user is not None and mfa is not None \
@@ -363,13 +363,13 @@ def _audited(user: User) -> dict[str, Any]:
 def _existing(db: DbSession, username: str) -> User:
     user = accounts.user_by_name(db, username)
     if user is None:
-        raise NotFound(f"no user {username!r}")
+        raise NotFound(f"No user {username!r}")
     return user
 
 
 def _usable(user: User) -> User:
     if user.disabled:
-        raise Conflict(f"user {user.username!r} is disabled")
+        raise Conflict(f"User {user.username!r} is disabled")
     return user
 
 
@@ -427,7 +427,7 @@ def _enabled_admin(user: User) -> bool:
 def _keep_an_admin(db: DbSession, was_admin: bool) -> None:
     """Refuse (and so roll back) a change that took away the last enabled admin, who could undo it."""
     if was_admin and not accounts.any_admin(db):
-        raise Conflict("that would leave no enabled admin; make another admin first")
+        raise Conflict("That would leave no enabled admin; make another admin first")
 
 
 def _imported(row: ImportRow, now: float) -> User:
@@ -461,7 +461,7 @@ def _changes(data: dict[str, Any], username: str) -> dict[str, Any]:
 def _known_fields(data: dict[str, Any], allowed: frozenset[str]) -> None:
     unknown = sorted(set(data) - allowed - {OTP_FIELD})
     if unknown:
-        raise BadRequest(f"unknown field {unknown[0]!r}; the fields are {', '.join(sorted(allowed))}")
+        raise BadRequest(f"Unknown field {unknown[0]!r}; the fields are {', '.join(sorted(allowed))}")
 
 
 def _text(data: dict[str, Any], name: str, required: bool = False) -> str:

@@ -62,7 +62,7 @@ class Store:
             with self._sessions.begin() as session:
                 yield session
         except SQLAlchemyError as exc:
-            raise StoreUnavailable(f"store unavailable: {describe_store_error(exc)}") from exc
+            raise StoreUnavailable(f"Store unavailable: {describe_store_error(exc)}") from exc
 
     @contextmanager
     def read(self) -> Iterator[Session]:
@@ -71,7 +71,7 @@ class Store:
             with self._read_sessions.begin() as session:
                 yield session
         except SQLAlchemyError as exc:
-            raise StoreUnavailable(f"store unavailable: {describe_store_error(exc)}") from exc
+            raise StoreUnavailable(f"Store unavailable: {describe_store_error(exc)}") from exc
 
     def probe(self) -> None:
         """Take and release the write lock: raises StoreUnavailable if the store cannot be written."""
@@ -80,7 +80,7 @@ class Store:
                 conn.execute(text("SELECT 1"))
         except SQLAlchemyError as exc:
             self.health.mark_failed(exc)
-            raise StoreUnavailable(f"store unavailable: {describe_store_error(exc)}") from exc
+            raise StoreUnavailable(f"Store unavailable: {describe_store_error(exc)}") from exc
         self.health.mark_ok()
 
     def upgrade(self) -> None:
@@ -95,7 +95,7 @@ class Store:
                 cfg.attributes["connection"] = conn
                 command.upgrade(cfg, "head")
         except SQLAlchemyError as exc:
-            raise StoreUnavailable(f"store unavailable: {describe_store_error(exc)}") from exc
+            raise StoreUnavailable(f"Store unavailable: {describe_store_error(exc)}") from exc
 
     def dispose(self) -> None:
         self.engine.dispose()

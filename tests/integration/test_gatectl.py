@@ -44,7 +44,7 @@ def test_gatectl_refuses_what_the_api_refuses(tmp_path):
     proc = OrthancProcess(tmp_path)
     for name in (" rad1", "rad1 ", "ｒａｄ１"):
         refused = proc.gatectl("create-user", name, "--role", "radiologist", check=False)
-        assert refused.returncode != 0 and "usernames are" in refused.stderr, name
+        assert refused.returncode != 0 and "Usernames are" in refused.stderr, name
     assert store_rows(proc, "SELECT count(*) FROM users") == [(0,)]
 
 

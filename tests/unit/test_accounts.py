@@ -63,7 +63,7 @@ def actions(events) -> list[tuple[str, str]]:
 @pytest.mark.parametrize("username", ["", "-lead", ".dot", "has space", "a" * 129, "ünïcode", "a/b", "a:b",
                                       "alice\n", "bob\r\n", "x\x00"])
 def test_create_user_refuses_bad_usernames(store, sink, clock, events, username):
-    with pytest.raises(BadRequest, match="usernames"):
+    with pytest.raises(BadRequest, match="Usernames"):
         create(store, sink, clock, username=username)
     assert events == []
 

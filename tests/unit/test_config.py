@@ -196,11 +196,30 @@ def test_text_that_is_not_a_variable_is_left_alone(monkeypatch):
     assert substitute_variables("$HOME ${1BAD} $") == "$HOME ${1BAD} $"
 
 
-def test_read_orthanc_config_merges_a_folder_in_name_order(tmp_path):
-    (tmp_path / "b.json").write_text('{"Gate": {"HomePage": "/second"}}')
-    (tmp_path / "a.json").write_text('{"Gate": {"HomePage": "/first"}, "Name": "a"}')
+def test_read_orthanc_config_merges_a_folder_of_json_files(tmp_path):
+    (tmp_path / "b.JSON").write_text('{"Gate": {"HomePage": "/second"}}')
+    (tmp_path / "a.json").write_text('{"Name": "a"}')
     (tmp_path / "notes.txt").write_text("not json")
     assert read_orthanc_config(tmp_path) == {"Gate": {"HomePage": "/second"}, "Name": "a"}
+
+
+def test_a_key_in_two_files_of_a_folder_is_an_error_as_orthanc_refuses_it(tmp_path):
+    (tmp_path / "a.json").write_text('{"Gate": {"HomePage": "/first"}, "Name": "a"}')
+    (tmp_path / "b.json").write_text('{"Gate": {"HomePage": "/second"}}')
+    with pytest.raises(ConfigError, match="Gate is also in another file"):
+        read_orthanc_config(tmp_path)
+
+
+def test_a_file_that_is_not_a_json_object_is_an_error(tmp_path):
+    (tmp_path / "orthanc.json").write_text("[1, 2]")
+    with pytest.raises(ConfigError, match="must be a JSON object"):
+        read_orthanc_config(tmp_path / "orthanc.json")
+
+
+def test_a_json_error_is_placed_at_the_file_own_line_and_column_past_comments(tmp_path):
+    (tmp_path / "orthanc.json").write_text('{\n  /* a\n  comment */ "Name": "x", // more\n  "Port" 1\n}')
+    with pytest.raises(ConfigError, match="line 4, column 10"):
+        read_orthanc_config(tmp_path / "orthanc.json")
 
 
 def test_read_orthanc_config_of_an_empty_folder_is_an_error(tmp_path):

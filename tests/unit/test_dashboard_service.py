@@ -390,7 +390,7 @@ def test_a_report_that_is_not_theirs_is_not_found_alike(service, core, store, au
              "no report": theirs.study, "revoked": theirs.study}[case]
     with pytest.raises(NotFound) as refused:
         service.report(DOCTOR, study, T0, "10.0.0.9", "/gate/doctor/studies/x/report")
-    assert refused.value.message == "no such report"
+    assert refused.value.message == "No such report"
     assert audit == []
     assert not any(path.endswith("/content/0042-0011") for _method, path in core.calls)
     if case in ("not theirs", "revoked"):

@@ -97,12 +97,12 @@ def test_a_username_may_be_tied_before_the_user_exists(store, sink, clock):
     ({"hpcsa_number": "OT0123456"}, "DP, MP, PS"),
     ({"mobile": "011 555 1234"}, "not a mobile number"),
     ({"email": "nkosi"}, '"email"'),
-    ({"username": "-nkosi"}, "usernames are 1-128 characters"),
+    ({"username": "-nkosi"}, "Usernames are 1-128 characters"),
     ({"username": 5}, '"username" must be a string'),
     ({"aliases": "NKOSI"}, "list of strings"),
     ({"last_name": ""}, '"last_name" must not be empty'),
     ({"practice": "P" * 257}, "at most 256"),
-    ({"speciality": "radiology"}, "unknown field 'speciality'"),
+    ({"speciality": "radiology"}, "Unknown field 'speciality'"),
 ])
 def test_bad_input_is_refused_before_anything_is_written(store, sink, events, clock, data, message):
     with pytest.raises(BadRequest, match=message):
@@ -133,7 +133,7 @@ def test_a_conflict_that_slips_past_the_check_is_still_a_conflict(store, sink, e
     monkeypatch.setattr(doctor_rows, "doctor_by_username", lambda db, username: None)
     second = {"hpcsa_number": "MP0123456", "username": "someone"} if taken == "hpcsa_number" else {
         "hpcsa_number": "MP7654321", "username": "drnkosi"}
-    with pytest.raises(Conflict, match="another doctor has the"):
+    with pytest.raises(Conflict, match="Another doctor has the"):
         create(store, sink, clock, **second)
     assert doctor_count(store) == 1 and events == []
 
@@ -201,7 +201,7 @@ def test_bad_list_queries_are_refused(store, q, offset, limit):
 
 
 def test_an_unknown_doctor_is_not_found(store):
-    with pytest.raises(NotFound, match="no doctor 42"):
+    with pytest.raises(NotFound, match="No doctor 42"):
         doctors.get_doctor(store, 42)
 
 

@@ -107,7 +107,7 @@ def test_a_patient_grant_is_checked_by_the_hash_of_its_patient_id_and_keeps_that
 
 
 def test_a_patient_grant_does_not_reach_a_patient_whose_id_differs_in_case(env):
-    with pytest.raises(NotFound, match="no patient with PatientID 'pat-1'"):
+    with pytest.raises(NotFound, match="No patient with PatientID 'pat-1'"):
         env.create(patient_id="pat-1")
     assert_nothing_changed(env)
     assert env.core.calls == [("GET", f"/patients/{orthanc_id('pat-1')}")]
@@ -174,18 +174,18 @@ def test_expiry_is_stored_as_an_instant(env, expires_at, epoch):
 
 MISTAKES = [
     # (what the request says, error, words the message must hold)
-    ({"patient_id": "NOPE"}, NotFound, "no patient with PatientID 'NOPE'"),
-    ({"study_uid": "9.9.9"}, NotFound, "no study with StudyInstanceUID '9.9.9'"),
-    ({"orthanc_id": "00000000-00000000-00000000-00000000-00000000"}, NotFound, "no patient or study with Orthanc id"),
+    ({"patient_id": "NOPE"}, NotFound, "No patient with PatientID 'NOPE'"),
+    ({"study_uid": "9.9.9"}, NotFound, "No study with StudyInstanceUID '9.9.9'"),
+    ({"orthanc_id": "00000000-00000000-00000000-00000000-00000000"}, NotFound, "No patient or study with Orthanc id"),
     ({"patient_id": "PAT-*"}, BadRequest, "no * ? or \\"),
     ({"patient_id": "PAT-1", "study_uid": "1.1"}, BadRequest, "exactly one of patient_id, study_uid or orthanc_id"),
     ({"patient_id": ""}, BadRequest, "exactly one of patient_id, study_uid or orthanc_id"),
     ({"patient_id": 5}, BadRequest, "patient_id must be a DICOM identifier"),
     ({"patient_id": "P" * 65}, BadRequest, "at most 64 characters"),
     ({"patient_id": "PAT-1", "level": "owner"}, BadRequest,
-     "level must be one of view_only, download, annotate, report, share, full"),
-    ({"patient_id": "PAT-1", "level": "FULL"}, BadRequest, "level must be one of"),
-    ({"patient_id": "PAT-1", "level": None}, BadRequest, "level must be one of"),
+     "Level must be one of view_only, download, annotate, report, share, full"),
+    ({"patient_id": "PAT-1", "level": "FULL"}, BadRequest, "Level must be one of"),
+    ({"patient_id": "PAT-1", "level": None}, BadRequest, "Level must be one of"),
     ({"patient_id": "PAT-1", "expires_at": "next tuesday"}, BadRequest,
      "expires_at 'next tuesday' is not an ISO 8601 date and time"),
     ({"patient_id": "PAT-1", "expires_at": "2030-13-01T00:00:00Z"}, BadRequest, "is not an ISO 8601"),
@@ -194,15 +194,15 @@ MISTAKES = [
     ({"patient_id": "PAT-1", "expires_at": "2020-01-01T00:00:00Z"}, BadRequest, "expires_at is in the past"),
     ({"patient_id": "PAT-1", "expires_at": "2023-11-14T22:13:20Z"}, BadRequest, "in the past"),  # == now
     ({"patient_id": "PAT-1", "expires_at": 1900000000}, BadRequest, "expires_at must be an ISO 8601"),
-    ({"patient_id": "PAT-1", "user": "gone"}, Conflict, "user 'gone' is disabled"),
-    ({"patient_id": "PAT-1", "user": "nobody"}, NotFound, "no user 'nobody'"),
-    ({"patient_id": "PAT-1", "user": ""}, BadRequest, "user must be a username"),
+    ({"patient_id": "PAT-1", "user": "gone"}, Conflict, "User 'gone' is disabled"),
+    ({"patient_id": "PAT-1", "user": "nobody"}, NotFound, "No user 'nobody'"),
+    ({"patient_id": "PAT-1", "user": ""}, BadRequest, "User must be a username"),
     ({"patient_id": "PAT-1", "doctor": 1}, BadRequest, 'exactly one subject: "user" (a username) or "doctor"'),
     ({"patient_id": "PAT-1", "user": None}, BadRequest, "exactly one subject"),
-    ({"patient_id": "PAT-1", "user": None, "doctor": "1"}, BadRequest, "doctor must be a doctor id (a number)"),
-    ({"patient_id": "PAT-1", "user": None, "doctor": True}, BadRequest, "doctor must be a doctor id"),
-    ({"patient_id": "PAT-1", "user": None, "doctor": 999}, NotFound, "no doctor 999"),
-    ({"patient_id": "PAT-1", "colour": "red"}, BadRequest, "unknown field 'colour'"),
+    ({"patient_id": "PAT-1", "user": None, "doctor": "1"}, BadRequest, "Doctor must be a doctor id (a number)"),
+    ({"patient_id": "PAT-1", "user": None, "doctor": True}, BadRequest, "Doctor must be a doctor id"),
+    ({"patient_id": "PAT-1", "user": None, "doctor": 999}, NotFound, "No doctor 999"),
+    ({"patient_id": "PAT-1", "colour": "red"}, BadRequest, "Unknown field 'colour'"),
 ]
 
 
@@ -217,14 +217,14 @@ def test_a_bad_grant_request_is_refused_clearly_and_writes_nothing(env, data, er
 
 @pytest.mark.parametrize("which", ["series", "instance"])
 def test_an_orthanc_id_of_a_series_or_instance_is_a_bad_request(env, which):
-    with pytest.raises(BadRequest, match="grants name a patient or a study; this Orthanc id is a series or an "
+    with pytest.raises(BadRequest, match="Grants name a patient or a study; this Orthanc id is a series or an "
                                          "instance"):
         env.create(orthanc_id=getattr(env.a, which))
     assert_nothing_changed(env)
 
 
 def test_a_doctor_whose_login_is_disabled_is_a_conflict(env):
-    with pytest.raises(Conflict, match="doctor .*'s user 'gone' is disabled"):
+    with pytest.raises(Conflict, match="Doctor .*'s user 'gone' is disabled"):
         env.service.create(ACTOR, T0, {"doctor": env.gone_doctor_id, "patient_id": "PAT-1", "level": "full"})
     assert_nothing_changed(env)
 
@@ -253,12 +253,12 @@ def test_bulk_by_items_writes_every_grant_in_one_audited_change(env):
 
 
 @pytest.mark.parametrize(("item", "error", "words"), [
-    ({"study_uid": "9.9.9"}, NotFound, "item 2: no study with StudyInstanceUID '9.9.9'"),
-    ({"patient_id": "NOPE"}, NotFound, "item 2: no patient with PatientID 'NOPE'"),
-    ({"orthanc_id": "SERIES"}, BadRequest, "item 2: grants name a patient or a study"),
-    ({"patient_id": "PAT-1", "study_uid": "1.1"}, BadRequest, "item 2: name exactly one of"),
-    ({"colour": "red"}, BadRequest, "item 2: unknown field 'colour'"),
-    ("PAT-1", BadRequest, "item 2 must be a JSON object"),
+    ({"study_uid": "9.9.9"}, NotFound, "Item 2: No study with StudyInstanceUID '9.9.9'"),
+    ({"patient_id": "NOPE"}, NotFound, "Item 2: No patient with PatientID 'NOPE'"),
+    ({"orthanc_id": "SERIES"}, BadRequest, "Item 2: Grants name a patient or a study"),
+    ({"patient_id": "PAT-1", "study_uid": "1.1"}, BadRequest, "Item 2: Name exactly one of"),
+    ({"colour": "red"}, BadRequest, "Item 2: Unknown field 'colour'"),
+    ("PAT-1", BadRequest, "Item 2 must be a JSON object"),
 ])
 def test_one_bad_item_writes_nothing_and_is_named(env, item, error, words):
     if item == {"orthanc_id": "SERIES"}:
@@ -276,13 +276,13 @@ def test_a_bulk_grant_to_a_disabled_user_writes_nothing(env):
 
 
 @pytest.mark.parametrize(("data", "words"), [
-    ({}, 'give either "items"'),
-    ({"items": [{"patient_id": "PAT-1"}], "query": {"PatientID": "PAT-1"}}, 'give either "items"'),
+    ({}, 'Give either "items"'),
+    ({"items": [{"patient_id": "PAT-1"}], "query": {"PatientID": "PAT-1"}}, 'Give either "items"'),
     ({"items": []}, '"items" must be a list of 1 to 10000 objects'),
     ({"items": {"patient_id": "PAT-1"}}, '"items" must be a list'),
-    ({"items": [{"patient_id": "PAT-1"}], "level": "root"}, "level must be one of"),
+    ({"items": [{"patient_id": "PAT-1"}], "level": "root"}, "Level must be one of"),
     ({"items": [{"patient_id": "PAT-1"}], "expires_at": "2020-01-01T00:00:00Z"}, "in the past"),
-    ({"items": [{"patient_id": "PAT-1"}], "patient_id": "PAT-1"}, "unknown field 'patient_id'"),
+    ({"items": [{"patient_id": "PAT-1"}], "patient_id": "PAT-1"}, "Unknown field 'patient_id'"),
 ])
 def test_a_bad_bulk_request_is_a_bad_request(env, data, words):
     with pytest.raises(BadRequest) as raised:
@@ -315,12 +315,12 @@ def test_bulk_by_query_grants_every_matching_study(env):
 
 
 @pytest.mark.parametrize(("query", "error", "words"), [
-    ({"Modality": "XA"}, NotFound, "no study matches the query"),
-    ({}, BadRequest, "query must be a non-empty JSON object"),
-    ("PatientID=PAT-1", BadRequest, "query must be a non-empty JSON object"),
-    ({"SeriesDescription": "x"}, BadRequest, "query: unknown field 'SeriesDescription'"),
-    ({"PatientID": ""}, BadRequest, "query values must be non-empty strings"),
-    ({"PatientID": 1}, BadRequest, "query values must be non-empty strings"),
+    ({"Modality": "XA"}, NotFound, "No study matches the query"),
+    ({}, BadRequest, "Query must be a non-empty JSON object"),
+    ("PatientID=PAT-1", BadRequest, "Query must be a non-empty JSON object"),
+    ({"SeriesDescription": "x"}, BadRequest, "Query: Unknown field 'SeriesDescription'"),
+    ({"PatientID": ""}, BadRequest, "Query values must be non-empty strings"),
+    ({"PatientID": 1}, BadRequest, "Query values must be non-empty strings"),
     ({"StudyDate": "2024-01-01"}, BadRequest, "StudyDate must be a DICOM date or range"),
 ])
 def test_a_bad_bulk_query_writes_nothing(env, query, error, words):
@@ -364,13 +364,13 @@ def test_revoking_twice_is_a_conflict(env):
     grant_id = env.create(patient_id="PAT-1")["id"]
     env.service.revoke(ACTOR, T0, grant_id)
     audited, invalidated = len(env.audited), env.invalidated
-    with pytest.raises(Conflict, match=f"grant {grant_id} was revoked already"):
+    with pytest.raises(Conflict, match=f"Grant {grant_id} was revoked already"):
         env.service.revoke(ACTOR, T0, grant_id)
     assert (len(env.audited), env.invalidated) == (audited, invalidated)
 
 
 def test_revoking_an_unknown_grant_is_not_found(env):
-    with pytest.raises(NotFound, match="no grant 42"):
+    with pytest.raises(NotFound, match="No grant 42"):
         env.service.revoke(ACTOR, T0, 42)
 
 

@@ -63,7 +63,7 @@ def test_an_admin_retries_and_the_worker_is_woken(queued: Store) -> None:
 
 def test_a_cross_site_retry_is_refused(queued: Store) -> None:
     runtime = runtime_for(queued, ADMIN)
-    with pytest.raises(Forbidden, match="cross-site"):
+    with pytest.raises(Forbidden, match="Cross-site"):
         handlers.retry(runtime, Request("POST", "/gate/api/outbox/1/retry"), "1")
     assert runtime.outbox.woken == 0
 

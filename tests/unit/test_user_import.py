@@ -63,12 +63,12 @@ def test_the_hpcsa_number_column_may_be_named_loosely_or_left_out():
 
 
 @pytest.mark.parametrize(("text", "message"), [
-    ("", "the file is empty"),
-    ("\n\n", "the file is empty"),
-    ("username,email,roles\nnkosi,,radiologist\n", "missing column display_name"),
-    ("nkosi,n@clinic.example,Dr N,radiologist\n", "missing columns username, email, display_name, roles"),
-    ("username,email,display_name,roles,password\n", "unknown column 'password'"),
-    ("username,email,display_name,roles,email\n", "column 'email' appears twice"),
+    ("", "The file is empty"),
+    ("\n\n", "The file is empty"),
+    ("username,email,roles\nnkosi,,radiologist\n", "Missing column display_name"),
+    ("nkosi,n@clinic.example,Dr N,radiologist\n", "Missing columns username, email, display_name, roles"),
+    ("username,email,display_name,roles,password\n", "Unknown column 'password'"),
+    ("username,email,display_name,roles,email\n", "Column 'email' appears twice"),
 ])
 def test_a_bad_header_is_reported_on_line_1_and_nothing_is_read(text, message):
     result = report(text)
@@ -80,10 +80,10 @@ def test_a_bad_header_is_reported_on_line_1_and_nothing_is_read(text, message):
 
 
 @pytest.mark.parametrize(("row", "message"), [
-    ("has space,,,radiologist,", "usernames are 1-128 characters"),
-    ("-lead,,,radiologist,", "usernames are 1-128 characters"),
-    (",,,radiologist,", "usernames are 1-128 characters"),
-    ("nkosi,,,superuser,", "unknown role 'superuser'"),
+    ("has space,,,radiologist,", "Usernames are 1-128 characters"),
+    ("-lead,,,radiologist,", "Usernames are 1-128 characters"),
+    (",,,radiologist,", "Usernames are 1-128 characters"),
+    ("nkosi,,,superuser,", "Unknown role 'superuser'"),
     ("nkosi,,,,", "at least one role"),
     ("nkosi,,, ; | ,", "at least one role"),
     ("nkosi,nkosi-at-clinic,,radiologist,", "'nkosi-at-clinic' is not an e-mail address"),
@@ -91,8 +91,8 @@ def test_a_bad_header_is_reported_on_line_1_and_nothing_is_read(text, message):
     ("nkosi,,,radiologist,mp0123456", "is not an HPCSA number"),
     ("nkosi,,,radiologist,MP012345678", "is not an HPCSA number"),
     ("nkosi,,,radiologist,M0123456", "is not an HPCSA number"),
-    ("nkosi,,,radiologist", "expected 5 cells, found 4"),
-    ("nkosi,,,radiologist,,extra", "expected 5 cells, found 6"),
+    ("nkosi,,,radiologist", "Expected 5 cells, found 4"),
+    ("nkosi,,,radiologist,,extra", "Expected 5 cells, found 6"),
     ("nkosi,,\"Dr\nNkosi\",radiologist,", "without control characters"),
     ("nkosi,,\"" + "x" * 257 + "\",radiologist,", "at most 256 characters"),
 ])
@@ -114,12 +114,12 @@ def test_every_fault_of_one_row_is_listed():
 
 def test_a_username_twice_names_the_first_line():
     lines = problem_lines(f"{HEADER}\nnkosi,,,radiologist,\nmoyo,,,billing,\nnkosi,,,billing,\n")
-    assert lines == {4: ("username 'nkosi' is on line 2 already",)}
+    assert lines == {4: ("Username 'nkosi' is on line 2 already",)}
 
 
 def test_a_user_that_exists_already_is_an_error():
     assert problem_lines(f"{HEADER}\nnkosi,,,radiologist,\n", existing={"nkosi"}) == {
-        2: ("user 'nkosi' exists already",)}
+        2: ("User 'nkosi' exists already",)}
 
 
 def test_line_numbers_count_blank_lines_and_cells_that_span_lines():
@@ -222,5 +222,5 @@ def test_existing_users_are_errors_and_stop_the_whole_import(store, clock, event
     with pytest.raises(BadCsv) as refused:
         users.import_users(store, sink(events), users.GATECTL, clock(),
                            f"{HEADER}\nmoyo,,,billing,\nnkosi,,,radiologist,\n")
-    assert refused.value.rows() == [{"line": 3, "errors": ["user 'nkosi' exists already"]}]
+    assert refused.value.rows() == [{"line": 3, "errors": ["User 'nkosi' exists already"]}]
     assert stored_names(store) == {"nkosi"}

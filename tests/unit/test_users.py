@@ -146,10 +146,10 @@ def test_create_keeps_email_and_display_name_and_is_audited(store, sink, mfa, cl
 @pytest.mark.parametrize(("data", "error", "message"), [
     ({"username": "nkosi", "roles": ["billing"]}, Conflict, "exists already"),
     ({"username": "moyo", "roles": "billing"}, BadRequest, "list of role names"),
-    ({"username": "moyo", "roles": ["superuser"]}, BadRequest, "unknown role"),
+    ({"username": "moyo", "roles": ["superuser"]}, BadRequest, "Unknown role"),
     ({"username": "moyo"}, BadRequest, "list of role names"),
     ({"roles": ["billing"]}, BadRequest, '"username" must be a non-empty string'),
-    ({"username": "moyo", "roles": ["billing"], "role": "admin"}, BadRequest, "unknown field 'role'"),
+    ({"username": "moyo", "roles": ["billing"], "role": "admin"}, BadRequest, "Unknown field 'role'"),
     ({"username": "moyo", "roles": ["billing"], "email": "moyo"}, BadRequest, "not an e-mail address"),
     ({"username": "moyo", "roles": ["billing"], "password": "short"}, BadRequest, "at least 12"),
     ({"username": "moyo", "roles": ["billing"], "display_name": 7}, BadRequest, '"display_name" must be a string'),
@@ -347,7 +347,7 @@ def test_the_last_enabled_admin_cannot_be_removed(store, sink, mfa, clock, admin
 
 
 @pytest.mark.parametrize(("data", "message"), [
-    ({"disabled": "yes"}, '"disabled" must be true or false'), ({"username": "x"}, "unknown field 'username'"),
+    ({"disabled": "yes"}, '"disabled" must be true or false'), ({"username": "x"}, "Unknown field 'username'"),
     ({"roles": []}, "at least one role"), ({"email": "not an address"}, "not an e-mail address")])
 def test_update_refuses_bad_input(store, sink, mfa, clock, admin_id, data, message):
     with pytest.raises(BadRequest, match=message):
