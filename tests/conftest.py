@@ -61,13 +61,33 @@ class Server:
 
 
 def audit_rows(server: Server, where: str = "1=1", params: tuple = ()) -> list[sqlite3.Row]:
-    """Audit rows straight from the store (read-only, beside the running server)."""
+    """Audit rows straight from the store (read-only, beside the running server). `where` uses
+    SQLite's ? placeholders, on PostgreSQL too."""
+    url = server.proc.database_url
+    if url.startswith("postgresql"):
+        return postgres_rows(url, f"SELECT * FROM audit_events WHERE {where} ORDER BY id", params)
     db = sqlite3.connect(f"file:{server.proc.database}?mode=ro", uri=True)
     db.row_factory = sqlite3.Row
     try:
         return db.execute(f"SELECT * FROM audit_events WHERE {where} ORDER BY id", params).fetchall()
     finally:
         db.close()
+
+
+class Row(dict):
+    """A row read by name, or by position as sqlite3.Row allows."""
+
+    def __getitem__(self, key):  # noqa: ANN001, ANN204
+        return list(self.values())[key] if isinstance(key, int) else super().__getitem__(key)
+
+
+def postgres_rows(url: str, query: str, params: tuple = ()) -> list[Row]:
+    """Rows of a query on the PostgreSQL store at `url` (SQLAlchemy form), `?` placeholders."""
+    import psycopg
+    from psycopg.rows import dict_row
+
+    with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://"), row_factory=dict_row) as db:
+        return [Row(row) for row in db.execute(query.replace("%", "%%").replace("?", "%s"), params).fetchall()]
 
 
 def wait_for_audit(server: Server, where: str, params: tuple = (), seconds: float = 5.0,

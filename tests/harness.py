@@ -38,6 +38,25 @@ print(json.dumps(outputs))
 """
 
 
+# GATE_TEST_POSTGRES_PORT=<port>: every Gate test server whose test names no store gets a new
+# database on the PostgreSQL server at 127.0.0.1:<port> (user postgres, trusted) instead of SQLite:
+# the suite run against the store of a multi-node deployment (docs/deploy.md). Tests that open the
+# SQLite file themselves fail there, by design.
+POSTGRES_PORT = os.environ.get("GATE_TEST_POSTGRES_PORT", "")
+
+
+def new_postgres_database(port: int) -> str:
+    """A new empty database on the PostgreSQL server at 127.0.0.1:`port`; its Gate DatabaseUrl."""
+    import uuid
+
+    import psycopg
+
+    name = f"gate_{uuid.uuid4().hex[:16]}"
+    with psycopg.connect(host="127.0.0.1", port=port, user="postgres", dbname="postgres", autocommit=True) as db:
+        db.execute(f'CREATE DATABASE "{name}"')
+    return f"postgresql+psycopg://postgres@127.0.0.1:{port}/{name}"
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -82,6 +101,8 @@ class OrthancProcess:
             config["Python"] = {"AllowThreads": True}  # as orthanc.json has it (Python plugin 4.3+)
             if script == ENTRY:
                 config["Gate"] = dict(gate or {})
+                if POSTGRES_PORT and "DatabaseUrl" not in config["Gate"]:
+                    config["Gate"]["DatabaseUrl"] = new_postgres_database(int(POSTGRES_PORT))
         config.update(extra or {})
         self.config = config
         self.write_config()
@@ -188,6 +209,11 @@ class OrthancProcess:
     @property
     def database(self) -> Path:
         return self.workdir / "storage" / "gate.sqlite"
+
+    @property
+    def database_url(self) -> str:
+        """The Gate store's SQLAlchemy URL."""
+        return self.config.get("Gate", {}).get("DatabaseUrl") or f"sqlite:///{self.database}"
 
 
 def storescu(port: int, files: list[Path], aet: str = "STORESCU") -> subprocess.CompletedProcess:

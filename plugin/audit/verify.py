@@ -11,9 +11,11 @@ from plugin.store.db import Store
 
 
 def verify_store(store: Store, key: bytes, checkpoint_file: Path) -> ChainReport:
+    # The copy on disk first: a checkpoint is written there only after its commit, so the snapshot
+    # read next holds every checkpoint the file names, even while other nodes sign new ones.
+    on_disk = read_checkpoint_file(checkpoint_file)
     with store.read() as session:
         in_database = audit_rows.checkpoints(session)
-        on_disk = read_checkpoint_file(checkpoint_file)
         known = {(c["audit_id"], c["row_hash"], c["mac"]) for c in in_database}
         for checkpoint in on_disk:
             if (checkpoint["audit_id"], checkpoint["row_hash"], checkpoint["mac"]) not in known:

@@ -5,10 +5,27 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import String, func, or_, select
 from sqlalchemy.orm import Session
 
 from plugin.store.models import AuditCheckpoint, AuditEvent, AuditHead
+
+# The width of each bounded text column: PostgreSQL refuses a longer value (SQLite keeps it).
+WIDTHS = {column.name: column.type.length for column in AuditEvent.__table__.columns
+          if isinstance(column.type, String) and column.type.length}
+
+
+def fitted(record: Mapping[str, Any]) -> dict[str, Any]:
+    """A record as every store keeps it, before it is hashed: each text cut to its column's width
+    and NUL (which PostgreSQL's text cannot hold) replaced by U+FFFD. A request naming an over-long
+    path or a username with a NUL is still recorded, and the chain hashes exactly what is stored."""
+    row = dict(record)
+    for name, value in row.items():
+        if isinstance(value, str):
+            value = value.replace("\x00", "\ufffd")
+            width = WIDTHS.get(name)
+            row[name] = value[:width] if width else value
+    return row
 
 
 def append_events(session: Session, records: Sequence[Mapping[str, Any]],
@@ -23,7 +40,7 @@ def append_events(session: Session, records: Sequence[Mapping[str, Any]],
     ids = []
     last_id, last_hash = head.last_id, head.last_hash
     for record in records:
-        row = dict(record)
+        row = fitted(record)
         row["id"] = last_id + 1
         row["prev_hash"] = last_hash
         row["row_hash"] = row_hash(row)

@@ -10,12 +10,18 @@ from pathlib import Path
 
 from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import DataError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from plugin.errors import StoreUnavailable
+from plugin.errors import BadRequest, StoreUnavailable
 
 SCHEMA_DIR = Path(__file__).resolve().parents[2] / "schema"
+# PostgreSQL text cannot hold NUL; SQLite's can. On PostgreSQL a bound text's NULs become U+FFFD, so
+# a look-up of a name typed with one finds nothing (as on SQLite) rather than failing the store.
+NUL, REPLACEMENT = "\x00", "\ufffd"
+# Alembic upgrades on PostgreSQL hold this transaction-level advisory lock: nodes starting together
+# (each upgrades at start) and `gatectl db-upgrade` run one after the other, never interleaved.
+UPGRADE_LOCK = 0x6761_7465  # "gate"
 
 
 def describe_store_error(exc: BaseException) -> str:
@@ -49,8 +55,12 @@ class Store:
         self.health = StoreHealth()
         self.engine = _make_engine(url, timeout_seconds)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
-        self._read_sessions = sessionmaker(self.engine.execution_options(gate_read=True),
-                                           expire_on_commit=False)
+        reads = self.engine.execution_options(gate_read=True)
+        if self.engine.dialect.name == "postgresql":
+            # One snapshot for the whole read, as SQLite's WAL gives: a reader walking the audit
+            # chain while other nodes append sees the rows and the head of one moment.
+            reads = reads.execution_options(isolation_level="REPEATABLE READ")
+        self._read_sessions = sessionmaker(reads, expire_on_commit=False)
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:
@@ -61,15 +71,19 @@ class Store:
         try:
             with self._sessions.begin() as session:
                 yield session
+        except DataError as exc:
+            raise unstorable(exc) from exc
         except SQLAlchemyError as exc:
             raise StoreUnavailable(f"Store unavailable: {describe_store_error(exc)}") from exc
 
     @contextmanager
     def read(self) -> Iterator[Session]:
-        """A session for reads only: it does not take SQLite's write lock."""
+        """A session for reads only, on one snapshot: it does not take SQLite's write lock."""
         try:
             with self._read_sessions.begin() as session:
                 yield session
+        except DataError as exc:
+            raise unstorable(exc) from exc
         except SQLAlchemyError as exc:
             raise StoreUnavailable(f"Store unavailable: {describe_store_error(exc)}") from exc
 
@@ -92,6 +106,8 @@ class Store:
         cfg.set_main_option("script_location", str(SCHEMA_DIR))
         try:
             with self.engine.begin() as conn:
+                if conn.dialect.name == "postgresql":
+                    conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": UPGRADE_LOCK})
                 cfg.attributes["connection"] = conn
                 command.upgrade(cfg, "head")
         except SQLAlchemyError as exc:
@@ -112,7 +128,32 @@ def _make_engine(url: str, timeout_seconds: float) -> Engine:
         engine = create_engine(url, connect_args={"timeout": timeout_seconds, "check_same_thread": False})
         _sqlite_pragmas(engine, timeout_seconds)
         return engine
-    return create_engine(url, pool_pre_ping=True, connect_args={"connect_timeout": int(max(1, timeout_seconds))})
+    engine = create_engine(url, pool_pre_ping=True, connect_args={"connect_timeout": int(max(1, timeout_seconds))})
+    if engine.dialect.name == "postgresql":
+        _postgres_texts(engine)
+    return engine
+
+
+def unstorable(exc: DataError) -> BadRequest:
+    """A value the database refused (longer than its column, say): the caller's input, not an outage."""
+    return BadRequest(f"A value could not be stored: {describe_store_error(exc)}")
+
+
+def without_nul(parameters: object) -> object:
+    """Bound parameters (a mapping, a sequence, or a list of them) with NUL replaced in every text."""
+    if isinstance(parameters, str):
+        return parameters.replace(NUL, REPLACEMENT) if NUL in parameters else parameters
+    if isinstance(parameters, dict):
+        return {key: without_nul(value) for key, value in parameters.items()}
+    if isinstance(parameters, (list, tuple)):
+        return type(parameters)(without_nul(value) for value in parameters)
+    return parameters
+
+
+def _postgres_texts(engine: Engine) -> None:
+    @event.listens_for(engine, "before_cursor_execute", retval=True)
+    def on_execute(_conn, _cursor, statement, parameters, _context, _executemany):  # noqa: ANN001, ANN202
+        return statement, without_nul(parameters)
 
 
 def _sqlite_pragmas(engine: Engine, timeout_seconds: float) -> None:
