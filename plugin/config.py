@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -757,13 +758,23 @@ def config_base(path: str | Path) -> Path:
 
 
 def ensure_secret_file(path: Path, make_secret: Callable[[], bytes]) -> bool:
-    """Create a root-only secret file if it does not exist yet. True when it was created now."""
+    """Create a root-only secret file if it does not exist yet. True when it was created now.
+
+    Written whole under a temporary name, then linked into place: nodes starting together on one
+    shared folder never read a half-written key, and the first link wins (the others keep its key)."""
     if path.exists():
         return False
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(make_secret())
-        handle.flush()
-        os.fsync(handle.fileno())
-    return True
+    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")  # mode 0600
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(make_secret())
+            handle.flush()
+            os.fsync(handle.fileno())
+        try:
+            os.link(temporary, path)
+        except FileExistsError:
+            return False
+        return True
+    finally:
+        os.unlink(temporary)

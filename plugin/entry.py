@@ -41,7 +41,7 @@ from plugin.handlers.pages import STATIC_DIR  # noqa: E402
 from plugin.handlers.routes import DICOMWEB_ROOT, DICOMWEB_SEARCH_ROUTES, HEALTH, ROUTES  # noqa: E402
 from plugin.policies.shares import redacted_path  # noqa: E402
 from plugin.services.explorer2 import Explorer2  # noqa: E402
-from plugin.services.runtime import Runtime, build_runtime  # noqa: E402
+from plugin.services.runtime import Runtime, build_runtime, hold_state_directory  # noqa: E402
 from plugin.services.server_admin import OrthancProcess  # noqa: E402
 from plugin.services.ui_pages import read_pages  # noqa: E402
 
@@ -212,6 +212,7 @@ def initialise() -> None:
     orthanc_config = orthanc_api.configuration()
     try:
         config = load_gate_config(orthanc_config, orthanc_api.configuration_base())
+        hold_state_directory(config)
     except ConfigError as exc:
         orthanc_api.log_error(f"Gate: bad configuration: {exc.message}")
         raise RuntimeError(f"Gate: bad configuration: {exc.message}") from None

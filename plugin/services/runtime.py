@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import fcntl
+import os
 import secrets
 import time
 from collections.abc import Callable, Hashable
@@ -15,7 +17,7 @@ from plugin.audit.log import AuditLog
 from plugin.audit.record import AuditRecord
 from plugin.audit.verify import verify_store
 from plugin.config import GateConfig, ensure_secret_file
-from plugin.errors import StoreUnavailable
+from plugin.errors import ConfigError, StoreUnavailable
 from plugin.identity.attempts import SignInGuard
 from plugin.identity.authenticate import Authenticator
 from plugin.identity.directory import Directory
@@ -131,6 +133,30 @@ def ensure_secrets(config: GateConfig, log: Callable[[str], None]) -> None:
         log(f"Gate: generated the audit checkpoint key at {config.audit_checkpoint_key_file}")
     if config.contact_key_generated and ensure_secret_file(config.contact_key_file, Fernet.generate_key):
         log(f"Gate: generated the contact-details encryption key at {config.contact_key_file}")
+
+
+# The lock files this process holds (see hold_state_directory); closed, and so released, when the
+# process ends or replaces itself (a restart), never before.
+_held_locks: list[int] = []
+
+
+def hold_state_directory(config: GateConfig) -> None:
+    """One running node per StateDirectory: the audit spool there is one node's own, and two nodes
+    replaying one spool would write its rows twice. Several nodes sharing a storage folder must
+    each be given their own StateDirectory (docs/deploy.md); a second one is refused at start."""
+    lock = config.state_directory / "gate-node.lock"
+    try:
+        lock.parent.mkdir(parents=True, exist_ok=True)
+        handle = os.open(lock, os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError:
+        return  # a folder that cannot be written: the start-up fails closed on it (/gate/health says why)
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(handle)
+        raise ConfigError(f"Gate.StateDirectory {config.state_directory} is used by another running Orthanc: "
+                          "give each node its own (its audit spool is that node's alone; see docs/deploy.md)") from None
+    _held_locks.append(handle)
 
 
 def checkpoint_file(config: GateConfig) -> Path:

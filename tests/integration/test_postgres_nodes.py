@@ -378,3 +378,19 @@ def test_input_postgresql_cannot_hold_is_refused_as_input_not_as_an_outage(pair:
                          "LIKE 'ddd%')", (before, "drpair\ufffd"))
     assert sorted(row["actor"] for row in rows) == ["d" * 128, "drpair\ufffd"], rows  # kept, cut to the column
     assert pair.a.gatectl("audit-verify").returncode == 0
+
+
+def test_a_second_node_on_a_state_folder_in_use_is_refused_at_start(pair: Pair, tmp_path):
+    """The audit spool in StateDirectory is one node's own: a node given another's is not started."""
+    intruder = OrthancProcess(tmp_path / "intruder", gate=dict(pair.a.config["Gate"]))
+    intruder.config.update({key: pair.a.config[key] for key in ("StorageDirectory", "IndexDirectory", "PostgreSQL",
+                                                                 "Plugins")})
+    intruder.config["WebViewer"] = {"CachePath": str(tmp_path / "intruder-cache")}
+    intruder.write_config()
+    intruder.start(wait=False)
+    try:
+        assert intruder.wait_exit(60) != 0
+    finally:
+        intruder.stop()
+    assert "is used by another running Orthanc" in intruder.log_text()
+    assert requests.get(pair.a.url("/gate/health"), timeout=30).status_code == 200

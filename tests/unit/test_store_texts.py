@@ -30,3 +30,4 @@ def test_bound_parameters_lose_nul_in_every_shape():
     assert without_nul(("x\x00", 2)) == (f"x{REPLACEMENT}", 2)
     assert without_nul([{"a": "\x00"}, {"a": "ok"}]) == [{"a": REPLACEMENT}, {"a": "ok"}]
     assert without_nul(b"\x00") == b"\x00"  # bytes are bytes
+
