@@ -16,11 +16,10 @@ system:
 ohif:
 	@$(SYSTEM_PYTHON) scripts/fetch_ohif.py
 
-# The plugin runs on the Python that Orthanc embeds (Debian's), so the venv is made from it.
-$(VENV)/.installed: pyproject.toml
-	@test -x $(VENV)/bin/python || $(SYSTEM_PYTHON) -m venv $(VENV)
-	$(VENV)/bin/pip install -q --upgrade pip
-	$(VENV)/bin/pip install -q -e '.[dev]'
+# The plugin runs on the Python that Orthanc embeds (Debian's), so the venv is made from it, by the
+# same script the 1.12 lane and the image run.
+$(VENV)/.installed: pyproject.toml scripts/install-gate.sh
+	@./scripts/install-gate.sh --dev
 	@touch $@
 
 run: install
@@ -55,6 +54,7 @@ bench: install
 	$(VENV)/bin/python bench/grants.py
 	$(VENV)/bin/python bench/viewer_throughput.py
 	$(VENV)/bin/python bench/ingest.py
+	$(VENV)/bin/python bench/two_nodes.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache

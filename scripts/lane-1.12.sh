@@ -98,16 +98,10 @@ if [ -n "${OE2_PLUGIN:-}" ]; then
   oe2_args=()
 fi
 
+# The venv: the same install script as `make` and the image (Dockerfile).
 in_root /bin/bash -euo pipefail -c '
   cd /opt/gate
-  version() { sha256sum pyproject.toml /usr/bin/python3 | sha256sum | cut -c1-16; }
-  if [ "$(cat .venv/.gate-installed 2>/dev/null)" != "$(version)" ]; then
-    rm -rf .venv
-    /usr/bin/python3 -m venv .venv
-    .venv/bin/pip install -q --upgrade pip
-    .venv/bin/pip install -q -e ".[dev]"
-    version >.venv/.gate-installed
-  fi
+  ./scripts/install-gate.sh --dev
   /usr/sbin/Orthanc --version | sed -n 1p  # sed reads it all: no SIGPIPE under pipefail
 '
 ready=$(date +%s)
