@@ -41,6 +41,18 @@ IMAGE = "localhost/orthanc-gate:check"
 BASE_EXCLUDES = ("./opt/gate", "./opt/oe2", "./usr/lib/chromium", "./usr/share/doc", "./var/cache/apt",
                  "./proc", "./dev", "./sys", "./tmp")
 DEBIAN_PLUGINS = "/usr/share/orthanc/plugins"
+# This sandbox mixes cgroup v1 and v2, which crun refuses: runc with cgroupfs works, and the
+# container's limits must stay within this process's own (podman's defaults exceed them).
+PODMAN = ["podman", "--runtime", "runc", "--cgroup-manager", "cgroupfs"]
+LIMITS = ["--ulimit", "nofile=20000:20000", "--ulimit", "nproc=4096:4096"]
+TOOLS = ("buildah", "podman", "runc")
+
+
+def install_tools() -> None:
+    missing = [tool for tool in TOOLS if subprocess.run(["which", tool], capture_output=True).returncode]
+    if missing:
+        run("apt-get", "update", "-qq")
+        run("apt-get", "install", "-y", "-qq", *missing)
 
 
 def run(*args: str, **kwargs) -> subprocess.CompletedProcess:
@@ -64,7 +76,7 @@ def make_base() -> None:
 
 
 def build() -> None:
-    run("buildah", "bud", "--isolation", "chroot", "--network", "host", "--layers",
+    run("buildah", "bud", "--isolation", "chroot", "--network", "host", "--layers", "--format", "docker",
         "--build-arg", f"ORTHANC_IMAGE={BASE}", "-t", IMAGE, "-f", "Dockerfile", ".", cwd=REPO)
 
 
@@ -77,7 +89,7 @@ def start_node(postgres: PostgresServer, keys: Path, port: int, dicom_port: int)
                                                                   "IndexConnectionsCount": 1}})
     script = ("mkdir -p /run/orthanc && cp /etc/orthanc/orthanc-gate.json /run/orthanc/ && "
               f"echo '{local}' >/run/orthanc/local.json && exec /usr/sbin/Orthanc /run/orthanc")
-    return subprocess.Popen(["podman", "run", "--rm", "--network", "host", *environment(postgres),
+    return subprocess.Popen([*PODMAN, "run", "--rm", *LIMITS, "--network", "host", *environment(postgres),
                              "-v", f"{keys}:/var/lib/orthanc-gate/keys", IMAGE, "/bin/sh", "-c", script])
 
 
@@ -87,55 +99,66 @@ def environment(postgres: PostgresServer) -> list[str]:
 
 
 def main() -> int:
+    install_tools()
     make_base()
     build()
-    run("podman", "run", "--rm", IMAGE, "/opt/orthanc-gate/.venv/bin/python", "-c",
+    run(*PODMAN, "run", "--rm", *LIMITS, IMAGE, "/opt/orthanc-gate/.venv/bin/python", "-c",
         "import sys, plugin.cli, psycopg; print('image venv:', sys.version.split()[0], 'psycopg', psycopg.__version__)")
     postgres = PostgresServer().start()
-    node = None
     try:
         postgres.create_database("orthanc")
         postgres.create_database("gate")
         with tempfile.TemporaryDirectory(prefix="gate-image-") as tmp:
             keys = Path(tmp) / "keys"
             keys.mkdir()
-            init = run("podman", "run", "--rm", "--network", "host", *environment(postgres),
+            init = run(*PODMAN, "run", "--rm", *LIMITS, "--network", "host", *environment(postgres),
                        "-v", f"{keys}:/var/lib/orthanc-gate/keys", "--entrypoint", "/opt/orthanc-gate/gate-init.sh",
                        IMAGE, capture_output=True)
             print(init.stdout + init.stderr)
             found = re.search(r"username:\s*(\S+)\s+one-time password:\s*(\S+)", init.stdout)
             port, dicom_port = free_port(), free_port()
             node = start_node(postgres, keys, port, dicom_port)
-            base = f"http://127.0.0.1:{port}"
-            deadline = time.time() + 90
-            while time.time() < deadline:
-                try:
-                    if requests.get(base + "/gate/health", timeout=2).status_code == 200:
-                        break
-                except requests.RequestException:
-                    pass
-                time.sleep(0.5)
-            checks = {
-                "/gate/health answers 200": requests.get(base + "/gate/health", timeout=10).status_code == 200,
-                "the sign-in page is served": requests.get(base + "/gate/login", timeout=10).status_code == 200,
-                "Orthanc refuses a caller not signed in": requests.get(base + "/patients", timeout=10).status_code
-                in (401, 403),
-            }
-            if found:
-                signed = requests.post(base + "/gate/login", timeout=10,
-                                       json={"username": found.group(1), "password": found.group(2)})
-                print(f"first sign-in: {signed.status_code} {signed.text[:200]}")
-                checks["the first admin signs in with gate-init's password"] = signed.status_code == 200
-            else:
-                checks["gate-init printed the first admin's password"] = False
-            for what, ok in checks.items():
-                print(f"{'ok  ' if ok else 'FAIL'} {what}")
-            return 0 if all(checks.values()) else 1
+            try:
+                checks = check_node(f"http://127.0.0.1:{port}", found)
+            finally:
+                stop(node)  # before its keys folder goes
     finally:
-        if node is not None:
-            node.terminate()
-            node.wait(timeout=60)
         postgres.remove()
+    for what, ok in checks.items():
+        print(f"{'ok  ' if ok else 'FAIL'} {what}")
+    return 0 if all(checks.values()) else 1
+
+
+def check_node(base: str, first_admin: re.Match | None) -> dict[str, bool]:
+    """What a newcomer meets first, each named with whether it held."""
+    deadline = time.time() + 90
+    while time.time() < deadline:
+        try:
+            if requests.get(base + "/gate/health", timeout=2).status_code == 200:
+                break
+        except requests.RequestException:
+            pass
+        time.sleep(0.5)
+    checks = {
+        "/gate/health answers 200": requests.get(base + "/gate/health", timeout=10).status_code == 200,
+        "the sign-in page is served": requests.get(base + "/gate/login", timeout=10).status_code == 200,
+        "Orthanc refuses a caller not signed in":
+            requests.get(base + "/patients", timeout=10).status_code in (401, 403),
+        "gate-init printed the first admin's password": first_admin is not None,
+    }
+    if first_admin is not None:
+        signed = requests.post(base + "/gate/login", timeout=10,
+                               json={"username": first_admin.group(1), "password": first_admin.group(2)})
+        print(f"first sign-in: {signed.status_code} {signed.text[:200]}")
+        checks["the first admin signs in with gate-init's password"] = signed.status_code == 200
+    return checks
+
+
+def stop(node: subprocess.Popen) -> None:
+    """SIGTERM through podman (it passes it on to Orthanc, which stops cleanly)."""
+    if node.poll() is None:
+        node.terminate()
+        node.wait(timeout=60)
 
 
 if __name__ == "__main__":

@@ -374,7 +374,11 @@ class AuditLog:
         self._last_checkpoint = now
         self._unsigned_rows = False
         if signed is not None:
-            write_checkpoint_file(self._checkpoint_file, signed)
+            try:
+                write_checkpoint_file(self._checkpoint_file, signed)
+            except OSError as exc:  # the signed checkpoint is in the store; only its copy is missing
+                self._warn(f"audit: checkpoint of row {signed['audit_id']} not copied to {self._checkpoint_file}: "
+                           f"{exc.strerror or exc}")
 
 
 def write_checkpoint_file(path: Path, checkpoint: dict) -> None:
