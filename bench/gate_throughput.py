@@ -22,7 +22,6 @@ Python filter at all. Every measurement must answer 2xx only: the script fails i
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import sys
 import tempfile
@@ -33,7 +32,7 @@ sys.path.insert(0, str(REPO))
 
 import requests  # noqa: E402
 
-from bench.wrk import requests_per_second  # noqa: E402
+from bench.wrk import measurement_options, requests_per_second  # noqa: E402
 from tests.harness import OrthancProcess  # noqa: E402
 
 SAMPLE = REPO / "tests" / "dicom-samples" / "patient1-instance1.dcm"
@@ -83,12 +82,7 @@ def start_servers(tmp: Path) -> tuple[dict[str, OrthancProcess], dict[str, str]]
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=3.0, help="length of each measurement")
-    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds; the median is kept")
-    parser.add_argument("--quick", action="store_true", help="1 round of 2 s (a smoke run)")
-    args = parser.parse_args()
-    seconds, rounds = (2.0, 1) if args.quick else (args.seconds, args.rounds)
+    seconds, rounds = measurement_options(__doc__.splitlines()[0])
     samples: dict[tuple[str, str, str], list[float]] = {}
     with tempfile.TemporaryDirectory(prefix="gate-bench-") as tmp:
         servers, credentials = start_servers(Path(tmp))

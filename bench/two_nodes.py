@@ -20,7 +20,6 @@ The last line: `node_a_vs_one=R node_b_vs_one=R pair_vs_one=R`.
 
 from __future__ import annotations
 
-import argparse
 import secrets
 import statistics
 import sys
@@ -35,7 +34,7 @@ import requests  # noqa: E402
 from cryptography.fernet import Fernet  # noqa: E402
 
 from bench.gate_throughput import SAMPLE  # noqa: E402
-from bench.wrk import requests_per_second  # noqa: E402
+from bench.wrk import measurement_options, requests_per_second  # noqa: E402
 from tests.harness import PLUGINS, OrthancProcess  # noqa: E402
 from tests.postgres_server import PostgresServer  # noqa: E402
 
@@ -108,12 +107,7 @@ def _together(jobs: list[tuple[str, str]], seconds: float) -> float:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=3.0, help="length of each measurement")
-    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds; the median is kept")
-    parser.add_argument("--quick", action="store_true", help="1 round of 2 s (a smoke run)")
-    args = parser.parse_args()
-    seconds, rounds = (2.0, 1) if args.quick else (args.seconds, args.rounds)
+    seconds, rounds = measurement_options(__doc__.splitlines()[0])
     postgres = PostgresServer().start()
     nodes: list[OrthancProcess] = []
     try:

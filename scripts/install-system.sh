@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian packages Orthanc Gate needs, if any is missing. Idempotent; needs root.
 set -euo pipefail
-# postgresql and orthanc-postgresql: the two-node tests and bench (one index, one Gate store: docs/deploy.md).
-packages=(orthanc orthanc-python orthanc-dicomweb orthanc-webviewer orthanc-postgresql postgresql dcmtk wrk chromium python3-venv python3-dev build-essential curl sqlite3 slapd ldap-utils)
+# postgresql, orthanc-postgresql and nginx: the two-node tests and bench behind the TLS proxy (docs/deploy.md).
+packages=(orthanc orthanc-python orthanc-dicomweb orthanc-webviewer orthanc-postgresql postgresql nginx dcmtk wrk chromium python3-venv python3-dev build-essential curl sqlite3 slapd ldap-utils)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

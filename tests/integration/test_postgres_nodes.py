@@ -15,20 +15,24 @@ functional bound, asked of the defaults, not a speed goal.
 
 from __future__ import annotations
 
+import http.client
 import json
 import secrets
+import ssl
+import subprocess
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 import requests
 from cryptography.fernet import Fernet
 
 from tests.conftest import ADMIN, ADMIN_PASSWORD, SAMPLES, TEST_GATE_CONFIG, postgres_rows
-from tests.harness import PLUGINS, REPO, OrthancProcess, storescu
+from tests.harness import PLUGINS, REPO, OrthancProcess, free_port, storescu
 from tests.postgres_server import PostgresServer
 
 pytestmark = pytest.mark.integration
@@ -41,6 +45,8 @@ SAMPLE_FILES = sorted(SAMPLES.glob("*.dcm"))
 DOCTORS = {"drpair": "pair doctor password 1", "drkilled": "killed doctor password 1",
            "drlocked": "locked doctor password 1", "drload": "load doctor password 1"}
 LOCKOUT_FAILURES = 5
+PROXY_ADDRESS = "127.0.0.10"  # the TLS proxy's own address towards the nodes (Gate.TrustedProxies)
+CLIENT_ADDRESS = "127.0.0.7"  # a browser's, behind the proxy
 
 
 class Pair:
@@ -55,7 +61,8 @@ class Pair:
 
 def _node(root: Path, name: str, postgres: PostgresServer, shared: Path, gate: dict) -> OrthancProcess:
     node = OrthancProcess(root / name, gate={**gate, "StateDirectory": str(root / name / "state")})
-    node.config.update({"StorageDirectory": str(shared / "storage"), "IndexDirectory": str(shared / "storage"),
+    node.config.update({"Name": name, "StorageDirectory": str(shared / "storage"),
+                        "IndexDirectory": str(shared / "storage"),
                         "PostgreSQL": postgres.orthanc_section("orthanc"),
                         # The Web Viewer keeps an SQLite cache that one process at a time may open.
                         "WebViewer": {"CachePath": str(root / name / "webviewer-cache")}})
@@ -79,6 +86,7 @@ def pair(tmp_path_factory: pytest.TempPathFactory):
             (shared / name).chmod(0o600)
         # The defaults for everything that bounds how late a change reaches the other node.
         gate = {**TEST_GATE_CONFIG, "DatabaseUrl": postgres.url("gate"), "LockoutFailures": LOCKOUT_FAILURES,
+                "TrustedProxies": [PROXY_ADDRESS],
                 "AuditCheckpointKeyFile": str(shared / "audit.key"), "ContactKeyFile": str(shared / "contact.key")}
         nodes = [_node(root, "node-a", postgres, shared, gate), _node(root, "node-b", postgres, shared, gate)]
         # Both at once on an empty store and an empty index: each runs the Gate's migrations and
@@ -394,3 +402,113 @@ def test_a_second_node_on_a_state_folder_in_use_is_refused_at_start(pair: Pair, 
         intruder.stop()
     assert "is used by another running Orthanc" in intruder.log_text()
     assert requests.get(pair.a.url("/gate/health"), timeout=30).status_code == 200
+
+
+# -- the proxy of docker-compose.yml (deploy/nginx.conf) in front of the pair ---------------------
+
+
+
+@pytest.fixture(scope="module")
+def proxy(pair: Pair, tmp_path_factory: pytest.TempPathFactory):
+    """Debian's nginx running deploy/nginx.conf as it is, but for the nodes' and its own addresses,
+    the certificate (self-signed, made here) and, before nginx 1.25, `http2 on` (1.22's syntax is
+    `listen ... http2`; the compose file's nginx 1.27 reads the line as written)."""
+    folder = tmp_path_factory.mktemp("proxy")
+    certificate, key = folder / "tls.crt", folder / "tls.key"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
+                    "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(certificate)],
+                   check=True, capture_output=True)
+    https, http = free_port(), free_port()
+    site = (REPO / "deploy" / "nginx.conf").read_text()
+    site = (site.replace("orthanc-a:8042", f"127.0.0.1:{pair.a.http_port}")
+            .replace("orthanc-b:8042", f"127.0.0.1:{pair.b.http_port}")
+            .replace("listen 443 ssl;", f"listen 127.0.0.1:{https} ssl;")
+            .replace("listen 80;", f"listen 127.0.0.1:{http};")
+            .replace("/run/secrets/tls_certificate", str(certificate)).replace("/run/secrets/tls_key", str(key))
+            .replace("        proxy_pass http://orthanc_nodes;", f"        proxy_bind {PROXY_ADDRESS};\n"
+                                                                  "        proxy_pass http://orthanc_nodes;"))
+    if _nginx_version() < (1, 25, 1):
+        site = site.replace("    http2 on;\n", "")
+    assert site.count(f"proxy_bind {PROXY_ADDRESS}") == 2
+    (folder / "site.conf").write_text(site)
+    (folder / "nginx.conf").write_text(
+        f"pid {folder}/nginx.pid;\nerror_log {folder}/error.log warn;\nevents {{}}\nhttp {{\n"
+        f"  access_log off;\n  client_body_temp_path {folder}/body;\n  proxy_temp_path {folder}/proxy;\n"
+        f"  fastcgi_temp_path {folder}/fastcgi;\n  uwsgi_temp_path {folder}/uwsgi;\n  scgi_temp_path {folder}/scgi;\n"
+        f"  include {folder}/site.conf;\n}}\n")
+    server = subprocess.Popen(["/usr/sbin/nginx", "-p", str(folder), "-c", str(folder / "nginx.conf"),
+                               "-g", "daemon off;"], stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and server.poll() is None:
+            try:
+                requests.get(f"https://127.0.0.1:{https}/gate/health", verify=str(certificate), timeout=2)
+                break
+            except requests.RequestException:
+                time.sleep(0.1)
+        assert server.poll() is None, server.stderr.read().decode()
+        yield f"https://127.0.0.1:{https}", f"http://127.0.0.1:{http}", str(certificate)
+    finally:
+        server.terminate()
+        server.wait(timeout=20)
+
+
+def _nginx_version() -> tuple[int, ...]:
+    said = subprocess.run(["/usr/sbin/nginx", "-v"], capture_output=True, text=True).stderr
+    return tuple(int(part) for part in said.split("/")[1].split()[0].split("."))
+
+
+def _from_client(url: str, certificate: str, body: dict, headers: dict) -> int:
+    """POST as a browser at CLIENT_ADDRESS would, over the proxy's TLS."""
+    parts = urlsplit(url)
+    connection = http.client.HTTPSConnection(parts.hostname, parts.port, source_address=(CLIENT_ADDRESS, 0),
+                                             context=ssl.create_default_context(cafile=certificate), timeout=30)
+    try:
+        connection.request("POST", parts.path, body=json.dumps(body),
+                           headers={"Content-Type": "application/json", **headers})
+        return connection.getresponse().status
+    finally:
+        connection.close()
+
+
+def test_the_proxy_serves_both_nodes_over_tls_with_the_security_headers(pair: Pair, proxy):
+    https, plain, certificate = proxy
+    redirect = requests.get(plain + "/gate/login", allow_redirects=False, timeout=30)
+    assert redirect.status_code == 301 and redirect.headers["Location"].startswith("https://")
+    doctor = ("drpair", DOCTORS["drpair"])
+    instance = sorted(_admin(pair.a, "GET", "/instances").json())[0]
+    grant = _admin(pair.a, "POST", "/gate/api/grants", json={"user": doctor[0], "patient_id": "GATE-P001",
+                                                            "level": "download"})
+    assert grant.status_code == 201
+    try:
+        patient = _admin(pair.a, "GET", f"/instances/{instance}/simplified-tags").json()["PatientID"]
+        answer = requests.get(f"{https}/instances/{instance}/file", auth=doctor, verify=certificate, timeout=30)
+        assert answer.status_code == (200 if patient == "GATE-P001" else 403)
+        for header, value in (("Cache-Control", "no-store"), ("X-Content-Type-Options", "nosniff"),
+                              ("Strict-Transport-Security", "max-age=31536000")):
+            assert value in answer.headers.get(header, ""), (header, answer.headers)
+        # Both nodes answer behind it (round robin), each under its own Name.
+        names = {requests.get(f"{https}/system", auth=(ADMIN, ADMIN_PASSWORD), verify=certificate,
+                              timeout=30).json()["Name"] for _ in range(6)}
+        assert names == {"node-a", "node-b"}
+    finally:
+        _admin(pair.a, "DELETE", f"/gate/api/grants/{grant.json()['id']}")
+
+
+def test_behind_the_proxy_the_audit_records_the_clients_address_and_never_a_forged_one(pair: Pair, proxy):
+    https, _, certificate = proxy
+    before = pair.rows("SELECT last_id FROM audit_head")[0]["last_id"]
+    # Through the proxy, with a forged X-Forwarded-For: the proxy replaces it with the client's.
+    assert _from_client(f"{https}/gate/login", certificate, {"username": "proxy-probe", "password": "wrong"},
+                        {"X-Forwarded-For": "203.0.113.66"}) == 401
+    # Straight to a node, the same forgery from an address that is not the proxy: not believed.
+    direct = requests.post(pair.b.url("/gate/login"), json={"username": "direct-probe", "password": "wrong"},
+                           headers={"X-Forwarded-For": "203.0.113.66"}, timeout=30)
+    assert direct.status_code == 401
+    rows = []
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and len(rows) < 2:
+        rows = pair.rows("SELECT actor, source_ip FROM audit_events WHERE id > ? AND action = 'login' "
+                         "AND actor IN ('proxy-probe', 'direct-probe')", (before,))
+    assert {row["actor"]: row["source_ip"] for row in rows} == {"proxy-probe": CLIENT_ADDRESS,
+                                                                 "direct-probe": "127.0.0.1"}
