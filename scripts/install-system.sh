@@ -23,3 +23,16 @@ if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet orthanc 2
   echo "Stopping and disabling Debian's own orthanc service (it would hold ports 8042/4242)."
   systemctl disable --now orthanc
 fi
+# nginx (port 80) and PostgreSQL's main cluster (5432) are installed only for the tests, which run
+# their own on free ports: where this script has just installed them and Debian started them,
+# stop them (and, under systemd, keep them from starting at boot).
+for service in nginx postgresql; do
+  [[ " ${missing[*]} " == *" $service "* ]] || continue
+  if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet "$service" 2>/dev/null; then
+    echo "Stopping and disabling Debian's $service service (installed for the tests only)."
+    systemctl disable --now "$service"
+  elif command -v service >/dev/null 2>&1 && service "$service" status >/dev/null 2>&1; then
+    echo "Stopping Debian's $service service (installed for the tests only)."
+    service "$service" stop >/dev/null 2>&1 || true
+  fi
+done
