@@ -149,7 +149,7 @@ def hold_state_directory(config: GateConfig) -> None:
         lock.parent.mkdir(parents=True, exist_ok=True)
         handle = os.open(lock, os.O_RDWR | os.O_CREAT, 0o600)
     except OSError:
-        return  # a folder that cannot be written: the start-up fails closed on it (/gate/health says why)
+        return  # a folder that cannot be written: no lock to take; what needs the folder fails on its own
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
