@@ -101,13 +101,15 @@ def sentence(text: str) -> str:
     return text[:1].upper() + text[1:]
 
 
-MAX_ID_DIGITS = 18  # store ids are 64-bit; a longer number can name nothing
+# Store ids are INTEGER columns: 32-bit on PostgreSQL (which refuses a larger number even in a
+# look-up), 64-bit on SQLite. No row's id exceeds this; a larger number names nothing on either.
+MAX_ID = 2**31 - 1
 
 
 def record_id(text: str, what: str) -> int:
-    """The numeric id in a path (routes match [0-9]+); one too long to exist is simply unknown."""
-    if len(text) > MAX_ID_DIGITS:
-        raise NotFound(f"No {what} {text[:MAX_ID_DIGITS]}...")
+    """The numeric id in a path (routes match [0-9]+); one too large to exist is simply unknown."""
+    if len(text) > len(str(MAX_ID)) or int(text) > MAX_ID:
+        raise NotFound(f"No {what} {text[:len(str(MAX_ID))]}{'...' if len(text) > len(str(MAX_ID)) else ''}")
     return int(text)
 
 

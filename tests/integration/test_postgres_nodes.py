@@ -377,6 +377,9 @@ def test_input_postgresql_cannot_hold_is_refused_as_input_not_as_an_outage(pair:
     long_name = "d" * 5000
     assert requests.post(pair.b.url("/gate/login"), json={"username": long_name, "password": "x"},
                          timeout=30).status_code == 401
+    # An id PostgreSQL's INTEGER cannot hold names nothing: 404, as on SQLite (not 400 or 503).
+    assert _admin(pair.a, "DELETE", "/gate/api/grants/99999999999999").status_code == 404
+    assert _admin(pair.b, "GET", f"/gate/api/doctors/{2**31}").status_code == 404
     for node in (pair.a, pair.b):
         assert requests.get(node.url("/gate/health"), timeout=30).status_code == 200
     rows = []

@@ -1,11 +1,14 @@
 """What every store keeps of a text: audit rows fitted to their columns before they are hashed, and
-NUL replaced in what is bound on PostgreSQL (whose text cannot hold it)."""
+NUL replaced in what is bound on PostgreSQL (whose text cannot hold it); ids no column can hold."""
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from plugin.errors import NotFound
+from plugin.handlers.http import MAX_ID, record_id
 from plugin.store.audit import WIDTHS, fitted
 from plugin.store.db import REPLACEMENT, without_nul
 
@@ -31,3 +34,10 @@ def test_bound_parameters_lose_nul_in_every_shape():
     assert without_nul([{"a": "\x00"}, {"a": "ok"}]) == [{"a": REPLACEMENT}, {"a": "ok"}]
     assert without_nul(b"\x00") == b"\x00"  # bytes are bytes
 
+
+
+def test_an_id_larger_than_any_store_column_is_unknown_not_an_error():
+    assert record_id(str(MAX_ID), "grant") == MAX_ID == 2**31 - 1
+    for text in (str(MAX_ID + 1), "99999999999999", "9" * 400):
+        with pytest.raises(NotFound):
+            record_id(text, "grant")
