@@ -36,9 +36,9 @@ API_REQUESTS = api_requests()
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory):
     srv = start_gate(tmp_path_factory.mktemp("gate-half"), gate={"MfaRequiredRoles": ["admin"]})
-    with closing(sqlite3.connect(srv.proc.database, timeout=10)) as db, db:
-        db.execute("UPDATE users SET must_change_password = 1 WHERE username = ?", (DOCTOR,))
-    try:
+    try:  # the server is stopped even when the set-up below fails
+        with closing(sqlite3.connect(srv.proc.database, timeout=10)) as db, db:
+            db.execute("UPDATE users SET must_change_password = 1 WHERE username = ?", (DOCTOR,))
         yield srv
     finally:
         srv.proc.stop()
