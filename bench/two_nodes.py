@@ -20,7 +20,6 @@ The last line: `node_a_vs_one=R node_b_vs_one=R pair_vs_one=R`.
 
 from __future__ import annotations
 
-import secrets
 import statistics
 import sys
 import tempfile
@@ -31,37 +30,15 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 import requests  # noqa: E402
-from cryptography.fernet import Fernet  # noqa: E402
 
 from bench.gate_throughput import SAMPLE  # noqa: E402
 from bench.wrk import measurement_options, requests_per_second  # noqa: E402
-from tests.harness import PLUGINS, OrthancProcess  # noqa: E402
+from tests.harness import OrthancProcess, shared_keys  # noqa: E402
 from tests.postgres_server import PostgresServer  # noqa: E402
 
 ADMIN, ADMIN_PASSWORD = "benchadmin", "bench password 123"
 DOCTOR, DOCTOR_PASSWORD = "benchdoctor", "doctor password 123"
 SHAPES = ("one", "node_a", "node_b", "pair")
-
-
-def _node(root: Path, name: str, postgres: PostgresServer, index: str, store: str, keys: Path) -> OrthancProcess:
-    node = OrthancProcess(root / name, gate={
-        "MfaRequiredRoles": [], "DatabaseUrl": postgres.url(store), "StateDirectory": str(root / name / "state"),
-        "AuditCheckpointKeyFile": str(keys / "audit.key"), "ContactKeyFile": str(keys / "contact.key")})
-    shared = keys.parent / "storage"
-    node.config.update({"StorageDirectory": str(shared), "IndexDirectory": str(shared),
-                        "PostgreSQL": postgres.orthanc_section(index),
-                        "WebViewer": {"CachePath": str(root / name / "webviewer-cache")}})
-    node.config["Plugins"].append(f"{PLUGINS}/libOrthancPostgreSQLIndex.so")
-    node.write_config()
-    return node
-
-
-def _keys(folder: Path) -> Path:
-    folder.mkdir(parents=True)
-    for name, secret in (("audit.key", secrets.token_hex(32).encode()), ("contact.key", Fernet.generate_key())):
-        (folder / name).write_bytes(secret)
-        (folder / name).chmod(0o600)
-    return folder
 
 
 def _prepare(first: OrthancProcess) -> tuple[str, str]:
@@ -115,10 +92,13 @@ def main() -> int:
             postgres.create_database(database)
         with tempfile.TemporaryDirectory(prefix="gate-bench-nodes-") as tmp:
             root = Path(tmp)
-            one = _node(root / "one", "node", postgres, "orthanc_one", "gate_one", _keys(root / "one" / "keys"))
-            pair_keys = _keys(root / "pair" / "keys")
-            a = _node(root / "pair", "node-a", postgres, "orthanc_pair", "gate_pair", pair_keys)
-            b = _node(root / "pair", "node-b", postgres, "orthanc_pair", "gate_pair", pair_keys)
+            gate = {"MfaRequiredRoles": []}
+            one = postgres.node(root / "one", "node", root / "one",
+                                "orthanc_one", {**gate, "DatabaseUrl": postgres.url("gate_one"),
+                                                **shared_keys(root / "one" / "keys")})
+            pair_gate = {**gate, "DatabaseUrl": postgres.url("gate_pair"), **shared_keys(root / "pair" / "keys")}
+            a, b = (postgres.node(root / "pair", name, root / "pair", "orthanc_pair", pair_gate)
+                    for name in ("node-a", "node-b"))
             nodes = [one, a, b]
             for first in (one, a):
                 first.create_user(ADMIN, ["admin"], ADMIN_PASSWORD)

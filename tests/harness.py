@@ -8,14 +8,17 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import signal
 import socket
 import subprocess
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
 import requests
+from cryptography.fernet import Fernet
 
 REPO = Path(__file__).resolve().parents[1]
 ORTHANC = "/usr/sbin/Orthanc"
@@ -47,14 +50,34 @@ POSTGRES_PORT = os.environ.get("GATE_TEST_POSTGRES_PORT", "")
 
 def new_postgres_database(port: int) -> str:
     """A new empty database on the PostgreSQL server at 127.0.0.1:`port`; its Gate DatabaseUrl."""
-    import uuid
-
-    import psycopg
+    from tests.postgres_server import create_database, database_url  # it imports this module
 
     name = f"gate_{uuid.uuid4().hex[:16]}"
-    with psycopg.connect(host="127.0.0.1", port=port, user="postgres", dbname="postgres", autocommit=True) as db:
-        db.execute(f'CREATE DATABASE "{name}"')
-    return f"postgresql+psycopg://postgres@127.0.0.1:{port}/{name}"
+    create_database(port, name)
+    return database_url(port, name)
+
+
+def shared_keys(folder: Path) -> dict[str, str]:
+    """Nodes sharing one Gate store share its keys too: both written root-only into `folder` (named
+    key files must exist); the Gate settings that name them."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, secret in (("audit.key", secrets.token_hex(32).encode()), ("contact.key", Fernet.generate_key())):
+        (folder / name).write_bytes(secret)
+        (folder / name).chmod(0o600)
+    return {"AuditCheckpointKeyFile": str(folder / "audit.key"), "ContactKeyFile": str(folder / "contact.key")}
+
+
+def stop_by_pid(proc: subprocess.Popen | None, signum: int, grace: float) -> None:
+    """Send `signum` to a child still running, by the PID recorded when it was started (never by
+    name); SIGKILL if it has not ended after `grace` seconds."""
+    if proc is None or proc.poll() is not None:
+        return
+    os.kill(proc.pid, signum)
+    try:
+        proc.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
 
 
 def free_port() -> int:
@@ -148,14 +171,7 @@ class OrthancProcess:
 
     def stop(self) -> None:
         """SIGTERM to the recorded PID (Orthanc flushes and exits), SIGKILL if it does not."""
-        if self._proc is None or self._proc.poll() is not None:
-            return
-        os.kill(self.pid, signal.SIGTERM)
-        try:
-            self._proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.kill(self.pid, signal.SIGKILL)
-            self._proc.wait(timeout=10)
+        stop_by_pid(self._proc, signal.SIGTERM, 20)
 
     @property
     def returncode(self) -> int | None:

@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 from string import Template
 
-from tests.harness import free_port
+from tests.harness import free_port, stop_by_pid
 
 LDAP_DIR = Path(__file__).resolve().parent / "ldap"
 DIRECTORY_LDIF = LDAP_DIR / "directory.ldif"
@@ -190,12 +190,7 @@ class LdapServer:
         """SIGTERM to the recorded PID (slapd closes the database and exits), SIGKILL if it does not."""
         if self._proc is not None and self._proc.poll() is None:
             os.kill(self.pid, signal.SIGCONT)  # a paused slapd would not act on SIGTERM
-            os.kill(self.pid, signal.SIGTERM)
-            try:
-                self._proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.kill(self.pid, signal.SIGKILL)
-                self._proc.wait(timeout=10)
+        stop_by_pid(self._proc, signal.SIGTERM, 10)
         if self._log is not None:
             self._log.close()
             self._log = None

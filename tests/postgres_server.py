@@ -20,10 +20,23 @@ import tempfile
 import time
 from pathlib import Path
 
-from tests.harness import free_port
+from tests.harness import PLUGINS, OrthancProcess, free_port, stop_by_pid
 
-BIN = Path("/usr/lib/postgresql/15/bin")
 ACCOUNT = "postgres"
+INDEX_PLUGIN = f"{PLUGINS}/libOrthancPostgreSQLIndex.so"
+
+
+def create_database(port: int, name: str) -> None:
+    """A new empty database on the server at 127.0.0.1:`port`, made by its trusted superuser."""
+    import psycopg
+
+    with psycopg.connect(host="127.0.0.1", port=port, user=ACCOUNT, dbname="postgres", autocommit=True) as db:
+        db.execute(f'CREATE DATABASE "{name}"')
+
+
+def database_url(port: int, name: str) -> str:
+    """The Gate's DatabaseUrl for database `name` there (SQLAlchemy with psycopg 3)."""
+    return f"postgresql+psycopg://{ACCOUNT}@127.0.0.1:{port}/{name}"
 
 
 def postgres_bin() -> Path:
@@ -86,11 +99,10 @@ class PostgresServer:
         return result.stdout
 
     def create_database(self, name: str) -> None:
-        self.sql(f'CREATE DATABASE "{name}"')
+        create_database(self.port, name)
 
     def url(self, database: str) -> str:
-        """The Gate's DatabaseUrl for `database` (SQLAlchemy with psycopg 3)."""
-        return f"postgresql+psycopg://{ACCOUNT}@127.0.0.1:{self.port}/{database}"
+        return database_url(self.port, database)
 
     def orthanc_section(self, database: str) -> dict:
         """The PostgreSQL section of Orthanc's configuration: the index in `database`, files on disk,
@@ -99,16 +111,22 @@ class PostgresServer:
                 "Database": database, "Username": ACCOUNT, "Password": "", "Lock": False,
                 "IndexConnectionsCount": 2}
 
+    def node(self, root: Path, name: str, shared: Path, index: str, gate: dict) -> OrthancProcess:
+        """An Orthanc node with the Gate (`gate`: its section) whose index is database `index` here
+        and whose files are in shared/storage, with the other nodes of that index. Its own: the
+        state folder (its audit spool) and the Web Viewer's cache (an SQLite file that one process
+        at a time may open)."""
+        node = OrthancProcess(root / name, gate={**gate, "StateDirectory": str(root / name / "state")})
+        node.config.update({"Name": name, "StorageDirectory": str(shared / "storage"),
+                            "IndexDirectory": str(shared / "storage"), "PostgreSQL": self.orthanc_section(index),
+                            "WebViewer": {"CachePath": str(root / name / "webviewer-cache")}})
+        node.config["Plugins"].append(INDEX_PLUGIN)
+        node.write_config()
+        return node
+
     def stop(self) -> None:
         """SIGINT to the recorded PID (PostgreSQL's fast shutdown), SIGKILL if it does not end."""
-        if self._proc is None or self._proc.poll() is not None:
-            return
-        os.kill(self.pid, signal.SIGINT)
-        try:
-            self._proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.kill(self.pid, signal.SIGKILL)
-            self._proc.wait(timeout=10)
+        stop_by_pid(self._proc, signal.SIGINT, 30)
 
     def remove(self) -> None:
         self.stop()

@@ -3,15 +3,13 @@ other by itself, without anyone telling that node (it polls the store's grant ve
 
 from __future__ import annotations
 
-import secrets
 import time
 
 import pytest
 import requests
-from cryptography.fernet import Fernet
 
 from tests.conftest import ADMIN, ADMIN_PASSWORD, DOCTOR, DOCTOR_PASSWORD, SAMPLES, TEST_GATE_CONFIG
-from tests.harness import OrthancProcess
+from tests.harness import OrthancProcess, shared_keys
 
 SAMPLE = SAMPLES / "patient1-instance1.dcm"
 POLL_SECONDS = 0.2
@@ -21,12 +19,7 @@ DEADLINE_SECONDS = 10  # a functional deadline, far above the documented bound; 
 @pytest.fixture(scope="module")
 def nodes(tmp_path_factory: pytest.TempPathFactory):
     shared = tmp_path_factory.mktemp("shared-store")
-    # Nodes sharing a store share its keys too (configured key files must exist, root-only).
-    for name, secret in (("audit.key", secrets.token_hex(32).encode()), ("contact.key", Fernet.generate_key())):
-        (shared / name).write_bytes(secret)
-        (shared / name).chmod(0o600)
-    gate = {**TEST_GATE_CONFIG, "DatabaseUrl": f"sqlite:///{shared / 'gate.sqlite'}",
-            "AuditCheckpointKeyFile": str(shared / "audit.key"), "ContactKeyFile": str(shared / "contact.key"),
+    gate = {**TEST_GATE_CONFIG, "DatabaseUrl": f"sqlite:///{shared / 'gate.sqlite'}", **shared_keys(shared),
             "GrantPollSeconds": POLL_SECONDS}
     first = OrthancProcess(tmp_path_factory.mktemp("node-a"), gate=gate)
     second = OrthancProcess(tmp_path_factory.mktemp("node-b"), gate=gate)

@@ -17,29 +17,25 @@ from __future__ import annotations
 
 import http.client
 import json
-import secrets
 import ssl
 import subprocess
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
-from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
 import requests
-from cryptography.fernet import Fernet
 
 from tests.conftest import ADMIN, ADMIN_PASSWORD, SAMPLES, TEST_GATE_CONFIG, postgres_rows
-from tests.harness import PLUGINS, REPO, OrthancProcess, free_port, storescu
+from tests.harness import REPO, OrthancProcess, free_port, shared_keys, storescu
 from tests.postgres_server import PostgresServer
 
 pytestmark = pytest.mark.integration
 
 BOUND_SECONDS = 5.0  # what the deployment promises for a change made on the other node
 ARTIFACTS = REPO / "var" / "artifacts" / "postgres-nodes"
-INDEX_PLUGIN = f"{PLUGINS}/libOrthancPostgreSQLIndex.so"
 SAMPLE_FILES = sorted(SAMPLES.glob("*.dcm"))
 # The tests' doctors, each used on one node only where the audit is counted per node.
 DOCTORS = {"drpair": "pair doctor password 1", "drkilled": "killed doctor password 1",
@@ -59,18 +55,6 @@ class Pair:
         return postgres_rows(self.store_url, query, params)
 
 
-def _node(root: Path, name: str, postgres: PostgresServer, shared: Path, gate: dict) -> OrthancProcess:
-    node = OrthancProcess(root / name, gate={**gate, "StateDirectory": str(root / name / "state")})
-    node.config.update({"Name": name, "StorageDirectory": str(shared / "storage"),
-                        "IndexDirectory": str(shared / "storage"),
-                        "PostgreSQL": postgres.orthanc_section("orthanc"),
-                        # The Web Viewer keeps an SQLite cache that one process at a time may open.
-                        "WebViewer": {"CachePath": str(root / name / "webviewer-cache")}})
-    node.config["Plugins"].append(INDEX_PLUGIN)
-    node.write_config()
-    return node
-
-
 @pytest.fixture(scope="module")
 def pair(tmp_path_factory: pytest.TempPathFactory):
     postgres = PostgresServer().start()
@@ -80,15 +64,10 @@ def pair(tmp_path_factory: pytest.TempPathFactory):
         postgres.create_database("gate")
         root = tmp_path_factory.mktemp("pg-pair")
         shared = root / "shared"
-        shared.mkdir()
-        for name, secret in (("audit.key", secrets.token_hex(32).encode()), ("contact.key", Fernet.generate_key())):
-            (shared / name).write_bytes(secret)
-            (shared / name).chmod(0o600)
         # The defaults for everything that bounds how late a change reaches the other node.
         gate = {**TEST_GATE_CONFIG, "DatabaseUrl": postgres.url("gate"), "LockoutFailures": LOCKOUT_FAILURES,
-                "TrustedProxies": [PROXY_ADDRESS],
-                "AuditCheckpointKeyFile": str(shared / "audit.key"), "ContactKeyFile": str(shared / "contact.key")}
-        nodes = [_node(root, "node-a", postgres, shared, gate), _node(root, "node-b", postgres, shared, gate)]
+                "TrustedProxies": [PROXY_ADDRESS], **shared_keys(shared)}
+        nodes = [postgres.node(root, name, shared, "orthanc", gate) for name in ("node-a", "node-b")]
         # Both at once on an empty store and an empty index: each runs the Gate's migrations and
         # Orthanc's schema set-up at start.
         for node in nodes:
